@@ -1,0 +1,156 @@
+/**
+ * The embedded warehouse: DuckDB in one file. A batch loads in one
+ * transaction together with its manifest rows; the manifest's primary key on
+ * (object, generation) makes a repeated or concurrent load of the same file
+ * add nothing.
+ */
+import { DuckDBInstance, LIST, listValue, type DuckDBConnection, type DuckDBType, BIGINT, DOUBLE, VARCHAR, TIMESTAMP, DATE } from '@duckdb/node-api';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
+import { compileSelect, duckDbDialect } from '../../core/sql.js';
+import type { LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
+import type { ParamType, QuerySpec, TypedParam } from '../../core/query-spec.js';
+
+const MANIFEST = '_loads';
+
+const PARAM_TYPES: Record<ParamType, DuckDBType> = {
+  integer: BIGINT,
+  number: DOUBLE,
+  string: VARCHAR,
+  timestamp: TIMESTAMP,
+  date: DATE,
+};
+
+const canonicalColumns = Object.entries(duckDbCanonicalCsvColumns())
+  .map(([name, type]) => `'${name}': '${type}'`)
+  .join(', ');
+
+const LOAD_SQL = `
+INSERT INTO ${TABLE}
+SELECT ${COLUMNS.map((c) => c.name).join(', ')},
+       make_date(year, month, day), $object, $generation, _source_line, $loadedAt::TIMESTAMP
+FROM read_csv($path, header = true, auto_detect = false, columns = {${canonicalColumns}},
+              delim = ',', quote = '"', escape = '"', nullstr = '', strict_mode = true)`;
+
+/** Integer columns come back from DuckDB as BIGINT strings; JSON clients want numbers. */
+const NUMERIC_INTEGERS = new Set([...QUERYABLE_COLUMNS].filter(([name, t]) => t === 'integer' && name !== '_source_generation').map(([n]) => n));
+
+function bind(params: TypedParam[]): { values: Record<string, unknown>; types: Record<string, DuckDBType> } {
+  const values: Record<string, unknown> = {};
+  const types: Record<string, DuckDBType> = {};
+  for (const p of params) {
+    const type = PARAM_TYPES[p.type];
+    if (Array.isArray(p.value)) {
+      values[p.name] = listValue(p.value.map((v) => (p.type === 'integer' ? BigInt(v as number) : v)));
+      types[p.name] = LIST(type);
+    } else if (p.type === 'integer' && typeof p.value === 'number') {
+      values[p.name] = BigInt(p.value);
+      types[p.name] = type;
+    } else if (p.type === 'timestamp' || p.type === 'date') {
+      // Sent as text and cast by DuckDB: the parser has already checked the format.
+      values[p.name] = p.value;
+    } else {
+      values[p.name] = p.value;
+      types[p.name] = type;
+    }
+  }
+  return { values, types };
+}
+
+export class DuckDbWarehouse implements Warehouse {
+  private instance?: DuckDBInstance;
+  private readers: DuckDBConnection[] = [];
+  private next = 0;
+  private writer?: DuckDBConnection;
+  /** Loads share one connection, and a connection holds one transaction: they run one at a time. */
+  private loads: Promise<unknown> = Promise.resolve();
+
+  /** `file` is a path, or ':memory:'. */
+  constructor(
+    private readonly file: string,
+    private readonly readConnections = 4,
+  ) {}
+
+  async init(): Promise<void> {
+    if (this.file !== ':memory:') await fs.mkdir(path.dirname(this.file), { recursive: true });
+    this.instance = await DuckDBInstance.create(this.file);
+    this.writer = await this.instance.connect();
+    await this.writer.run(duckDbTableDdl());
+    await this.writer.run(`CREATE TABLE IF NOT EXISTS ${MANIFEST} (
+      object VARCHAR NOT NULL, generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
+      PRIMARY KEY (object, generation))`);
+    for (let i = 0; i < this.readConnections; i++) this.readers.push(await this.instance.connect());
+  }
+
+  load(items: LoadItem[]): Promise<LoadOutcome[]> {
+    const run = this.loads.then(() => this.loadNow(items));
+    this.loads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadNow(items: LoadItem[]): Promise<LoadOutcome[]> {
+    const db = this.connection(this.writer);
+    const outcomes: LoadOutcome[] = [];
+    await db.run('BEGIN TRANSACTION');
+    try {
+      const loadedAt = new Date().toISOString();
+      for (const item of items) {
+        const existing = await db.runAndReadAll(`SELECT rows FROM ${MANIFEST} WHERE object = $object AND generation = $generation`, {
+          object: item.object,
+          generation: BigInt(item.generation),
+        });
+        const previous = existing.getRowObjectsJson()[0];
+        if (previous) {
+          outcomes.push({ object: item.object, generation: item.generation, status: 'duplicate', rows: Number(previous.rows) });
+          continue;
+        }
+        const inserted = await db.run(LOAD_SQL, { path: item.uri, object: item.object, generation: BigInt(item.generation), loadedAt });
+        const rows = Number(inserted.rowsChanged);
+        await db.run(`INSERT INTO ${MANIFEST} VALUES ($object, $generation, $rows, $loadedAt::TIMESTAMP)`, {
+          object: item.object,
+          generation: BigInt(item.generation),
+          rows: BigInt(rows),
+          loadedAt,
+        });
+        outcomes.push({ object: item.object, generation: item.generation, status: 'loaded', rows });
+      }
+      await db.run('COMMIT');
+    } catch (e) {
+      await db.run('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+    return outcomes;
+  }
+
+  async query(spec: QuerySpec): Promise<QueryResult> {
+    const { sql, params } = compileSelect(spec, duckDbDialect());
+    return this.run(sql, params);
+  }
+
+  /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
+  async run(sql: string, params: TypedParam[] = []): Promise<QueryResult> {
+    const db = this.connection(this.readers[this.next++ % this.readers.length]);
+    const { values, types } = bind(params);
+    const reader = await db.runAndReadAll(sql, values as never, types);
+    const columns = reader.columnNames();
+    const rows = reader.getRowObjectsJson().map((row) => {
+      for (const c of columns) if (NUMERIC_INTEGERS.has(c) && row[c] !== null) row[c] = Number(row[c]);
+      return row as Record<string, unknown>;
+    });
+    return { columns, rows };
+  }
+
+  async close(): Promise<void> {
+    for (const c of [...this.readers, this.writer]) c?.closeSync();
+    this.readers = [];
+    this.writer = undefined;
+    this.instance?.closeSync();
+    this.instance = undefined;
+  }
+
+  private connection(c: DuckDBConnection | undefined): DuckDBConnection {
+    if (!c) throw new Error('DuckDbWarehouse used before init()');
+    return c;
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * An at-least-once message bus on the local filesystem that behaves like
+ * Pub/Sub with a dead-letter policy: subscriptions outlive subscribers, a
+ * message stays on disk until acknowledged (so it survives a restart), a
+ * failed delivery comes back with exponential backoff, and after
+ * `maxDeliveryAttempts` it moves to the dead-letter topic with the same
+ * attributes Pub/Sub adds.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
+
+interface StoredMessage {
+  id: string;
+  data: string;
+  attributes: Record<string, string>;
+  publishTime: string;
+  /** Deliveries started so far (counted before each one, so a crash mid-delivery counts). */
+  deliveryAttempt: number;
+  notBefore: number;
+}
+
+let sequence = 0;
+const messageId = (): string => `${Date.now().toString().padStart(15, '0')}-${(sequence++).toString().padStart(6, '0')}-${randomBytes(4).toString('hex')}`;
+
+export function backoffMs(attempt: number, spec: Pick<SubscriptionSpec, 'minBackoffMs' | 'maxBackoffMs'>): number {
+  return Math.min(spec.maxBackoffMs, spec.minBackoffMs * 2 ** Math.max(0, attempt - 1));
+}
+
+class LocalSubscription implements Subscription {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(
+    private readonly bus: DurableLocalBus,
+    readonly spec: SubscriptionSpec,
+    private readonly dir: string,
+    private readonly handler: MessageHandler,
+    private readonly log: Logger | undefined,
+  ) {}
+
+  async start(): Promise<void> {
+    const files = await fs.readdir(this.dir).catch(() => [] as string[]);
+    for (const file of files.filter((f) => f.endsWith('.json')).sort()) {
+      const stored = await this.readStored(file.slice(0, -5));
+      if (stored) this.schedule(stored);
+    }
+  }
+
+  schedule(message: StoredMessage): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      const delivery = this.deliver(message.id).finally(() => this.inFlight.delete(delivery));
+      this.inFlight.add(delivery);
+    }, Math.max(0, message.notBefore - Date.now()));
+    this.timers.add(timer);
+  }
+
+  private async deliver(id: string): Promise<void> {
+    if (this.closed) return;
+    const stored = await this.readStored(id);
+    if (!stored) return;
+    stored.deliveryAttempt += 1;
+    await this.bus.writeStored(this.dir, stored);
+    const message: BusMessage = {
+      id: stored.id,
+      data: Buffer.from(stored.data, 'base64'),
+      attributes: stored.attributes,
+      publishTime: stored.publishTime,
+      deliveryAttempt: stored.deliveryAttempt,
+    };
+    try {
+      await this.handler(message);
+      await fs.rm(this.file(id), { force: true });
+    } catch (error) {
+      await this.nack(stored, error as Error);
+    }
+  }
+
+  private async nack(stored: StoredMessage, error: Error): Promise<void> {
+    if (stored.deliveryAttempt >= this.spec.maxDeliveryAttempts) {
+      this.log?.warn({ messageId: stored.id, subscription: this.spec.name, attempts: stored.deliveryAttempt, err: error }, 'message dead-lettered');
+      await this.bus.publish(this.spec.deadLetterTopic, Buffer.from(stored.data, 'base64'), {
+        ...stored.attributes,
+        CloudPubSubDeadLetterSourceDeliveryCount: String(stored.deliveryAttempt),
+        CloudPubSubDeadLetterSourceSubscription: this.spec.name,
+        CloudPubSubDeadLetterSourceLastError: error.message.slice(0, 1024),
+      });
+      await fs.rm(this.file(stored.id), { force: true });
+      return;
+    }
+    stored.notBefore = Date.now() + backoffMs(stored.deliveryAttempt, this.spec);
+    this.log?.info({ messageId: stored.id, subscription: this.spec.name, attempt: stored.deliveryAttempt, err: error }, 'message nacked; will be redelivered');
+    await this.bus.writeStored(this.dir, stored);
+    if (!this.closed) this.schedule(stored);
+  }
+
+  private async readStored(id: string): Promise<StoredMessage | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(this.file(id), 'utf8')) as StoredMessage;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  private file(id: string): string {
+    return path.join(this.dir, `${id}.json`);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    await Promise.allSettled([...this.inFlight]);
+  }
+}
+
+export class DurableLocalBus implements EventBus {
+  private readonly active = new Map<string, LocalSubscription>();
+
+  constructor(
+    private readonly root: string,
+    private readonly log?: Logger,
+  ) {}
+
+  /** Creates the subscription if it does not exist, so messages published from now on are kept for it. */
+  async createSubscription(spec: SubscriptionSpec): Promise<void> {
+    const file = path.join(this.root, 'subscriptions', `${spec.name}.json`);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, JSON.stringify(spec));
+  }
+
+  async publish(topic: string, data: Buffer, attributes: Record<string, string> = {}): Promise<string> {
+    const stored: StoredMessage = {
+      id: messageId(),
+      data: data.toString('base64'),
+      attributes,
+      publishTime: new Date().toISOString(),
+      deliveryAttempt: 0,
+      notBefore: 0,
+    };
+    for (const spec of await this.subscriptionsOf(topic)) {
+      await this.writeStored(this.queueDir(spec.name), stored);
+      this.active.get(spec.name)?.schedule(stored);
+    }
+    return stored.id;
+  }
+
+  async subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription> {
+    if (this.active.has(spec.name)) throw new Error(`subscription ${spec.name} already has a subscriber`);
+    await this.createSubscription(spec);
+    const subscription = new LocalSubscription(this, spec, this.queueDir(spec.name), handler, this.log);
+    this.active.set(spec.name, subscription);
+    await subscription.start();
+    return {
+      close: async () => {
+        this.active.delete(spec.name);
+        await subscription.close();
+      },
+    };
+  }
+
+  /** Messages kept for a subscription and not yet acknowledged. */
+  async pending(subscription: string): Promise<number> {
+    const files = await fs.readdir(this.queueDir(subscription)).catch(() => [] as string[]);
+    return files.filter((f) => f.endsWith('.json')).length;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.active.values()].map((s) => s.close()));
+    this.active.clear();
+  }
+
+  /** Atomic: a message file is either the old version or the new one. */
+  async writeStored(dir: string, stored: StoredMessage): Promise<void> {
+    await fs.mkdir(dir, { recursive: true });
+    const file = path.join(dir, `${stored.id}.json`);
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    await fs.writeFile(tmp, JSON.stringify(stored));
+    await fs.rename(tmp, file);
+  }
+
+  private async subscriptionsOf(topic: string): Promise<SubscriptionSpec[]> {
+    const dir = path.join(this.root, 'subscriptions');
+    const files = await fs.readdir(dir).catch(() => [] as string[]);
+    const specs = await Promise.all(
+      files.filter((f) => f.endsWith('.json')).map(async (f) => JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')) as SubscriptionSpec),
+    );
+    return specs.filter((s) => s.topic === topic);
+  }
+
+  private queueDir(subscription: string): string {
+    return path.join(this.root, 'queues', subscription);
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * A Cloud Storage look-alike on the local filesystem. Each generation's bytes
+ * are a file of their own; a small JSON metadata file names the live
+ * generation and is replaced atomically (write + rename), so a reader sees an
+ * object either whole or not at all, and a crash mid-write leaves only an
+ * unreferenced temp file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  type CopyOptions,
+  type ObjectInfo,
+  type ObjectStore,
+  type Preconditions,
+  type WriteOptions,
+} from '../../core/ports.js';
+
+export type FinalizeListener = (info: ObjectInfo) => Promise<void>;
+
+/** GCS generations are microsecond timestamps; keep them strictly increasing within a process. */
+let lastGeneration = 0n;
+function nextGeneration(): string {
+  const now = BigInt(Date.now()) * 1000n;
+  lastGeneration = now > lastGeneration ? now : lastGeneration + 1n;
+  return lastGeneration.toString();
+}
+
+function checkName(name: string): void {
+  const segments = name.split('/');
+  if (!name || name.includes('\0') || name.includes('\\') || segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw new Error(`invalid object name: ${JSON.stringify(name)}`);
+  }
+}
+
+async function atomicWriteFile(file: string, content: string): Promise<void> {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.writeFile(tmp, content);
+  await fs.rename(tmp, file);
+}
+
+export class FsObjectStore implements ObjectStore {
+  private readonly objectsDir: string;
+  private readonly metaDir: string;
+  private readonly tmpDir: string;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners: FinalizeListener[] = [];
+
+  constructor(
+    root: string,
+    readonly bucket: string,
+  ) {
+    const base = path.join(root, bucket);
+    this.objectsDir = path.join(base, 'objects');
+    this.metaDir = path.join(base, 'meta');
+    this.tmpDir = path.join(base, 'tmp');
+  }
+
+  /** Called after each object is finalized: where a GCS bucket would send a notification. */
+  onFinalize(listener: FinalizeListener): void {
+    this.listeners.push(listener);
+  }
+
+  async write(name: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
+    checkName(name);
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    const tmp = path.join(this.tmpDir, randomBytes(12).toString('hex'));
+    const md5 = createHash('md5');
+    let size = 0;
+    const measure = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        md5.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, measure, createWriteStream(tmp), { signal: options.signal });
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+    return this.commit(name, tmp, {
+      size,
+      md5Hash: md5.digest('base64'),
+      contentType: options.contentType ?? 'application/octet-stream',
+      metadata: options.metadata ?? {},
+      ifGenerationMatch: options.ifGenerationMatch,
+    });
+  }
+
+  read(name: string, options: { generation?: string } = {}): Readable {
+    checkName(name);
+    // A Readable is returned at once; the lookup errors surface as a stream error, as with GCS.
+    const stream = new Transform({ transform: (chunk, _e, done) => done(null, chunk) });
+    (async () => {
+      const generation = options.generation ?? (await this.stat(name))?.generation;
+      if (!generation) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
+      await pipeline(createReadStream(this.contentPath(name, generation)), stream);
+    })().catch((e: NodeJS.ErrnoException) =>
+      stream.destroy(e.code === 'ENOENT' ? new ObjectNotFoundError(`No such object: ${this.bucket}/${name}#${options.generation}`) : e),
+    );
+    return stream;
+  }
+
+  async stat(name: string): Promise<ObjectInfo | undefined> {
+    checkName(name);
+    try {
+      return JSON.parse(await fs.readFile(this.metaPath(name), 'utf8')) as ObjectInfo;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const files = await fs.readdir(this.metaDir, { recursive: true }).catch(() => [] as string[]);
+    const names = files
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -'.json'.length).split(path.sep).join('/'))
+      .filter((n) => n.startsWith(prefix))
+      .sort();
+    for (const name of names) {
+      const info = await this.stat(name);
+      if (info) yield info;
+    }
+  }
+
+  async copy(source: string, destination: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+    checkName(destination);
+    const src = await this.stat(source);
+    if (!src) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${source}`);
+    if (options.ifSourceGenerationMatch !== undefined && options.ifSourceGenerationMatch !== src.generation) {
+      throw new PreconditionFailedError(`${source}: generation ${src.generation} does not match ${options.ifSourceGenerationMatch}`);
+    }
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    const tmp = path.join(this.tmpDir, randomBytes(12).toString('hex'));
+    await fs.copyFile(this.contentPath(source, src.generation), tmp);
+    return this.commit(destination, tmp, {
+      size: src.size,
+      md5Hash: src.md5Hash,
+      contentType: src.contentType,
+      metadata: options.metadata ?? src.metadata,
+      ifGenerationMatch: options.ifGenerationMatch,
+    });
+  }
+
+  async delete(name: string, options: Preconditions = {}): Promise<void> {
+    checkName(name);
+    await this.locked(name, async () => {
+      const current = await this.stat(name);
+      if (!current) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
+      this.checkPrecondition(name, current, options);
+      await fs.rm(this.metaPath(name));
+      await fs.rm(this.contentPath(name, current.generation), { force: true });
+    });
+  }
+
+  uri(name: string, generation: string): string {
+    return this.contentPath(name, generation);
+  }
+
+  private async commit(
+    name: string,
+    tmp: string,
+    fields: Pick<ObjectInfo, 'size' | 'md5Hash' | 'contentType' | 'metadata'> & Preconditions,
+  ): Promise<ObjectInfo> {
+    const info = await this.locked(name, async () => {
+      const current = await this.stat(name);
+      try {
+        this.checkPrecondition(name, current, fields);
+      } catch (e) {
+        await fs.rm(tmp, { force: true });
+        throw e;
+      }
+      const now = new Date().toISOString();
+      const { ifGenerationMatch: _ignored, ...rest } = fields;
+      const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(), metageneration: '1', timeCreated: now, updated: now, ...rest };
+      const content = this.contentPath(name, next.generation);
+      await fs.mkdir(path.dirname(content), { recursive: true });
+      await fs.rename(tmp, content);
+      await atomicWriteFile(this.metaPath(name), JSON.stringify(next));
+      if (current) await fs.rm(this.contentPath(name, current.generation), { force: true });
+      return next;
+    });
+    for (const listener of this.listeners) await listener(info);
+    return info;
+  }
+
+  private checkPrecondition(name: string, current: ObjectInfo | undefined, options: Preconditions): void {
+    const expected = options.ifGenerationMatch;
+    if (expected === undefined) return;
+    const actual = current?.generation ?? '0';
+    if (actual !== expected) throw new PreconditionFailedError(`${name}: generation ${actual} does not match ${expected}`);
+  }
+
+  /** Serializes read-check-write on one name, as GCS does server-side. */
+  private async locked<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const tail = run.catch(() => undefined);
+    this.locks.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    }
+  }
+
+  private metaPath(name: string): string {
+    return path.join(this.metaDir, `${name}.json`);
+  }
+
+  private contentPath(name: string, generation: string): string {
+    return path.join(this.objectsDir, `${name}#${generation}`);
+  }
+}
