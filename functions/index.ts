@@ -1,0 +1,27 @@
+/**
+ * The entry point Cloud Functions gen2 runs (and the functions-framework CLI
+ * locally): one registration per function, all sharing one lazily built
+ * runtime per instance.
+ */
+import * as ff from '@google-cloud/functions-framework';
+import { deadLetterHandler, loaderHandler } from './loader/handler.js';
+import { ingestHandler } from './ingest/handler.js';
+import { queryHandler } from './query/handler.js';
+import { createRuntime, type Runtime } from './runtime.js';
+
+let runtime: Promise<Runtime> | undefined;
+const getRuntime = (): Promise<Runtime> => (runtime ??= createRuntime());
+
+/** Builds the handler on first use, so cold starts pay only for the function that runs. */
+function lazy<A extends unknown[]>(make: (rt: Runtime) => (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  let handler: ((...args: A) => Promise<void>) | undefined;
+  return async (...args: A) => {
+    handler ??= make(await getRuntime());
+    return handler(...args);
+  };
+}
+
+ff.http('upload', lazy(ingestHandler));
+ff.cloudEvent('loadFlights', lazy(loaderHandler));
+ff.cloudEvent('deadLetter', lazy(deadLetterHandler));
+ff.http('getdata', lazy(queryHandler));

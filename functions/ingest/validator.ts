@@ -1,0 +1,164 @@
+/**
+ * Validates an uploaded CSV while it streams and emits the canonical CSV
+ * (schema columns in schema order plus the source line). Faults are collected
+ * with line and column; a file with any fault fails at its end, so the object
+ * being written is aborted and never finalized.
+ */
+import { parse, type Parser } from 'csv-parse';
+import { Transform, type TransformCallback } from 'node:stream';
+import { CANONICAL_HEADER, COLUMNS } from '../core/schema.js';
+import type { CsvFault } from '../core/problem.js';
+import { canonicalCell, isValidDate } from './cells.js';
+import { mapHeader, type HeaderMap } from './header.js';
+
+export interface ValidationLimits {
+  maxRows: number;
+  /** Characters in one record (csv-parse's max_record_size): bounds memory for a runaway field. */
+  maxRecordChars: number;
+  maxColumns: number;
+  /** Faults kept for the report; counting goes on to the end of the file. */
+  maxFaults: number;
+}
+
+export const DEFAULT_LIMITS: ValidationLimits = { maxRows: 50_000_000, maxRecordChars: 1 << 20, maxColumns: 100, maxFaults: 100 };
+
+export class InvalidCsvError extends Error {
+  override readonly name = 'InvalidCsvError';
+  constructor(
+    readonly faults: CsvFault[],
+    readonly faultCount: number,
+    readonly rows: number,
+  ) {
+    super(`invalid CSV: ${faultCount} fault(s), first at line ${faults[0]?.line}: ${faults[0]?.reason}`);
+  }
+}
+
+const PARSE_ERRORS: Record<string, string> = {
+  CSV_QUOTE_NOT_CLOSED: 'a quoted field is never closed',
+  CSV_INVALID_CLOSING_QUOTE: 'a closing quote must be followed by a comma or the end of the line',
+  CSV_MAX_RECORD_SIZE: 'a record is longer than the limit',
+  CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'characters after a closing quote',
+};
+
+const YEAR = COLUMNS.findIndex((c) => c.name === 'year');
+const MONTH = COLUMNS.findIndex((c) => c.name === 'month');
+const DAY = COLUMNS.findIndex((c) => c.name === 'day');
+const OUTPUT_CHUNK = 64 * 1024;
+
+export class CsvValidator extends Transform {
+  rows = 0;
+  private readonly faults: CsvFault[] = [];
+  private faultCount = 0;
+  private header?: HeaderMap;
+  private lastLine = 0;
+  private pending = '';
+  private readonly parser: Parser;
+  private fatal?: Error;
+
+  constructor(private readonly limits: ValidationLimits = DEFAULT_LIMITS) {
+    super({ readableHighWaterMark: OUTPUT_CHUNK });
+    this.parser = parse({ bom: true, relax_column_count: true, info: true, max_record_size: limits.maxRecordChars });
+    this.parser.on('data', ({ record, info }: { record: string[]; info: { lines: number } }) => {
+      const line = this.lastLine + 1;
+      this.lastLine = info.lines;
+      if (!this.fatal) this.onRecord(record, line);
+    });
+    this.parser.on('error', (e) => this.onParseError(e));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    if (this.fatal) return done(this.fatal);
+    this.parser.write(chunk, (e) => {
+      if (e) this.onParseError(e);
+      done(this.fatal);
+    });
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.fatal) return done(this.fatal);
+    this.parser.end((e?: Error | null) => {
+      if (e) this.onParseError(e);
+      if (this.fatal) return done(this.fatal);
+      if (!this.header) this.fault({ line: 1, reason: 'the file is empty: a header line is required' });
+      else if (this.rows === 0 && this.faultCount === 0) this.fault({ line: this.lastLine + 1, reason: 'the file has a header but no rows' });
+      if (this.faultCount > 0) return done(new InvalidCsvError(this.faults, this.faultCount, this.rows));
+      this.flushOutput(true);
+      done();
+    });
+  }
+
+  private onParseError(e: Error & { code?: string; index?: number }): void {
+    this.fatal ??= new InvalidCsvError(
+      [{ line: this.lastLine + 1, column: (e.index ?? 0) + 1, reason: (e.code && PARSE_ERRORS[e.code]) ?? e.message }],
+      this.faultCount + 1,
+      this.rows,
+    );
+  }
+
+  private onRecord(record: string[], line: number): void {
+    if (record.length === 1 && record[0] === '') return; // a blank line
+    if (!this.header) return this.onHeader(record);
+    this.rows += 1;
+    if (this.rows > this.limits.maxRows) {
+      this.fatal = new InvalidCsvError([{ line, reason: `more than ${this.limits.maxRows} rows` }], this.faultCount + 1, this.rows);
+      return;
+    }
+    const { positions, width } = this.header;
+    if (record.length !== width) {
+      this.fault({ line, column: Math.min(record.length, width) + 1, reason: `expected ${width} fields, found ${record.length}` });
+      return;
+    }
+    const out: string[] = new Array(COLUMNS.length + 1);
+    let valid = true;
+    for (let i = 0; i < COLUMNS.length; i++) {
+      const position = positions[i]!;
+      const column = COLUMNS[i]!;
+      if (position < 0) {
+        out[i] = '';
+        continue;
+      }
+      const raw = record[position]!;
+      const cell = canonicalCell(column, raw);
+      if (cell.ok) out[i] = cell.value;
+      else {
+        valid = false;
+        this.fault({ line, column: position + 1, field: column.name, value: raw.slice(0, 200), reason: cell.reason });
+      }
+    }
+    if (valid && !isValidDate(Number(out[YEAR]), Number(out[MONTH]), Number(out[DAY]))) {
+      valid = false;
+      this.fault({ line, column: positions[DAY]! + 1, field: 'day', value: record[positions[DAY]!], reason: `${out[YEAR]}-${out[MONTH]}-${out[DAY]} is not a date` });
+    }
+    if (!valid || this.faultCount > 0) return; // once invalid, nothing more is written
+    out[COLUMNS.length] = String(line);
+    this.pending += out.join(',') + '\n';
+    this.flushOutput(false);
+  }
+
+  private onHeader(record: string[]): void {
+    if (record.length > this.limits.maxColumns) {
+      this.fatal = new InvalidCsvError([{ line: 1, reason: `more than ${this.limits.maxColumns} columns` }], 1, 0);
+      return;
+    }
+    const mapped = mapHeader(record);
+    if (!mapped.ok) {
+      this.fatal = new InvalidCsvError(mapped.faults.slice(0, this.limits.maxFaults), mapped.faults.length, 0);
+      return;
+    }
+    this.header = mapped.map;
+    this.pending = CANONICAL_HEADER.join(',') + '\n';
+  }
+
+  private fault(fault: CsvFault): void {
+    this.faultCount += 1;
+    if (this.faults.length < this.limits.maxFaults) this.faults.push(fault);
+    this.pending = '';
+  }
+
+  private flushOutput(force: boolean): void {
+    if (this.pending.length >= OUTPUT_CHUNK || (force && this.pending)) {
+      this.push(this.pending);
+      this.pending = '';
+    }
+  }
+}

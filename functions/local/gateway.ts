@@ -1,0 +1,71 @@
+/**
+ * The local stand-in for API Gateway: an Express app whose routes come from
+ * openapi/openapi.yaml, each operation dispatched to the function its
+ * x-google-backend names. No body parsing happens here, so handlers get the
+ * live request stream.
+ */
+import express, { type Express, type Request, type Response } from 'express';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { methodNotAllowed, notFound, sendProblem } from '../core/http.js';
+
+export type HttpHandler = (req: Request, res: Response) => Promise<void> | void;
+
+interface Operation {
+  operationId?: string;
+  'x-google-backend'?: { address?: string };
+}
+
+export const SPEC_PATH = fileURLToPath(new URL('../../openapi/openapi.yaml', import.meta.url));
+const BACKEND = /^\$\{functions\.(\w+)\}$/;
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+
+export interface Route {
+  method: (typeof METHODS)[number];
+  path: string;
+  target: string;
+}
+
+/** Every operation of the spec with the function that serves it. */
+export function routesFromSpec(specText: string): Route[] {
+  const spec = parse(specText) as { paths?: Record<string, Record<string, Operation>> };
+  const routes: Route[] = [];
+  for (const [specPath, item] of Object.entries(spec.paths ?? {})) {
+    for (const method of METHODS) {
+      const operation = item[method];
+      if (!operation) continue;
+      const address = operation['x-google-backend']?.address ?? '';
+      const target = BACKEND.exec(address)?.[1];
+      if (!target) throw new Error(`${method.toUpperCase()} ${specPath}: x-google-backend.address must be \${functions.<name>}, got ${JSON.stringify(address)}`);
+      routes.push({ method, path: specPath, target });
+    }
+  }
+  return routes;
+}
+
+const expressPath = (specPath: string): string => specPath.replace(/\{(\w+)\}/g, ':$1');
+
+export function createGateway(functions: Record<string, HttpHandler>, specText = fs.readFileSync(SPEC_PATH, 'utf8')): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/openapi.yaml', (_req, res) => void res.type('application/yaml').send(specText));
+  const routes = routesFromSpec(specText);
+  for (const route of routes) {
+    const handler = functions[route.target];
+    if (!handler) throw new Error(`${route.method.toUpperCase()} ${route.path}: no function named ${route.target}`);
+    app[route.method](expressPath(route.path), handler);
+  }
+  for (const specPath of new Set(routes.map((r) => r.path))) {
+    const allowed = routes.filter((r) => r.path === specPath).map((r) => r.method.toUpperCase());
+    app.all(expressPath(specPath), (req, res) => {
+      res.setHeader('Allow', allowed.join(', '));
+      sendProblem(res, methodNotAllowed(req, allowed));
+    });
+  }
+  app.use((req, res) => sendProblem(res, notFound(`No route for ${req.method} ${req.path}; see /openapi.yaml.`)));
+  return app;
+}
+
+export const specFile = (): string => path.relative(process.cwd(), SPEC_PATH);

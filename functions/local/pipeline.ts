@@ -1,0 +1,51 @@
+/**
+ * Everything `npm start` runs in one process: the gateway in front of the
+ * HTTP functions, and the bus subscriptions that deliver notifications to the
+ * loader as the CloudEvents Cloud Functions would deliver them.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { toCloudEvent } from '../core/notification.js';
+import type { MessageHandler, Subscription, SubscriptionSpec } from '../core/ports.js';
+import { ingestHandler } from '../ingest/handler.js';
+import { deadLetterHandler, loaderHandler } from '../loader/handler.js';
+import { queryHandler } from '../query/handler.js';
+import { deadLetterSubscription, loaderSubscription, type Runtime } from '../runtime.js';
+import { createGateway } from './gateway.js';
+
+export const LOCAL_PROJECT = 'local';
+
+export interface LocalPipeline {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Adapts a CloudEvent function to a bus subscriber, as Eventarc does for a Pub/Sub trigger. */
+function deliverAsCloudEvent(spec: SubscriptionSpec, handler: (event: ReturnType<typeof toCloudEvent>) => Promise<void>): MessageHandler {
+  return (message) => handler(toCloudEvent(message, LOCAL_PROJECT, spec.topic, spec.name));
+}
+
+export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host): Promise<LocalPipeline> {
+  const subscriptions: Subscription[] = [];
+  for (const [spec, handler] of [
+    [loaderSubscription(rt.config), loaderHandler(rt)],
+    [deadLetterSubscription(rt.config), deadLetterHandler(rt)],
+  ] as const) {
+    subscriptions.push(await rt.bus.subscribe(spec, deliverAsCloudEvent(spec, handler as never)));
+  }
+  const app = createGateway({ upload: ingestHandler(rt), getdata: queryHandler(rt) });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, () => resolve(s)).on('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://${address.address}:${address.port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(subscriptions.map((s) => s.close()));
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import fs from 'node:fs';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { routesFromSpec, SPEC_PATH } from '../../functions/local/gateway.js';
+
+const text = fs.readFileSync(SPEC_PATH, 'utf8');
+
+describe('openapi/openapi.yaml', () => {
+  it('is a valid Swagger 2.0 document, as API Gateway requires', async () => {
+    const api = await SwaggerParser.validate(parse(text));
+    expect((api as { swagger?: string }).swagger).toBe('2.0');
+  });
+
+  it('routes every operation to a function through x-google-backend', () => {
+    expect(routesFromSpec(text)).toEqual(
+      expect.arrayContaining([
+        { method: 'post', path: '/upload', target: 'upload' },
+        { method: 'get', path: '/uploads/{uploadId}', target: 'upload' },
+        { method: 'get', path: '/getdata', target: 'getdata' },
+      ]),
+    );
+  });
+
+  it('refuses an operation with no function behind it', () => {
+    expect(() => routesFromSpec('paths: {/x: {get: {x-google-backend: {address: "https://example.com"}}}}')).toThrow(/functions\./);
+  });
+});
