@@ -4,7 +4,7 @@
  * runtime per instance.
  */
 import * as ff from '@google-cloud/functions-framework';
-import { deadLetterHandler, loaderHandler } from './loader/handler.js';
+import { deadLetterHandler, flushHandler, loaderHandler } from './loader/handler.js';
 import { ingestHandler } from './ingest/handler.js';
 import { queryHandler } from './query/handler.js';
 import { createRuntime, type Runtime } from './runtime.js';
@@ -23,5 +23,6 @@ function lazy<A extends unknown[]>(make: (rt: Runtime) => (...args: A) => Promis
 
 ff.http('upload', lazy(ingestHandler));
 ff.cloudEvent('loadFlights', lazy(loaderHandler));
+ff.cloudEvent('flushLoads', lazy(flushHandler));
 ff.cloudEvent('deadLetter', lazy(deadLetterHandler));
 ff.http('getdata', lazy(queryHandler));

@@ -14,6 +14,7 @@ import { notificationMessage } from './core/notification.js';
 import type { EventBus, ObjectStore, SubscriptionSpec, Warehouse } from './core/ports.js';
 import { UploadLedger } from './core/uploads.js';
 import { INCOMING_PREFIX } from './ingest/store-upload.js';
+import { flushPending, singleFlight } from './loader/flush.js';
 
 export interface Runtime {
   config: Config;
@@ -22,6 +23,8 @@ export interface Runtime {
   bus: EventBus;
   warehouse: Warehouse;
   ledger: UploadLedger;
+  /** Loads what is pending, if the flush spacing allows; one flush at a time per process. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -61,14 +64,20 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
     await bus.publish(config.notificationTopic, data, attributes);
   });
+  const ledger = new UploadLedger(store);
+  const settings = { spacingMs: config.flushSpacingMs, maxFailures: config.maxLoadFailures, deadLetterTopic: config.deadLetterTopic };
+  const flush = singleFlight(() => flushPending({ store, bus, warehouse, ledger, log, settings }));
+  let lastFlush: Promise<void> = Promise.resolve();
   return {
     config,
     log,
     store,
     bus,
     warehouse,
-    ledger: new UploadLedger(store),
+    ledger,
+    flush: () => (lastFlush = flush()),
     async close() {
+      await lastFlush.catch(() => undefined);
       await bus.close();
       await warehouse.close();
     },

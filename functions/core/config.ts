@@ -14,6 +14,12 @@ export interface Config {
   maxDeliveryAttempts: number;
   minBackoffMs: number;
   maxBackoffMs: number;
+  /** Minimum time between two loads into the warehouse (BigQuery's table-modification quota; docs/design.md). */
+  flushSpacingMs: number;
+  /** How often the embedded pipeline retries pending files; in the cloud Cloud Scheduler does this. */
+  flushTickMs: number;
+  /** Failed loads of one file before it is quarantined. */
+  maxLoadFailures: number;
   /** Secret that signs pagination cursors. */
   cursorSecret: string;
   logLevel: string;
@@ -42,6 +48,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDeliveryAttempts: int(env, 'MAX_DELIVERY_ATTEMPTS', 5),
     minBackoffMs: int(env, 'MIN_BACKOFF_MS', 1000),
     maxBackoffMs: int(env, 'MAX_BACKOFF_MS', 60_000),
+    flushSpacingMs: int(env, 'FLUSH_SPACING_MS', profile === 'cloud' ? 120_000 : 0),
+    flushTickMs: int(env, 'FLUSH_TICK_MS', 1000),
+    maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
     cursorSecret: env.CURSOR_SECRET ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',
   };

@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { PreconditionFailedError, type ObjectStore } from './ports.js';
+import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
 
 export type UploadState = 'stored' | 'loading' | 'loaded' | 'failed';
 
@@ -65,9 +65,16 @@ export class UploadLedger {
   }
 
   private async read(uploadId: string): Promise<{ record: UploadRecord; generation: string } | undefined> {
-    const info = await this.store.stat(this.name(uploadId));
-    if (!info) return undefined;
-    const body = await text(this.store.read(this.name(uploadId), { generation: info.generation }));
-    return { record: JSON.parse(body) as UploadRecord, generation: info.generation };
+    for (let attempt = 0; ; attempt++) {
+      const info = await this.store.stat(this.name(uploadId));
+      if (!info) return undefined;
+      try {
+        const body = await text(this.store.read(this.name(uploadId), { generation: info.generation }));
+        return { record: JSON.parse(body) as UploadRecord, generation: info.generation };
+      } catch (e) {
+        // Replaced between stat and read: read the new generation.
+        if (!(e instanceof ObjectNotFoundError) || attempt >= 10) throw e;
+      }
+    }
   }
 }

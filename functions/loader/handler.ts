@@ -1,15 +1,22 @@
 /**
- * The loader: a CloudEvent handler for the bucket's Pub/Sub notifications,
- * the same code under Cloud Functions gen2 and on the local bus. Throwing
- * asks for redelivery; after the subscription's maximum attempts the message
- * goes to the dead-letter topic, where `deadLetterHandler` records why.
+ * The loader's CloudEvent functions, the same code under Cloud Functions gen2
+ * and on the local bus:
+ * - `loadFlights` takes the bucket's Pub/Sub notification, marks the file
+ *   pending and triggers a flush (which loads now, or at the next flush if one
+ *   ran too recently);
+ * - `flushLoads` is the scheduled flush (Cloud Scheduler → Pub/Sub);
+ * - `deadLetter` records notifications Pub/Sub gave up on.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { fromCloudEvent, parseNotification, UndecodableMessageError } from '../core/notification.js';
 import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
+import { PendingFiles } from './pending.js';
+
+const uploadIdOf = (object: Record<string, unknown>): string | undefined => (object.metadata as Record<string, string> | undefined)?.uploadId;
 
 export function loaderHandler(rt: Runtime) {
+  const pending = new PendingFiles(rt.store);
   return async (event: CloudEvent<unknown>): Promise<void> => {
     let notification;
     try {
@@ -19,43 +26,40 @@ export function loaderHandler(rt: Runtime) {
       if (!(e instanceof UndecodableMessageError)) throw e;
       // Retrying cannot make it decodable: acknowledge it and keep a copy where people look.
       rt.log.error({ eventId: event.id, err: e }, 'undecodable notification; sent to the dead-letter topic');
-      await rt.bus.publish(rt.config.deadLetterTopic, Buffer.from(JSON.stringify(event.data ?? null)), { reason: e.message, eventId: event.id });
+      await rt.bus.publish(rt.config.deadLetterTopic, Buffer.from(JSON.stringify(event.data ?? null)), { source: 'loader', reason: e.message, eventId: event.id });
       return;
     }
     const { eventType, name, generation } = notification;
     if (eventType !== 'OBJECT_FINALIZE' || !name.startsWith(INCOMING_PREFIX)) return;
-    const uploadId = (notification.object.metadata as Record<string, string> | undefined)?.uploadId;
-    if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
-    try {
-      const [outcome] = await rt.warehouse.load([{ object: name, generation, uri: rt.store.uri(name, generation) }]);
-      rt.log.info({ uploadId, object: name, generation, ...outcome }, outcome?.status === 'duplicate' ? 'already loaded' : 'loaded');
-      if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined }));
-    } catch (e) {
-      const reason = (e as Error).message;
-      rt.log.warn({ uploadId, object: name, generation, err: e }, 'load failed; will be retried');
-      if (uploadId) await rt.ledger.update(uploadId, () => ({ reason }));
-      throw e;
+    const uploadId = uploadIdOf(notification.object);
+    if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}) })) {
+      rt.log.info({ uploadId, object: name, generation }, 'file pending load');
+      if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
     }
+    await rt.flush();
   };
 }
 
-/** Marks the upload behind a dead-lettered notification as failed, with the last reason the loader recorded. */
+export function flushHandler(rt: Runtime) {
+  return async (): Promise<void> => rt.flush();
+}
+
+/** Marks the upload behind a dead-lettered notification as failed. */
 export function deadLetterHandler(rt: Runtime) {
   return async (event: CloudEvent<unknown>): Promise<void> => {
     const message = fromCloudEvent(event.data);
-    const attempts = message.attributes.CloudPubSubDeadLetterSourceDeliveryCount;
+    const { attributes } = message;
+    if (attributes.source === 'loader') return; // the loader's own report: it already recorded the failure
     let uploadId: string | undefined;
     try {
-      const notification = parseNotification(message.attributes, message.data);
-      uploadId = (notification.object.metadata as Record<string, string> | undefined)?.uploadId;
+      uploadId = uploadIdOf(parseNotification(attributes, message.data).object);
     } catch {
-      // Not a notification (an undecodable message the loader parked here): logging it is all there is to do.
+      // Not a notification: logging it is all there is to do.
     }
-    rt.log.error({ uploadId, attributes: message.attributes }, 'notification dead-lettered');
+    rt.log.error({ uploadId, attributes }, 'notification dead-lettered');
     if (!uploadId) return;
-    await rt.ledger.update(uploadId, (current) => ({
-      status: 'failed',
-      reason: `gave up after ${attempts ?? 'several'} attempts: ${current.reason ?? message.attributes.CloudPubSubDeadLetterSourceLastError ?? 'unknown error'}`,
-    }));
+    const attempts = attributes.CloudPubSubDeadLetterSourceDeliveryCount ?? 'several';
+    const lastError = attributes.CloudPubSubDeadLetterSourceLastError ?? 'the notification could not be processed';
+    await rt.ledger.update(uploadId, () => ({ status: 'failed', reason: `gave up after ${attempts} attempts: ${lastError}` }));
   };
 }

@@ -34,6 +34,8 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   ] as const) {
     subscriptions.push(await rt.bus.subscribe(spec, deliverAsCloudEvent(spec, handler as never)));
   }
+  // What Cloud Scheduler does in the cloud: retry pending files (those that failed, or waited for the spacing).
+  const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
   const app = createGateway({ upload: ingestHandler(rt), getdata: queryHandler(rt) });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(port, host, () => resolve(s)).on('error', reject);
@@ -43,6 +45,7 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
     server,
     url: `http://${address.address}:${address.port}`,
     async close() {
+      clearInterval(tick);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.all(subscriptions.map((s) => s.close()));

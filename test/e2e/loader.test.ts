@@ -3,8 +3,13 @@ import fs from 'node:fs';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { notificationMessage, toCloudEvent } from '../../functions/core/notification.js';
+import { text } from 'node:stream/consumers';
+import { loadConfig } from '../../functions/core/config.js';
+import { flushPending } from '../../functions/loader/flush.js';
 import { loaderHandler } from '../../functions/loader/handler.js';
-import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { createRuntime, deadLetterSubscription } from '../../functions/runtime.js';
+import { canonicalOf } from '../support/canonical.js';
+import { eventually, quietLogger, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
 
 const sample = fs.readFileSync(new URL('../../samples/flights-sample.csv', import.meta.url), 'utf8');
 const count = async (p: TestPipeline): Promise<number> => {
@@ -46,19 +51,55 @@ describe('the loader', () => {
     expect(await count(p)).toBe(300);
   });
 
-  it('retries a file that cannot be loaded, then dead-letters it and marks the upload failed with the reason', async () => {
-    p = await startTestPipeline({ env: { MAX_DELIVERY_ATTEMPTS: '3' } });
+  it('retries a file that cannot be loaded, then quarantines it with a readable reason, dead-letters it and marks the upload failed', async () => {
+    p = await startTestPipeline({ env: { MAX_LOAD_FAILURES: '3', FLUSH_TICK_MS: '20' } });
+    const dead: string[] = [];
+    await p.rt.bus.subscribe({ ...deadLetterSubscription(p.rt.config), name: 'test-dead-letters' }, async (m) => void dead.push(m.data.toString()));
     // A file that skipped ingest's validation: the warehouse refuses it on every attempt.
-    await p.rt.ledger.create({
-      uploadId: 'poison', status: 'stored', object: 'incoming/2013/01/01/poison.csv', bytes: 10, rows: 1, sha256: '', createdAt: '', updatedAt: '',
-    });
-    await p.rt.store.write('incoming/2013/01/01/poison.csv', Readable.from(['year,month\nnot,a number\n']), { metadata: { uploadId: 'poison' } });
+    const object = 'incoming/2013/01/01/poison.csv';
+    await p.rt.ledger.create({ uploadId: 'poison', status: 'stored', object, bytes: 10, rows: 1, sha256: '', createdAt: '', updatedAt: '' });
+    await p.rt.store.write(object, Readable.from(['year,month\nnot,a number\n']), { metadata: { uploadId: 'poison' } });
     const record = await eventually(async () => {
       const r = await p!.rt.ledger.get('poison');
       return r?.status === 'failed' ? r : undefined;
     });
-    expect(record.reason).toMatch(/^gave up after 3 attempts: .+/);
+    expect(record.reason).toMatch(/^could not be loaded after 3 attempts: .+/);
+    expect(await p.rt.store.stat(object)).toBeUndefined();
+    expect(await p.rt.store.stat('quarantine/2013/01/01/poison.csv')).toBeDefined();
+    const report = JSON.parse(await text(p.rt.store.read('quarantine/2013/01/01/poison.csv.report.json')));
+    expect(report).toMatchObject({ object, uploadId: 'poison', failures: 3, reason: record.reason });
+    await eventually(async () => (dead.length ? true : undefined));
+    expect(JSON.parse(dead[0]!)).toMatchObject({ object, reason: record.reason });
     expect(await count(p)).toBe(0);
-    expect(await (p.rt.bus as unknown as { pending(s: string): Promise<number> }).pending(p.rt.config.loaderSubscription)).toBe(0);
+  });
+});
+
+describe('quota-aware batching', () => {
+  const notify = async (p: TestPipeline, name: string, body: string) => {
+    // Written straight to the store, with no bus subscriber running: the test delivers the notifications itself.
+    const info = await p.rt.store.write(name, Readable.from([body]), { metadata: {} });
+    const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
+    return toCloudEvent({ id: name, data, attributes, publishTime: '', deliveryAttempt: 1 }, 'l', 't', 's');
+  };
+
+  it('loads files that arrive while a flush is too recent in one job, and a poison file does not hold them back', async () => {
+    const dataDir = await tempDir();
+    const rt = await createRuntime(loadConfig({ DATA_DIR: dataDir, FLUSH_SPACING_MS: '3600000', MAX_LOAD_FAILURES: '1' }), quietLogger());
+    try {
+      const p = { rt } as TestPipeline;
+      const canonical = await canonicalOf(sample);
+      const load = loaderHandler(rt);
+      await load((await notify(p, 'incoming/a/0.csv', canonical)) as never); // takes the lease, loads at once
+      for (let i = 1; i <= 4; i++) await load((await notify(p, `incoming/a/${i}.csv`, canonical)) as never);
+      await load((await notify(p, 'incoming/a/poison.csv', 'year\nx\n')) as never);
+      const rows = async () => (await rt.warehouse.query({ select: ['year'], filters: [], order: [], limit: 100000 })).rows.length;
+      expect(await rows()).toBe(300); // the other five wait for the spacing
+      const report = await flushPending({ store: rt.store, bus: rt.bus, warehouse: rt.warehouse, ledger: rt.ledger, log: quietLogger(), settings: { spacingMs: 0, maxFailures: 1, deadLetterTopic: 'dead' } });
+      expect(report).toMatchObject({ ran: true, loaded: 4, quarantined: 1 });
+      expect(report.jobs).toBeLessThanOrEqual(1 + 2 * Math.ceil(Math.log2(5)));
+      expect(await rows()).toBe(1500);
+    } finally {
+      await rt.close();
+    }
   });
 });

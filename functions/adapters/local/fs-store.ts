@@ -102,11 +102,13 @@ export class FsObjectStore implements ObjectStore {
     const stream = new Transform({ transform: (chunk, _e, done) => done(null, chunk) });
     (async () => {
       const generation = options.generation ?? (await this.stat(name))?.generation;
-      if (!generation) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
-      await pipeline(createReadStream(this.contentPath(name, generation)), stream);
-    })().catch((e: NodeJS.ErrnoException) =>
-      stream.destroy(e.code === 'ENOENT' ? new ObjectNotFoundError(`No such object: ${this.bucket}/${name}#${options.generation}`) : e),
-    );
+      const missing = new ObjectNotFoundError(`No such object: ${this.bucket}/${name}${options.generation ? `#${options.generation}` : ''}`);
+      if (!generation) throw missing;
+      const file = await fs.open(this.contentPath(name, generation)).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'ENOENT' ? missing : e;
+      });
+      await pipeline(file.createReadStream(), stream);
+    })().catch((e: Error) => stream.destroy(e));
     return stream;
   }
 

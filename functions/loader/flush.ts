@@ -1,0 +1,158 @@
+/**
+ * Loads pending files in batches, so the number of warehouse jobs per day
+ * depends on time, not on traffic: BigQuery's per-table modification quota is
+ * fixed, and one job per small file would exhaust it within hours (see
+ * docs/design.md). A lease in the bucket spaces flushes out; a failed batch is
+ * bisected so one poison file cannot hold back the others, and a file that
+ * keeps failing on its own is quarantined with a readable reason.
+ */
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import type { Logger } from 'pino';
+import { ObjectNotFoundError, PreconditionFailedError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
+import type { UploadLedger } from '../core/uploads.js';
+import { INCOMING_PREFIX } from '../ingest/store-upload.js';
+import { PendingFiles, type PendingFile } from './pending.js';
+
+/** BigQuery reads at most 10,000 source URIs per job. */
+export const MAX_BATCH_FILES = 10_000;
+export const QUARANTINE_PREFIX = 'quarantine/';
+const LEASE = 'loader/last-flush.json';
+
+export interface FlushSettings {
+  /** Minimum time between two flushes; 0 flushes on every trigger. */
+  spacingMs: number;
+  /** Failed loads of a file on its own before it is quarantined. */
+  maxFailures: number;
+  deadLetterTopic: string;
+}
+
+export interface FlushDeps {
+  store: ObjectStore;
+  bus: EventBus;
+  warehouse: Warehouse;
+  ledger: UploadLedger;
+  log: Logger;
+  settings: FlushSettings;
+}
+
+export interface FlushReport {
+  ran: boolean;
+  loaded: number;
+  duplicates: number;
+  quarantined: number;
+  jobs: number;
+}
+
+/**
+ * Takes the flush lease if the last flush is at least `spacingMs` old. The
+ * compare-and-swap on the lease object's generation lets exactly one of any
+ * racing instances through.
+ */
+export async function acquireFlushLease(store: ObjectStore, spacingMs: number, now = Date.now()): Promise<boolean> {
+  const current = await store.stat(LEASE);
+  try {
+    if (current) {
+      const last = (JSON.parse(await text(store.read(LEASE, { generation: current.generation }))) as { at: number }).at;
+      if (now - last < spacingMs) return false;
+    }
+    await store.write(LEASE, Readable.from([JSON.stringify({ at: now })]), {
+      contentType: 'application/json',
+      ifGenerationMatch: current?.generation ?? '0',
+    });
+    return true;
+  } catch (e) {
+    // Another instance moved the lease between our read and our write: it flushes, we don't.
+    if (e instanceof PreconditionFailedError || e instanceof ObjectNotFoundError) return false;
+    throw e;
+  }
+}
+
+async function quarantine(deps: FlushDeps, file: PendingFile): Promise<void> {
+  const { store, bus, ledger, log, settings } = deps;
+  const target = `${QUARANTINE_PREFIX}${file.object.slice(INCOMING_PREFIX.length)}`;
+  const reason = `could not be loaded after ${file.failures} attempts: ${file.lastError ?? 'unknown error'}`;
+  const report = { object: file.object, generation: file.generation, uploadId: file.uploadId, failures: file.failures, reason, at: new Date().toISOString() };
+  await store.copy(file.object, target, { ifSourceGenerationMatch: file.generation, metadata: { reason: reason.slice(0, 1024) } }).catch((e: Error) => {
+    log.warn({ err: e, object: file.object }, 'quarantine copy failed; the report still records the reason');
+  });
+  await store.write(`${target}.report.json`, Readable.from([JSON.stringify(report, null, 2)]), { contentType: 'application/json' });
+  await store.delete(file.object, { ifGenerationMatch: file.generation }).catch(() => undefined);
+  await bus.publish(settings.deadLetterTopic, Buffer.from(JSON.stringify(report)), {
+    source: 'loader',
+    objectId: file.object,
+    objectGeneration: file.generation,
+    reason: reason.slice(0, 1024),
+  });
+  if (file.uploadId) await ledger.update(file.uploadId, () => ({ status: 'failed', reason }));
+  await new PendingFiles(store).remove(file);
+  log.error({ ...report }, 'file quarantined');
+}
+
+async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutcome[], report: FlushReport): Promise<void> {
+  const pending = new PendingFiles(deps.store);
+  for (const file of files) {
+    const outcome = outcomes.find((o) => o.object === file.object && o.generation === file.generation);
+    if (outcome?.status === 'loaded') report.loaded += 1;
+    else report.duplicates += 1;
+    if (file.uploadId) await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined }));
+    await pending.remove(file);
+  }
+}
+
+/** Loads `files` in one job; on failure splits them in halves until the failing files stand alone. */
+async function loadGroup(deps: FlushDeps, files: PendingFile[], report: FlushReport): Promise<void> {
+  report.jobs += 1;
+  try {
+    const outcomes = await deps.warehouse.load(files.map((f) => ({ object: f.object, generation: f.generation, uri: deps.store.uri(f.object, f.generation) })));
+    await settle(deps, files, outcomes, report);
+    return;
+  } catch (e) {
+    const message = (e as Error).message;
+    deps.log.warn({ files: files.length, err: e }, 'batch load failed');
+    if (files.length > 1) {
+      const half = Math.ceil(files.length / 2);
+      await loadGroup(deps, files.slice(0, half), report);
+      await loadGroup(deps, files.slice(half), report);
+      return;
+    }
+    const failed = await new PendingFiles(deps.store).recordFailure(files[0]!, message);
+    if (failed.uploadId) await deps.ledger.update(failed.uploadId, () => ({ reason: `attempt ${failed.failures} failed: ${message}` }));
+    if (failed.failures >= deps.settings.maxFailures) {
+      await quarantine(deps, failed);
+      report.quarantined += 1;
+    }
+  }
+}
+
+export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
+  const report: FlushReport = { ran: false, loaded: 0, duplicates: 0, quarantined: 0, jobs: 0 };
+  if (!(await acquireFlushLease(deps.store, deps.settings.spacingMs))) return report;
+  report.ran = true;
+  const files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
+  if (files.length) await loadGroup(deps, files, report);
+  if (report.jobs) deps.log.info({ ...report, files: files.length }, 'flush done');
+  return report;
+}
+
+/** Runs flushes one at a time in this process; a trigger during a flush runs one more afterwards. */
+export function singleFlight(flush: () => Promise<unknown>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let again = false;
+  const loop = async (): Promise<void> => {
+    do {
+      again = false;
+      await flush();
+    } while (again);
+  };
+  return () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = loop().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+}

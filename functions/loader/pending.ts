@@ -1,0 +1,70 @@
+/**
+ * Files announced by a notification but not yet loaded, as small marker
+ * objects in the bucket. A marker is written with if-generation-match=0, so a
+ * redelivered notification finds its marker already there and adds nothing;
+ * markers outlive any function instance, so a crash loses no file.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { PreconditionFailedError, type ObjectStore } from '../core/ports.js';
+
+export interface PendingFile {
+  object: string;
+  generation: string;
+  uploadId?: string;
+  /** Failed load attempts of this file on its own (see flush.ts). */
+  failures: number;
+  lastError?: string;
+}
+
+export const PENDING_PREFIX = 'loader/pending/';
+
+const markerName = (object: string, generation: string): string =>
+  `${PENDING_PREFIX}${createHash('sha256').update(`${object}#${generation}`).digest('hex').slice(0, 32)}.json`;
+
+const body = (file: PendingFile) => Readable.from([JSON.stringify(file)]);
+
+export class PendingFiles {
+  constructor(private readonly store: ObjectStore) {}
+
+  /** True when this call added the file; false when it was already pending. */
+  async add(file: Omit<PendingFile, 'failures'>): Promise<boolean> {
+    try {
+      await this.store.write(markerName(file.object, file.generation), body({ ...file, failures: 0 }), {
+        contentType: 'application/json',
+        ifGenerationMatch: '0',
+      });
+      return true;
+    } catch (e) {
+      if (e instanceof PreconditionFailedError) return false;
+      throw e;
+    }
+  }
+
+  /** The oldest pending files first (marker generations grow with time), at most `limit`. */
+  async list(limit: number): Promise<PendingFile[]> {
+    const markers = [];
+    for await (const info of this.store.list(PENDING_PREFIX)) markers.push(info);
+    markers.sort((a, b) => (BigInt(a.generation) < BigInt(b.generation) ? -1 : 1));
+    const files: PendingFile[] = [];
+    for (const marker of markers.slice(0, limit)) {
+      try {
+        files.push(JSON.parse(await text(this.store.read(marker.name, { generation: marker.generation }))) as PendingFile);
+      } catch {
+        // Removed or rewritten since the listing: another flush has it.
+      }
+    }
+    return files;
+  }
+
+  async recordFailure(file: PendingFile, error: string): Promise<PendingFile> {
+    const next = { ...file, failures: file.failures + 1, lastError: error };
+    await this.store.write(markerName(file.object, file.generation), body(next), { contentType: 'application/json' });
+    return next;
+  }
+
+  async remove(file: Pick<PendingFile, 'object' | 'generation'>): Promise<void> {
+    await this.store.delete(markerName(file.object, file.generation)).catch(() => undefined);
+  }
+}
