@@ -21,10 +21,14 @@
  *   cursor=<opaque>              the next page; valid only with the same order and filters
  *   count=exact                  also report how many rows (groups) match in all
  *   format=json|csv|ndjson       otherwise the Accept header decides (see formats.ts)
+ *
+ * Not taken (each a 400 listing what is): PostgREST's or=/and= trees, offset
+ * (pages are keyset-only, so they stay exact while rows arrive), column
+ * renaming and casts in select, and operators with no use on these types
+ * (match, fts, cs, cd, ov, is.true/false, …).
  */
-import type { Filter, Measure, OrderKey, QuerySpec, Scalar } from '../core/query-spec.js';
+import type { Filter, Measure, OrderKey, ParamType, QuerySpec, Scalar } from '../core/query-spec.js';
 import { COLUMNS, QUERYABLE_COLUMNS, PARTITION_COLUMN } from '../core/schema.js';
-import type { ParamType } from '../core/query-spec.js';
 import { decodeCursor } from './cursor.js';
 import { FORMATS, type Format } from './formats.js';
 import { EXPECTED, invalidParameter, parseValue } from './values.js';
