@@ -127,5 +127,7 @@ export interface Warehouse {
    */
   load(items: LoadItem[]): Promise<LoadOutcome[]>;
   query(spec: QuerySpec): Promise<QueryResult>;
+  /** How many rows (or groups, for an aggregate) match `spec`'s filters, ignoring its cursor and limit. */
+  count(spec: QuerySpec): Promise<number>;
   close(): Promise<void>;
 }

@@ -7,21 +7,38 @@ import type { ColumnType } from './schema.js';
 
 export type Scalar = string | number | boolean;
 
-export type ComparisonOp = 'eq' | 'neq' | 'gt' | 'gte' | 'lt' | 'lte' | 'like' | 'ilike';
+export type ComparisonOp = 'eq' | 'neq' | 'gt' | 'gte' | 'lt' | 'lte' | 'like' | 'ilike' | 'not_like' | 'not_ilike';
 
 export type Filter =
   | { column: string; op: ComparisonOp; value: Scalar }
-  | { column: string; op: 'in'; values: Scalar[] }
+  | { column: string; op: 'in' | 'not_in'; values: Scalar[] }
   | { column: string; op: 'is_null' | 'not_null' };
 
 export interface OrderKey {
+  /** A queryable column or, in an aggregate query, a measure's alias. */
   column: string;
   direction: 'asc' | 'desc';
   nulls: 'first' | 'last';
 }
 
+export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max';
+
+export interface Measure {
+  fn: AggregateFn;
+  /** `null` only for `count`: COUNT(*). */
+  column: string | null;
+  /** Output name; checked to be a plain identifier that is not a column name. */
+  alias: string;
+}
+
+export interface Aggregate {
+  /** Grouping columns; empty means one row over everything that matches. */
+  groupBy: string[];
+  measures: Measure[];
+}
+
 export interface QuerySpec {
-  /** Columns to return, in order. */
+  /** Columns to return, in order (the grouping columns when `aggregate` is set). */
   select: string[];
   filters: Filter[];
   /** The full sort, ending in a unique key so keyset pagination is exact. */
@@ -29,6 +46,8 @@ export interface QuerySpec {
   limit: number;
   /** Keyset position: the values of `order`'s columns in the last row already seen. */
   after?: (Scalar | null)[];
+  /** Turns the query into a GROUP BY; `after` is then not allowed. */
+  aggregate?: Aggregate;
 }
 
 export type ParamType = ColumnType | 'date';
@@ -43,4 +62,6 @@ export interface TypedParam {
 export interface CompiledQuery {
   sql: string;
   params: TypedParam[];
+  /** The result's columns and their types, so an adapter can convert values it reads. */
+  columns: { name: string; type: ParamType }[];
 }

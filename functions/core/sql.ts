@@ -1,37 +1,49 @@
 /**
  * Compiles a QuerySpec to SQL with named, typed parameters. Identifiers come
- * only from the schema (checked again here); every value is a parameter.
+ * only from the schema (checked again here) or are measure aliases the parser
+ * has restricted to plain identifiers, which are quoted anyway; every value is
+ * a parameter.
  */
 import { QUERYABLE_COLUMNS, TABLE } from './schema.js';
-import type { CompiledQuery, Filter, OrderKey, ParamType, QuerySpec, Scalar, TypedParam } from './query-spec.js';
+import type { Aggregate, CompiledQuery, Filter, Measure, OrderKey, ParamType, QuerySpec, Scalar, TypedParam } from './query-spec.js';
 
 export interface Dialect {
-  /** How a named parameter is written in SQL. */
-  param(name: string): string;
+  /** How a named parameter of this type is written in SQL. */
+  param(name: string, type: ParamType, array: boolean): string;
+  /** A quoted identifier (used for measure aliases only). */
+  quote(identifier: string): string;
   /** The table reference. */
   table: string;
-  /** Case-insensitive LIKE. */
-  ilike(column: string, param: string): string;
-  /** `x IN (...)` over an array parameter. */
-  inArray(column: string, param: string): string;
+  /** Case-insensitive LIKE, or NOT LIKE. */
+  ilike(column: string, param: string, negated: boolean): string;
+  /** `x IN (...)`, or NOT IN, over an array parameter; NULL `x` matches neither. */
+  inArray(column: string, param: string, negated: boolean): string;
 }
 
+/** Timestamps and dates travel as text (the parser checked the format) and DuckDB casts them. */
+const DUCKDB_CASTS: Partial<Record<ParamType, string>> = { timestamp: 'TIMESTAMP', date: 'DATE' };
+
 export const duckDbDialect = (table = TABLE): Dialect => ({
-  param: (name) => `$${name}`,
+  param: (name, type, array) => {
+    const cast = DUCKDB_CASTS[type];
+    return cast ? `$${name}::${cast}${array ? '[]' : ''}` : `$${name}`;
+  },
+  quote: (identifier) => `"${identifier}"`,
   table,
-  ilike: (column, p) => `${column} ILIKE ${p}`,
-  inArray: (column, p) => `list_contains(${p}, ${column})`,
+  ilike: (column, p, negated) => `${column} ${negated ? 'NOT ILIKE' : 'ILIKE'} ${p}`,
+  inArray: (column, p, negated) => `${negated ? 'NOT ' : ''}list_contains(${p}, ${column})`,
 });
 
 /** `table` is the fully qualified `project.dataset.table`, backquoted. */
 export const bigQueryDialect = (table: string): Dialect => ({
   param: (name) => `@${name}`,
+  quote: (identifier) => `\`${identifier}\``,
   table: `\`${table}\``,
-  ilike: (column, p) => `LOWER(${column}) LIKE LOWER(${p})`,
-  inArray: (column, p) => `${column} IN UNNEST(${p})`,
+  ilike: (column, p, negated) => `LOWER(${column}) ${negated ? 'NOT LIKE' : 'LIKE'} LOWER(${p})`,
+  inArray: (column, p, negated) => `${column} ${negated ? 'NOT IN' : 'IN'} UNNEST(${p})`,
 });
 
-const COMPARATORS = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=', like: 'LIKE' } as const;
+const COMPARATORS = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=', like: 'LIKE', not_like: 'NOT LIKE' } as const;
 
 function columnType(column: string): ParamType {
   const type = QUERYABLE_COLUMNS.get(column);
@@ -44,8 +56,10 @@ class Params {
   constructor(private readonly dialect: Dialect) {}
   add(column: string, value: Scalar | Scalar[] | null): string {
     const name = `p${this.list.length}`;
-    this.list.push({ name, value, type: columnType(column), array: Array.isArray(value) });
-    return this.dialect.param(name);
+    const type = columnType(column);
+    const array = Array.isArray(value);
+    this.list.push({ name, value, type, array });
+    return this.dialect.param(name, type, array);
   }
 }
 
@@ -57,9 +71,11 @@ function filterSql(f: Filter, params: Params, dialect: Dialect): string {
     case 'not_null':
       return `${f.column} IS NOT NULL`;
     case 'in':
-      return dialect.inArray(f.column, params.add(f.column, f.values));
+    case 'not_in':
+      return dialect.inArray(f.column, params.add(f.column, f.values), f.op === 'not_in');
     case 'ilike':
-      return dialect.ilike(f.column, params.add(f.column, f.value));
+    case 'not_ilike':
+      return dialect.ilike(f.column, params.add(f.column, f.value), f.op === 'not_ilike');
     default:
       return `${f.column} ${COMPARATORS[f.op]} ${params.add(f.column, f.value)}`;
   }
@@ -87,19 +103,80 @@ function keysetSql(order: OrderKey[], after: (Scalar | null)[], params: Params):
   return `(${branches.map((b) => `(${b})`).join(' OR ')})`;
 }
 
-export function compileSelect(spec: QuerySpec, dialect: Dialect): CompiledQuery {
+function measureType(m: Measure): ParamType {
+  if (m.fn === 'count') return 'integer';
+  const type = columnType(m.column ?? '');
+  if (type !== 'integer' && type !== 'number') throw new Error(`${m.fn} needs a numeric column: ${m.column}`);
+  return m.fn === 'avg' ? 'number' : type;
+}
+
+function measureSql(m: Measure, dialect: Dialect): string {
+  measureType(m);
+  return `${m.fn.toUpperCase()}(${m.column ?? '*'}) AS ${dialect.quote(m.alias)}`;
+}
+
+function orderSql(order: OrderKey[], name: (column: string) => string): string[] {
+  return order.map((k) => `${name(k.column)} ${k.direction.toUpperCase()} NULLS ${k.nulls.toUpperCase()}`);
+}
+
+const whereSql = (where: string[]): string => (where.length ? `WHERE ${where.join(' AND ')}` : '');
+
+function compileAggregate(spec: QuerySpec, agg: Aggregate, dialect: Dialect): CompiledQuery {
+  if (spec.after) throw new Error('keyset pagination is not defined for aggregates');
   const params = new Params(dialect);
-  // Order columns are always returned too: the next cursor is built from them.
-  const select = [...new Set([...spec.select, ...spec.order.map((k) => k.column)])].map((c) => (columnType(c), c));
-  const where = spec.filters.map((f) => filterSql(f, params, dialect));
-  if (spec.after) where.push(keysetSql(spec.order, spec.after, params));
-  const order = spec.order.map((k) => (columnType(k.column), `${k.column} ${k.direction.toUpperCase()} NULLS ${k.nulls.toUpperCase()}`));
+  const aliases = new Set(agg.measures.map((m) => m.alias));
+  const orderName = (c: string): string => {
+    if (aliases.has(c)) return dialect.quote(c);
+    if (agg.groupBy.includes(c)) return c;
+    throw new Error(`order names neither a grouping column nor a measure: ${c}`);
+  };
+  const order = orderSql(spec.order, orderName);
   const sql = [
-    `SELECT ${select.join(', ')}`,
+    `SELECT ${[...agg.groupBy.map((c) => (columnType(c), c)), ...agg.measures.map((m) => measureSql(m, dialect))].join(', ')}`,
     `FROM ${dialect.table}`,
-    where.length ? `WHERE ${where.join(' AND ')}` : '',
+    whereSql(spec.filters.map((f) => filterSql(f, params, dialect))),
+    agg.groupBy.length ? `GROUP BY ${agg.groupBy.join(', ')}` : '',
     order.length ? `ORDER BY ${order.join(', ')}` : '',
     `LIMIT ${Math.trunc(spec.limit)}`,
   ].filter(Boolean);
-  return { sql: sql.join('\n'), params: params.list };
+  const columns = [
+    ...agg.groupBy.map((name) => ({ name, type: columnType(name) })),
+    ...agg.measures.map((m) => ({ name: m.alias, type: measureType(m) })),
+  ];
+  return { sql: sql.join('\n'), params: params.list, columns };
+}
+
+export function compileSelect(spec: QuerySpec, dialect: Dialect): CompiledQuery {
+  if (spec.aggregate) return compileAggregate(spec, spec.aggregate, dialect);
+  const params = new Params(dialect);
+  // Order columns are always returned too: the next cursor is built from them.
+  const select = [...new Set([...spec.select, ...spec.order.map((k) => k.column)])];
+  const columns = select.map((name) => ({ name, type: columnType(name) }));
+  const where = spec.filters.map((f) => filterSql(f, params, dialect));
+  if (spec.after) where.push(keysetSql(spec.order, spec.after, params));
+  const order = orderSql(spec.order, (c) => (columnType(c), c));
+  const sql = [
+    `SELECT ${select.join(', ')}`,
+    `FROM ${dialect.table}`,
+    whereSql(where),
+    order.length ? `ORDER BY ${order.join(', ')}` : '',
+    `LIMIT ${Math.trunc(spec.limit)}`,
+  ].filter(Boolean);
+  return { sql: sql.join('\n'), params: params.list, columns };
+}
+
+/** How many rows (or groups) the query matches in all, ignoring the keyset position and the limit. */
+export function compileCount(spec: QuerySpec, dialect: Dialect): CompiledQuery {
+  const params = new Params(dialect);
+  const where = whereSql(spec.filters.map((f) => filterSql(f, params, dialect)));
+  const columns = [{ name: 'count', type: 'integer' as const }];
+  const count = `COUNT(*) AS ${dialect.quote('count')}`;
+  const groupBy = spec.aggregate?.groupBy;
+  if (!groupBy) return { sql: [`SELECT ${count}`, `FROM ${dialect.table}`, where].filter(Boolean).join('\n'), params: params.list, columns };
+  // A query without grouping columns still yields one group, even over no rows.
+  const inner = groupBy.length
+    ? [`SELECT ${groupBy.map((c) => (columnType(c), c)).join(', ')}`, `FROM ${dialect.table}`, where, `GROUP BY ${groupBy.join(', ')}`]
+    : [`SELECT COUNT(*) AS n`, `FROM ${dialect.table}`, where];
+  const sql = [`SELECT ${count}`, `FROM (${inner.filter(Boolean).join('\n')}) AS g`].join('\n');
+  return { sql, params: params.list, columns };
 }

@@ -8,9 +8,9 @@ import { DuckDBInstance, LIST, listValue, type DuckDBConnection, type DuckDBType
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
-import { compileSelect, duckDbDialect } from '../../core/sql.js';
+import { compileCount, compileSelect, duckDbDialect } from '../../core/sql.js';
 import type { LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
-import type { ParamType, QuerySpec, TypedParam } from '../../core/query-spec.js';
+import type { CompiledQuery, ParamType, QuerySpec, Scalar, TypedParam } from '../../core/query-spec.js';
 
 const MANIFEST = '_loads';
 
@@ -36,20 +36,27 @@ FROM read_csv($path, header = true, auto_detect = false, columns = {${canonicalC
 /** Integer columns come back from DuckDB as BIGINT strings; JSON clients want numbers. */
 const NUMERIC_INTEGERS = new Set([...QUERYABLE_COLUMNS].filter(([name, t]) => t === 'integer' && name !== '_source_generation').map(([n]) => n));
 
+/** The integer results of a compiled query that fit a JSON number (generations do not). */
+const numericIntegers = (compiled: CompiledQuery): Set<string> =>
+  new Set(compiled.columns.filter((c) => c.type === 'integer' && c.name !== '_source_generation').map((c) => c.name));
+
+/** Integers arrive as numbers, or as decimal strings when they exceed 2^53. */
+const bigint = (v: Scalar): bigint => BigInt(v as number | string);
+
 function bind(params: TypedParam[]): { values: Record<string, unknown>; types: Record<string, DuckDBType> } {
   const values: Record<string, unknown> = {};
   const types: Record<string, DuckDBType> = {};
   for (const p of params) {
     const type = PARAM_TYPES[p.type];
-    if (Array.isArray(p.value)) {
-      values[p.name] = listValue(p.value.map((v) => (p.type === 'integer' ? BigInt(v as number) : v)));
+    if (p.type === 'timestamp' || p.type === 'date') {
+      // Sent as text and cast in the SQL (see duckDbDialect): the parser has already checked the format.
+      values[p.name] = Array.isArray(p.value) ? listValue(p.value) : p.value;
+    } else if (Array.isArray(p.value)) {
+      values[p.name] = listValue(p.value.map((v) => (p.type === 'integer' ? bigint(v) : v)));
       types[p.name] = LIST(type);
-    } else if (p.type === 'integer' && typeof p.value === 'number') {
-      values[p.name] = BigInt(p.value);
+    } else if (p.type === 'integer' && p.value !== null) {
+      values[p.name] = bigint(p.value);
       types[p.name] = type;
-    } else if (p.type === 'timestamp' || p.type === 'date') {
-      // Sent as text and cast by DuckDB: the parser has already checked the format.
-      values[p.name] = p.value;
     } else {
       values[p.name] = p.value;
       types[p.name] = type;
@@ -124,18 +131,24 @@ export class DuckDbWarehouse implements Warehouse {
   }
 
   async query(spec: QuerySpec): Promise<QueryResult> {
-    const { sql, params } = compileSelect(spec, duckDbDialect());
-    return this.run(sql, params);
+    const compiled = compileSelect(spec, duckDbDialect());
+    return this.run(compiled.sql, compiled.params, numericIntegers(compiled));
+  }
+
+  async count(spec: QuerySpec): Promise<number> {
+    const compiled = compileCount(spec, duckDbDialect());
+    const { rows } = await this.run(compiled.sql, compiled.params, numericIntegers(compiled));
+    return rows[0]?.count as number;
   }
 
   /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
-  async run(sql: string, params: TypedParam[] = []): Promise<QueryResult> {
+  async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
     const db = this.connection(this.readers[this.next++ % this.readers.length]);
     const { values, types } = bind(params);
     const reader = await db.runAndReadAll(sql, values as never, types);
     const columns = reader.columnNames();
     const rows = reader.getRowObjectsJson().map((row) => {
-      for (const c of columns) if (NUMERIC_INTEGERS.has(c) && row[c] !== null) row[c] = Number(row[c]);
+      for (const c of columns) if (integers.has(c) && row[c] !== null) row[c] = Number(row[c]);
       return row as Record<string, unknown>;
     });
     return { columns, rows };
