@@ -3,6 +3,8 @@
  * wires what the cloud wires through infrastructure (the bucket notification
  * and the loader's subscriptions) when running embedded.
  */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { DuckDbWarehouse } from './adapters/duckdb/warehouse.js';
@@ -23,6 +25,8 @@ export interface Runtime {
   bus: EventBus;
   warehouse: Warehouse;
   ledger: UploadLedger;
+  /** Signs pagination cursors. */
+  cursorSecret: string;
   /** Loads what is pending, if the flush spacing allows; one flush at a time per process. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -51,6 +55,16 @@ export function deadLetterSubscription(config: Config): SubscriptionSpec {
   };
 }
 
+/** A secret kept in the data directory, so cursors stay valid across restarts of the embedded pipeline. */
+async function localSecret(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 'cursor.key');
+  await fs.mkdir(dataDir, { recursive: true });
+  await fs.writeFile(file, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  return (await fs.readFile(file, 'utf8')).trim();
+}
+
 export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
   const store = new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket);
   const bus = new DurableLocalBus(path.join(config.dataDir, 'bus'), log);
@@ -75,6 +89,7 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     bus,
     warehouse,
     ledger,
+    cursorSecret: config.cursorSecret || (await localSecret(config.dataDir)),
     flush: () => (lastFlush = flush()),
     async close() {
       await lastFlush.catch(() => undefined);

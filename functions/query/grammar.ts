@@ -53,7 +53,7 @@ export const MAX_LIMIT = 10_000;
 const RESERVED = ['select', 'order', 'limit', 'cursor', 'count', 'format', 'from', 'to'] as const;
 const OPERATORS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'in', 'is', 'not'] as const;
 const IS_VALUES = ['null', 'not_null'] as const;
-const AGGREGATES = ['count', 'sum', 'avg', 'min', 'max'] as const;
+export const AGGREGATES = ['count', 'sum', 'avg', 'min', 'max'] as const;
 const TIEBREAKER = ['_source_object', '_source_generation', '_source_line'] as const;
 /** Aliases are spliced into SQL (quoted), so they are held to plain identifiers. */
 const ALIAS = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -61,6 +61,12 @@ const ALIAS = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const COLUMN_NAMES = [...QUERYABLE_COLUMNS.keys()];
 
 type Op = Exclude<(typeof OPERATORS)[number], 'not'>;
+
+const TEXT_ONLY: readonly Op[] = ['like', 'ilike'];
+
+/** The filter operators a column of `type` takes (each may also be negated with `not.`). */
+export const operatorsFor = (type: ParamType): Op[] =>
+  OPERATORS.filter((op): op is Op => op !== 'not' && (type === 'string' || !TEXT_ONLY.includes(op as Op)));
 const NEGATED: Record<Exclude<Op, 'is' | 'in'>, Filter['op']> = {
   eq: 'neq',
   neq: 'eq',
@@ -122,7 +128,7 @@ function parseFilter(column: string, text: string): Filter {
       return { column, op: negated ? 'not_in' : 'in', values: parseList(column, arg).map((v) => typed(column, v, type)) };
     case 'like':
     case 'ilike':
-      if (type !== 'string') throw invalidParameter(column, `${column}: ${op} applies to text columns only.`);
+      if (!operatorsFor(type).includes(op)) throw invalidParameter(column, `${column}: ${op} applies to text columns only.`, operatorsFor(type));
       return { column, op: negated ? NEGATED[op] : op, value: arg.replaceAll('*', '%') } as Filter;
     default:
       return { column, op: negated ? NEGATED[op] : op, value: typed(column, arg, type) } as Filter;

@@ -1,37 +1,49 @@
-/** HTTP entry of the query function: `GET /getdata`. */
+/** HTTP entry of the query function: `GET /getdata` and `GET /schema`. */
 import type { Request, Response } from 'express';
 import { methodNotAllowed, sendError } from '../core/http.js';
-import { Problem } from '../core/problem.js';
-import type { QuerySpec } from '../core/query-spec.js';
-import { COLUMNS } from '../core/schema.js';
 import type { Runtime } from '../runtime.js';
+import { pageCursor } from './cursor.js';
+import { CONTENT_TYPES, chooseFormat, project, serialize } from './formats.js';
+import { parseQuery } from './grammar.js';
+import { describeSchema } from './schema-doc.js';
 
-const DEFAULT_LIMIT = 10;
-const MAX_LIMIT = 10_000;
+/** The same query string with `cursor` replaced: the next page's URL. */
+function nextUrl(req: Request, cursor: string): string {
+  const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+  params.set('cursor', cursor);
+  return `${req.path}?${params.toString()}`;
+}
 
-function parseLimit(raw: unknown): number {
-  if (raw === undefined) return DEFAULT_LIMIT;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || !Number.isInteger(n) || n < 1 || n > MAX_LIMIT) {
-    throw new Problem(400, 'invalid-parameter', 'Invalid parameter', `limit must be an integer from 1 to ${MAX_LIMIT}.`, { parameter: 'limit' });
+async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> {
+  const q = parseQuery(new URLSearchParams(req.originalUrl.split('?')[1] ?? ''), { cursorSecret: rt.cursorSecret });
+  const format = chooseFormat(q.format, req.headers.accept);
+  // One row more than the page tells whether a next page exists, so the last page carries no cursor.
+  const probe = q.spec.aggregate ? q.spec : { ...q.spec, limit: q.spec.limit + 1 };
+  const [result, total] = await Promise.all([rt.warehouse.query(probe), q.count ? rt.warehouse.count(q.spec) : undefined]);
+  const rows = result.rows.slice(0, q.spec.limit);
+  const cursor = result.rows.length > q.spec.limit ? pageCursor(q.spec, rows, rt.cursorSecret) : undefined;
+  const next = cursor ? nextUrl(req, cursor) : null;
+  if (next) res.setHeader('Link', `<${next}>; rel="next"`);
+  if (total !== undefined) res.setHeader('X-Total-Count', String(total));
+  if (format === 'json') {
+    res.json({ rows: rows.map((r) => project(r, q.columns)), next, ...(total !== undefined ? { count: total } : {}) });
+    return;
   }
-  return n;
+  res.type(CONTENT_TYPES[format]);
+  if (format === 'csv') res.attachment('flights.csv');
+  for await (const chunk of serialize(format, rows, q.columns)) res.write(chunk);
+  res.end();
 }
 
 export function queryHandler(rt: Runtime) {
   return async (req: Request, res: Response): Promise<void> => {
     try {
       if (req.method !== 'GET') throw methodNotAllowed(req, ['GET']);
-      const select = COLUMNS.map((c) => c.name);
-      const spec: QuerySpec = {
-        select,
-        filters: [],
-        order: ['_source_object', '_source_generation', '_source_line'].map((column) => ({ column, direction: 'asc', nulls: 'last' })),
-        limit: parseLimit(req.query.limit),
-      };
-      const result = await rt.warehouse.query(spec);
-      const rows = result.rows.map((row) => Object.fromEntries(select.map((c) => [c, row[c]])));
-      res.json({ rows, next: null });
+      if (req.path === '/schema') {
+        res.json(describeSchema());
+        return;
+      }
+      await getdata(rt, req, res);
     } catch (e) {
       sendError(res, e, rt.log);
     }

@@ -2,7 +2,9 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import fs from 'node:fs';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { COLUMNS } from '../../functions/core/schema.js';
 import { routesFromSpec, SPEC_PATH } from '../../functions/local/gateway.js';
+import { withGetdataParameters } from '../../functions/query/openapi-params.js';
 
 const text = fs.readFileSync(SPEC_PATH, 'utf8');
 
@@ -20,6 +22,12 @@ describe('openapi/openapi.yaml', () => {
         { method: 'get', path: '/getdata', target: 'getdata' },
       ]),
     );
+  });
+
+  it('lists /getdata parameters derived from the current schema (run `npm run openapi` after a schema change)', () => {
+    expect(withGetdataParameters(text)).toBe(text);
+    const names = (parse(text).paths['/getdata'].get.parameters as { name: string }[]).map((p) => p.name);
+    expect(names).toEqual(expect.arrayContaining(['select', 'order', 'limit', 'cursor', ...COLUMNS.map((c) => c.name), 'flight_date', '_source_line']));
   });
 
   it('refuses an operation with no function behind it', () => {
