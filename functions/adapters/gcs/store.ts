@@ -143,7 +143,11 @@ export class GcsObjectStore implements ObjectStore {
     }
   }
 
-  /** BigQuery reads `gs://` URIs without a generation; the loader records which generation it meant in the manifest. */
+  /**
+   * BigQuery reads the live generation of a `gs://` URI and cannot name
+   * another; loaded objects are promoted with ifGenerationMatch '0' and never
+   * overwritten, so the live generation is the one the manifest records.
+   */
   uri(name: string, _generation: string): string {
     return `gs://${this.bucket}/${name}`;
   }

@@ -12,9 +12,9 @@ import type { BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSp
 const ALREADY_EXISTS = 6;
 
 /**
- * An upload's notification should reach the loader at once; the default
- * batching (100 messages or 10 ms) is fine for throughput, but a publisher here
- * sends one message per upload, so a small batch keeps latency bounded.
+ * The client's defaults (100 messages, 10 ms) already favour latency; they are
+ * pinned so an upgrade cannot trade notification latency for throughput, with
+ * fewer messages per batch since publishers here send about one per upload.
  */
 const BATCHING = { maxMessages: 10, maxMilliseconds: 10 };
 
