@@ -1,0 +1,249 @@
+/**
+ * The warehouse on BigQuery through the official client.
+ *
+ * A batch of canonical CSV objects loads in ONE query job: a multi-statement
+ * transaction reads the objects through a temporary external table
+ * (`tableDefinitions`, so nothing is created in the dataset), maps each row
+ * to its object with `_FILE_NAME`, inserts the rows with their lineage and
+ * the manifest rows, and commits both or neither. One job per batch, not per
+ * file, because table modifications per day are a fixed quota.
+ *
+ * Exactly once: the job id is derived from the table and the sorted
+ * (object, generation) set, and BigQuery refuses a second job with the same
+ * id (409), so a retried batch finds the first job and reports its outcome
+ * instead of running again. Items already in the manifest from an earlier,
+ * different batch are skipped inside the transaction. Two different batches
+ * sharing an item must not run at the same time: BigQuery lets concurrent
+ * INSERT-only transactions both commit, so both would load it.
+ */
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@google-cloud/bigquery';
+import type { LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
+import type { QuerySpec } from '../../core/query-spec.js';
+import { bigQueryCanonicalCsvSchema, bigQueryTableSchema, CLUSTER_COLUMNS, COLUMNS, PARTITION_COLUMN, TABLE } from '../../core/schema.js';
+import { compileSelect, bigQueryDialect } from '../../core/sql.js';
+import { queryParameter, type QueryParameter } from './params.js';
+import { rowsToJson, type TableSchema } from './rows.js';
+
+export interface BigQueryWarehouseConfig {
+  projectId: string;
+  dataset: string;
+  table?: string;
+  manifestTable?: string;
+  location: string;
+  /** Queries that would bill more fail instead of running. */
+  maximumBytesBilled: number;
+  jobTimeoutMs: number;
+  /** How often a running job is polled. */
+  pollMs?: number;
+}
+
+/** The name the temporary external table has inside the load script. */
+const STAGED = 'staged';
+
+export const MANIFEST_SCHEMA = [
+  { name: 'object', type: 'STRING', mode: 'REQUIRED', description: 'Object the rows were loaded from' },
+  { name: 'generation', type: 'INT64', mode: 'REQUIRED', description: 'Generation of that object' },
+  { name: 'rows', type: 'INT64', mode: 'REQUIRED', description: 'Rows loaded from it' },
+  { name: 'job_id', type: 'STRING', mode: 'REQUIRED', description: 'The load job' },
+  { name: 'loaded_at', type: 'TIMESTAMP', mode: 'REQUIRED', description: 'When the load committed' },
+];
+
+/** Deterministic per (table, object set): the idempotency key of a batch. */
+export function loadJobId(table: string, items: readonly LoadItem[]): string {
+  const keys = [...new Set(items.map((i) => `${i.object}\n${i.generation}`))].sort();
+  return `load_${createHash('sha256').update(`${table}\n\n${keys.join('\n\n')}`).digest('hex').slice(0, 40)}`;
+}
+
+export class BigQueryJobError extends Error {
+  override readonly name = 'BigQueryJobError';
+  constructor(
+    readonly jobId: string,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(`BigQuery job ${jobId} failed (${reason}): ${message}`);
+  }
+}
+
+export class BigQueryWarehouse implements Warehouse {
+  private readonly client: BigQuery;
+  private readonly table: string;
+  private readonly manifest: string;
+
+  constructor(
+    private readonly config: BigQueryWarehouseConfig,
+    client: BigQuery | BigQueryOptions = {},
+  ) {
+    this.client = client instanceof BigQuery ? client : new BigQuery({ projectId: config.projectId, location: config.location, ...client });
+    this.table = config.table ?? TABLE;
+    this.manifest = config.manifestTable ?? '_loads';
+  }
+
+  async init(): Promise<void> {
+    await ignoreConflict(() => this.client.createDataset(this.config.dataset, { location: this.config.location }));
+    const dataset = this.client.dataset(this.config.dataset);
+    await ignoreConflict(() =>
+      dataset.createTable(this.table, {
+        schema: { fields: bigQueryTableSchema() },
+        timePartitioning: { type: 'DAY', field: PARTITION_COLUMN },
+        clustering: { fields: [...CLUSTER_COLUMNS] },
+      }),
+    );
+    await ignoreConflict(() => dataset.createTable(this.manifest, { schema: { fields: MANIFEST_SCHEMA } }));
+  }
+
+  async load(items: LoadItem[]): Promise<LoadOutcome[]> {
+    if (items.length === 0) return [];
+    const jobId = loadJobId(this.qualified(this.table), items);
+    const job = await this.startOrFind(jobId, {
+      query: {
+        query: this.loadScript(),
+        useLegacySql: false,
+        parameterMode: 'NAMED',
+        queryParameters: [filesParameter(items), queryParameter({ name: 'job_id', value: jobId, type: 'string', array: false })],
+        tableDefinitions: {
+          [STAGED]: {
+            sourceFormat: 'CSV',
+            // Canonical CSVs, written by ingest: a header, then exactly the schema's columns.
+            sourceUris: [...new Set(items.map((i) => i.uri))],
+            schema: { fields: bigQueryCanonicalCsvSchema() },
+            csvOptions: { skipLeadingRows: '1', allowQuotedNewlines: true, encoding: 'UTF-8' },
+            maxBadRecords: 0,
+          },
+        },
+        maximumBytesBilled: String(this.config.maximumBytesBilled),
+      },
+      jobTimeoutMs: String(this.config.jobTimeoutMs),
+    });
+    const { rows } = await this.results(job);
+    return rows.map((r) => ({
+      object: String(r.object),
+      generation: String(r.generation),
+      status: r.job_id === jobId ? 'loaded' : 'duplicate',
+      rows: Number(r.rows),
+    }));
+  }
+
+  async query(spec: QuerySpec): Promise<QueryResult> {
+    const { sql, params } = compileSelect(spec, bigQueryDialect(this.qualified(this.table)));
+    const job = await this.start({
+      location: this.config.location,
+      configuration: {
+        query: {
+          query: sql,
+          useLegacySql: false,
+          parameterMode: 'NAMED',
+          queryParameters: params.map(queryParameter),
+          maximumBytesBilled: String(this.config.maximumBytesBilled),
+        },
+        jobTimeoutMs: String(this.config.jobTimeoutMs),
+      },
+    });
+    return this.results(job);
+  }
+
+  async close(): Promise<void> {
+    // The client holds no connections of its own to release.
+  }
+
+  /**
+   * The transaction decides per item, on the manifest as it stands, whether
+   * to load it; the last SELECT reports every item of the batch with the job
+   * that loaded it, which is also what a later fetch of this job returns.
+   */
+  private loadScript(): string {
+    const flights = `\`${this.qualified(this.table)}\``;
+    const manifest = `\`${this.qualified(this.manifest)}\``;
+    const columns = COLUMNS.map((c) => c.name);
+    return `BEGIN TRANSACTION;
+CREATE TEMP TABLE batch AS
+SELECT f.object, f.generation, f.uri
+FROM UNNEST(@files) AS f
+WHERE NOT EXISTS (SELECT 1 FROM ${manifest} AS m WHERE m.object = f.object AND m.generation = f.generation);
+INSERT INTO ${flights} (${[...columns, 'flight_date', '_source_object', '_source_generation', '_source_line', '_loaded_at'].join(', ')})
+SELECT ${columns.map((c) => `s.${c}`).join(', ')}, DATE(s.year, s.month, s.day), b.object, b.generation, s._source_line, CURRENT_TIMESTAMP()
+FROM ${STAGED} AS s JOIN batch AS b ON s._FILE_NAME = b.uri;
+INSERT INTO ${manifest} (object, generation, rows, job_id, loaded_at)
+SELECT b.object, b.generation, (SELECT COUNT(*) FROM ${STAGED} AS s WHERE s._FILE_NAME = b.uri), @job_id, CURRENT_TIMESTAMP()
+FROM batch AS b;
+COMMIT TRANSACTION;
+SELECT m.object, CAST(m.generation AS STRING) AS generation, m.rows, m.job_id
+FROM ${manifest} AS m JOIN UNNEST(@files) AS f ON m.object = f.object AND m.generation = f.generation
+ORDER BY m.object, m.generation;`;
+  }
+
+  /** Creates the job, or, if that id exists (a retry, or a concurrent loader), takes the existing one. */
+  private async startOrFind(jobId: string, configuration: JobMetadata['configuration']): Promise<Job> {
+    try {
+      return await this.start({ jobId, location: this.config.location, configuration });
+    } catch (e) {
+      if ((e as { code?: number }).code !== 409) throw e;
+      return this.client.job(jobId, { location: this.config.location });
+    }
+  }
+
+  /** A job can fail as it is created; the client then throws with the job resource attached. */
+  private async start(options: Parameters<BigQuery['createJob']>[0]): Promise<Job> {
+    try {
+      const [job] = await this.client.createJob(options);
+      return job;
+    } catch (e) {
+      const job = (e as { response?: JobMetadata }).response;
+      if (job?.status?.errorResult) throw jobError(job);
+      throw e;
+    }
+  }
+
+  /** Waits for the job, maps a failure to BigQuery's reason and message, then reads every result page. */
+  private async results(job: Job): Promise<QueryResult> {
+    let [metadata] = await job.getMetadata();
+    while (metadata.status?.state !== 'DONE') {
+      await sleep(this.config.pollMs ?? 500);
+      [metadata] = await job.getMetadata();
+    }
+    if (metadata.status?.errorResult) throw jobError(metadata);
+
+    let schema: TableSchema | undefined;
+    const raw: unknown[] = [];
+    let pageToken: string | undefined;
+    do {
+      const [, , response] = await job.getQueryResults({ skipParsing: true, autoPaginate: false, ...(pageToken ? { pageToken } : {}) });
+      const page = response as { schema?: TableSchema; rows?: unknown[]; pageToken?: string };
+      schema ??= page.schema;
+      raw.push(...(page.rows ?? []));
+      pageToken = page.pageToken;
+    } while (pageToken);
+    return rowsToJson(schema, raw);
+  }
+
+  private qualified(table: string): string {
+    return `${this.config.projectId}.${this.config.dataset}.${table}`;
+  }
+}
+
+/** The batch as an ARRAY<STRUCT<object, generation, uri>> parameter, so the script joins on it. */
+function filesParameter(items: readonly LoadItem[]): QueryParameter {
+  const field = (name: string, type: string) => ({ name, type: { type } });
+  return {
+    name: 'files',
+    parameterType: { type: 'ARRAY', arrayType: { type: 'STRUCT', structTypes: [field('object', 'STRING'), field('generation', 'INT64'), field('uri', 'STRING')] } },
+    parameterValue: {
+      arrayValues: items.map((i) => ({ structValues: { object: { value: i.object }, generation: { value: i.generation }, uri: { value: i.uri } } })),
+    },
+  };
+}
+
+function jobError(job: JobMetadata): BigQueryJobError {
+  const failure = job.status?.errorResult;
+  return new BigQueryJobError(String(job.jobReference?.jobId), failure?.reason ?? 'unknown', failure?.message ?? '');
+}
+
+async function ignoreConflict(create: () => Promise<unknown>): Promise<void> {
+  try {
+    await create();
+  } catch (e) {
+    if ((e as { code?: number }).code !== 409) throw e;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The object store on Cloud Storage through the official client. Uploads are
+ * resumable sessions streamed from the source, so a large CSV never sits in
+ * memory and a session that is never finalized leaves no object behind.
+ * Preconditions travel as GCS query parameters, so GCS itself arbitrates
+ * races between writers.
+ */
+import type { Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Storage, type File, type FileMetadata, type StorageOptions } from '@google-cloud/storage';
+import {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  type CopyOptions,
+  type ObjectInfo,
+  type ObjectStore,
+  type Preconditions,
+  type WriteOptions,
+} from '../../core/ports.js';
+
+/** HTTP status of a client error: ApiError carries `code`, gaxios errors `status` or `response.status`. */
+function statusOf(error: unknown): number | undefined {
+  const e = error as { code?: unknown; status?: unknown; response?: { status?: unknown } };
+  for (const candidate of [e.code, e.status, e.response?.status]) if (typeof candidate === 'number') return candidate;
+  return undefined;
+}
+
+/** Maps the two statuses callers act on to the port's errors; everything else passes through. */
+function mapError(error: unknown, what: string): Error {
+  const status = statusOf(error);
+  const message = `${what}: ${(error as Error).message}`;
+  if (status === 412) return new PreconditionFailedError(message, { cause: error });
+  if (status === 404) return new ObjectNotFoundError(message, { cause: error });
+  return error as Error;
+}
+
+function toInfo(m: FileMetadata): ObjectInfo {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.metadata ?? {})) if (v !== null && v !== undefined) metadata[k] = String(v);
+  return {
+    bucket: String(m.bucket),
+    name: String(m.name),
+    generation: String(m.generation),
+    metageneration: String(m.metageneration ?? '1'),
+    size: Number(m.size ?? 0),
+    contentType: m.contentType ?? 'application/octet-stream',
+    ...(m.md5Hash ? { md5Hash: m.md5Hash } : {}),
+    ...(m.crc32c ? { crc32c: m.crc32c } : {}),
+    timeCreated: String(m.timeCreated),
+    updated: String(m.updated),
+    metadata,
+  };
+}
+
+type RequestInterceptor = File['interceptors'][number];
+
+/** The client hands interceptors its own request options, which carry `uri`; its typings say otherwise. */
+const addQuery = (query: Record<string, string>): RequestInterceptor => ({
+  request: (req) => ({ ...req, qs: { ...(req as { qs?: object }).qs, ...query } }) as ReturnType<RequestInterceptor['request']>,
+});
+
+const preconditionOpts = (p: Preconditions) => (p.ifGenerationMatch === undefined ? {} : { preconditionOpts: { ifGenerationMatch: p.ifGenerationMatch } });
+
+export class GcsObjectStore implements ObjectStore {
+  private readonly storage: Storage;
+
+  /** Options go to the client as they are: it honours `apiEndpoint` and `STORAGE_EMULATOR_HOST` itself. */
+  constructor(
+    readonly bucket: string,
+    storage: Storage | StorageOptions = {},
+  ) {
+    this.storage = storage instanceof Storage ? storage : new Storage(storage);
+  }
+
+  async write(name: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
+    const file = this.file(name);
+    const sink = file.createWriteStream({
+      resumable: true,
+      ...preconditionOpts(options),
+      metadata: { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {} },
+    });
+    try {
+      await pipeline(source, sink, ...(options.signal ? [{ signal: options.signal }] : []));
+    } catch (e) {
+      throw mapError(e, `write gs://${this.bucket}/${name}`);
+    }
+    return toInfo(file.metadata);
+  }
+
+  read(name: string, options: { generation?: string } = {}): Readable {
+    const source = this.file(name, options.generation).createReadStream();
+    const out = new PassThrough();
+    // Not `pipeline`: it would destroy `out` with the unmapped error before we could map it.
+    source.on('error', (e) => out.destroy(mapError(e, `read gs://${this.bucket}/${name}${options.generation ? `#${options.generation}` : ''}`)));
+    out.on('close', () => source.destroy());
+    return source.pipe(out);
+  }
+
+  async stat(name: string): Promise<ObjectInfo | undefined> {
+    try {
+      const [metadata] = await this.file(name).getMetadata();
+      return toInfo(metadata);
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw e;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    let pageToken: string | undefined;
+    do {
+      const [files, next] = await this.storage.bucket(this.bucket).getFiles({ prefix, autoPaginate: false, ...(pageToken ? { pageToken } : {}) });
+      for (const file of files) yield toInfo(file.metadata);
+      pageToken = (next as { pageToken?: string } | null)?.pageToken;
+    } while (pageToken);
+  }
+
+  async copy(source: string, destination: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+    const src = this.file(source);
+    const expected = options.ifSourceGenerationMatch;
+    if (expected !== undefined) {
+      // File#copy has no ifSourceGenerationMatch option; `sourceGeneration` would
+      // copy an older generation instead of failing, so add the real precondition.
+      src.interceptors.push(addQuery({ ifSourceGenerationMatch: expected }));
+    }
+    try {
+      const [, response] = await src.copy(this.file(destination), {
+        ...preconditionOpts(options),
+        ...(options.metadata ? { metadata: options.metadata } : {}),
+      });
+      return toInfo((response as { resource: FileMetadata }).resource);
+    } catch (e) {
+      throw mapError(e, `copy gs://${this.bucket}/${source} to ${destination}`);
+    }
+  }
+
+  async delete(name: string, options: Preconditions = {}): Promise<void> {
+    try {
+      await this.file(name).delete(options.ifGenerationMatch === undefined ? {} : { ifGenerationMatch: options.ifGenerationMatch });
+    } catch (e) {
+      throw mapError(e, `delete gs://${this.bucket}/${name}`);
+    }
+  }
+
+  /**
+   * BigQuery reads the live generation of a `gs://` URI and cannot name
+   * another; loaded objects are promoted with ifGenerationMatch '0' and never
+   * overwritten, so the live generation is the one the manifest records.
+   */
+  uri(name: string, _generation: string): string {
+    return `gs://${this.bucket}/${name}`;
+  }
+
+  private file(name: string, generation?: string): File {
+    return this.storage.bucket(this.bucket).file(name, generation ? { generation } : {});
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The event bus on Pub/Sub through the official client. Redelivery, backoff
+ * and dead-lettering are the subscription's own policies, so a crashed
+ * subscriber loses nothing and a poison message stops after
+ * `maxDeliveryAttempts` on the dead-letter topic, as with the local bus.
+ */
+import { PubSub, type ClientConfig, type Message, type Subscription as PubSubSubscription, type Topic } from '@google-cloud/pubsub';
+import type { Logger } from 'pino';
+import type { BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
+
+/** gRPC ALREADY_EXISTS: a concurrent subscriber, or an earlier run, created it first. */
+const ALREADY_EXISTS = 6;
+
+/**
+ * The client's defaults (100 messages, 10 ms) already favour latency; they are
+ * pinned so an upgrade cannot trade notification latency for throughput, with
+ * fewer messages per batch since publishers here send about one per upload.
+ */
+const BATCHING = { maxMessages: 10, maxMilliseconds: 10 };
+
+const duration = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
+
+async function ignoreAlreadyExists(create: () => Promise<unknown>): Promise<void> {
+  try {
+    await create();
+  } catch (e) {
+    if ((e as { code?: number }).code !== ALREADY_EXISTS) throw e;
+  }
+}
+
+function toBusMessage(m: Message): BusMessage {
+  return {
+    id: m.id,
+    data: m.data,
+    attributes: { ...m.attributes },
+    publishTime: m.publishTime.toISOString(),
+    // Pub/Sub only counts attempts on subscriptions with a dead-letter policy; 0 means it did not.
+    deliveryAttempt: m.deliveryAttempt || 1,
+  };
+}
+
+export class PubSubBus implements EventBus {
+  private readonly client: PubSub;
+  private readonly topics = new Map<string, Topic>();
+  private readonly open = new Set<PubSubSubscription>();
+
+  /** With `PUBSUB_EMULATOR_HOST` set (or `apiEndpoint` to a non-Google host) the client talks plaintext to the emulator. */
+  constructor(
+    client: PubSub | ClientConfig = {},
+    private readonly log?: Logger,
+  ) {
+    this.client = client instanceof PubSub ? client : new PubSub(client);
+  }
+
+  async publish(topic: string, data: Buffer, attributes: Record<string, string> = {}): Promise<string> {
+    return this.topic(topic).publishMessage({ data, attributes });
+  }
+
+  async subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription> {
+    await this.ensureTopic(spec.topic);
+    await this.ensureTopic(spec.deadLetterTopic);
+    await ignoreAlreadyExists(() =>
+      this.topic(spec.topic).createSubscription(spec.name, {
+        deadLetterPolicy: {
+          deadLetterTopic: this.topic(spec.deadLetterTopic).name,
+          maxDeliveryAttempts: spec.maxDeliveryAttempts,
+        },
+        retryPolicy: { minimumBackoff: duration(spec.minBackoffMs), maximumBackoff: duration(spec.maxBackoffMs) },
+      }),
+    );
+    const subscription = this.client.subscription(spec.name);
+    subscription.on('message', (m: Message) => {
+      handler(toBusMessage(m)).then(
+        () => m.ack(),
+        (error: unknown) => {
+          this.log?.info({ messageId: m.id, subscription: spec.name, attempt: m.deliveryAttempt, err: error }, 'message nacked; will be redelivered');
+          m.nack();
+        },
+      );
+    });
+    // Without a listener the client would throw stream errors out of the process; it reconnects by itself.
+    subscription.on('error', (err: Error) => this.log?.error({ err, subscription: spec.name }, 'subscription stream error'));
+    this.open.add(subscription);
+    return {
+      close: async () => {
+        this.open.delete(subscription);
+        await subscription.close();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.open].map((s) => s.close()));
+    this.open.clear();
+    await Promise.all([...this.topics.values()].map((t) => t.flush()));
+    await this.client.close();
+  }
+
+  private topic(name: string): Topic {
+    let topic = this.topics.get(name);
+    if (!topic) {
+      topic = this.client.topic(name, { batching: BATCHING });
+      this.topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  private async ensureTopic(name: string): Promise<void> {
+    await ignoreAlreadyExists(() => this.topic(name).create());
+  }
+}

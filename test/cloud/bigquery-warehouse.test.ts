@@ -1,0 +1,224 @@
+import { BigQuery } from '@google-cloud/bigquery';
+import { PassThroughClient } from 'google-auth-library';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BigQueryJobError, BigQueryWarehouse, loadJobId, MANIFEST_SCHEMA } from '../../functions/adapters/bigquery/warehouse.js';
+import type { LoadItem } from '../../functions/core/ports.js';
+import type { QuerySpec } from '../../functions/core/query-spec.js';
+import { bigQueryCanonicalCsvSchema, bigQueryTableSchema } from '../../functions/core/schema.js';
+import { bigQueryDialect, compileSelect } from '../../functions/core/sql.js';
+import { FakeBigQuery, type JobResult } from '../support/fake-bigquery.js';
+
+const PROJECT = 'demo-project';
+const config = { projectId: PROJECT, dataset: 'flights_ds', location: 'europe-west1', maximumBytesBilled: 5_000_000_000, jobTimeoutMs: 120_000, pollMs: 1 };
+let fake: FakeBigQuery;
+let warehouse: BigQueryWarehouse;
+
+beforeAll(async () => {
+  fake = await new FakeBigQuery().start();
+  // PassThroughClient signs nothing, so no token request (or metadata-server probe) leaves the machine.
+  const client = new BigQuery({ projectId: PROJECT, apiEndpoint: fake.endpoint, authClient: new PassThroughClient(), location: config.location });
+  warehouse = new BigQueryWarehouse(config, client);
+});
+afterAll(() => fake.stop());
+afterEach(() => fake.reset());
+
+const items: LoadItem[] = [
+  { object: 'flights/b.csv', generation: '1700000000000002', uri: 'gs://bkt/flights/b.csv' },
+  { object: 'flights/a.csv', generation: '1700000000000001', uri: 'gs://bkt/flights/a.csv' },
+];
+
+/** What the load script's last SELECT returns: the manifest rows of the batch. */
+function manifestResult(rows: [string, string, string, string][]): JobResult {
+  return {
+    schema: { fields: [{ name: 'object', type: 'STRING' }, { name: 'generation', type: 'STRING' }, { name: 'rows', type: 'INTEGER' }, { name: 'job_id', type: 'STRING' }] },
+    rows,
+  };
+}
+
+const jobInserts = () => fake.find('POST', /\/projects\/demo-project\/jobs$/);
+
+describe('BigQueryWarehouse against the REST API', () => {
+  it('creates the dataset, the partitioned and clustered table, and the manifest; a second init tolerates 409', async () => {
+    await warehouse.init();
+    await warehouse.init();
+
+    const [dataset] = fake.find('POST', /\/datasets$/);
+    expect(dataset?.body).toMatchObject({ datasetReference: { datasetId: 'flights_ds' }, location: 'europe-west1' });
+    const flights = fake.tables.get(`${PROJECT}.flights_ds.flights`);
+    expect(flights).toMatchObject({
+      schema: { fields: bigQueryTableSchema() },
+      timePartitioning: { type: 'DAY', field: 'flight_date' },
+      clustering: { fields: ['carrier', 'origin', 'dest'] },
+    });
+    expect(fake.tables.get(`${PROJECT}.flights_ds._loads`)).toMatchObject({ schema: { fields: MANIFEST_SCHEMA } });
+    expect(fake.requests.every((r) => r.headers.authorization === undefined)).toBe(true);
+  });
+
+  it('loads a batch in one deterministic query job over a temporary external table', async () => {
+    const jobId = loadJobId(`${PROJECT}.flights_ds.flights`, items);
+    fake.onJob = () => ({ result: manifestResult([['flights/a.csv', items[1]!.generation, '3', jobId], ['flights/b.csv', items[0]!.generation, '0', jobId]]) });
+
+    const outcomes = await warehouse.load(items);
+
+    expect(jobId).toMatch(/^load_[0-9a-f]{40}$/);
+    expect(loadJobId(`${PROJECT}.flights_ds.flights`, [...items].reverse())).toBe(jobId);
+    expect(loadJobId(`${PROJECT}.flights_ds.flights`, [items[0]!, { ...items[1]!, generation: '1700000000000009' }])).not.toBe(jobId);
+    expect(loadJobId(`${PROJECT}.other_ds.flights`, items)).not.toBe(jobId);
+
+    const [insert] = jobInserts();
+    const job = insert?.body as { jobReference: Record<string, string>; configuration: Record<string, any> };
+    expect(job.jobReference).toEqual({ projectId: PROJECT, jobId, location: 'europe-west1' });
+    expect(job.configuration.jobTimeoutMs).toBe('120000');
+    const q = job.configuration.query;
+    expect(q).toMatchObject({ useLegacySql: false, parameterMode: 'NAMED', maximumBytesBilled: '5000000000' });
+    // DML jobs write through their statements: BigQuery rejects a destination table or write disposition on them.
+    expect(q.destinationTable).toBeUndefined();
+    expect(q.writeDisposition).toBeUndefined();
+    expect(q.tableDefinitions).toEqual({
+      staged: {
+        sourceFormat: 'CSV',
+        sourceUris: ['gs://bkt/flights/b.csv', 'gs://bkt/flights/a.csv'],
+        schema: { fields: bigQueryCanonicalCsvSchema() },
+        csvOptions: { skipLeadingRows: '1', allowQuotedNewlines: true, encoding: 'UTF-8' },
+        maxBadRecords: 0,
+      },
+    });
+    const sql = q.query as string;
+    expect(sql).toMatch(/^BEGIN TRANSACTION;/);
+    expect(sql).toContain('INSERT INTO `demo-project.flights_ds.flights`');
+    expect(sql).toContain('DATE(s.year, s.month, s.day), b.object, b.generation, s._source_line, CURRENT_TIMESTAMP()');
+    expect(sql).toContain('FROM staged AS s JOIN batch AS b ON s._FILE_NAME = b.uri');
+    expect(sql).toContain('INSERT INTO `demo-project.flights_ds._loads`');
+    expect(sql.indexOf('COMMIT TRANSACTION;')).toBeGreaterThan(sql.indexOf('INSERT INTO `demo-project.flights_ds._loads`'));
+    expect(q.queryParameters).toEqual([
+      {
+        name: 'files',
+        parameterType: {
+          type: 'ARRAY',
+          arrayType: {
+            type: 'STRUCT',
+            structTypes: [
+              { name: 'object', type: { type: 'STRING' } },
+              { name: 'generation', type: { type: 'INT64' } },
+              { name: 'uri', type: { type: 'STRING' } },
+            ],
+          },
+        },
+        parameterValue: {
+          arrayValues: items.map((i) => ({ structValues: { object: { value: i.object }, generation: { value: i.generation }, uri: { value: i.uri } } })),
+        },
+      },
+      { name: 'job_id', parameterType: { type: 'STRING' }, parameterValue: { value: jobId } },
+    ]);
+
+    expect(outcomes).toEqual([
+      { object: 'flights/a.csv', generation: '1700000000000001', status: 'loaded', rows: 3 },
+      { object: 'flights/b.csv', generation: '1700000000000002', status: 'loaded', rows: 0 },
+    ]);
+    expect(fake.find('GET', /\/queries\//)[0]?.query.location).toBe('europe-west1');
+  });
+
+  it('reports items an earlier job loaded as duplicates', async () => {
+    const jobId = loadJobId(`${PROJECT}.flights_ds.flights`, items);
+    fake.onJob = () => ({ result: manifestResult([['flights/a.csv', items[1]!.generation, '3', 'load_earlier'], ['flights/b.csv', items[0]!.generation, '5', jobId]]) });
+    expect(await warehouse.load(items)).toEqual([
+      { object: 'flights/a.csv', generation: '1700000000000001', status: 'duplicate', rows: 3 },
+      { object: 'flights/b.csv', generation: '1700000000000002', status: 'loaded', rows: 5 },
+    ]);
+  });
+
+  it('on 409 reuses the existing job: waits for it and returns its outcome, submitting nothing new', async () => {
+    const jobId = loadJobId(`${PROJECT}.flights_ds.flights`, items);
+    fake.seedJob(PROJECT, jobId, 'europe-west1', {
+      runningPolls: 2,
+      result: manifestResult([['flights/a.csv', items[1]!.generation, '3', jobId], ['flights/b.csv', items[0]!.generation, '4', jobId]]),
+    });
+    fake.onJob = () => {
+      throw new Error('a second job must not be created');
+    };
+
+    const outcomes = await warehouse.load([...items].reverse());
+
+    expect(jobInserts()).toHaveLength(1);
+    expect(fake.jobs.size).toBe(1);
+    // The first jobs.get answers RUNNING: the results are read only after the second says DONE.
+    expect(fake.find('GET', new RegExp(`/jobs/${jobId}$`))).toHaveLength(2);
+    expect(outcomes.map((o) => [o.object, o.status, o.rows])).toEqual([
+      ['flights/a.csv', 'loaded', 3],
+      ['flights/b.csv', 'loaded', 4],
+    ]);
+  });
+
+  it.each([
+    ['as it is created', 0],
+    ['while it runs', 2],
+  ])('maps a job that fails %s to an error carrying BigQuery reason and message', async (_when, runningPolls) => {
+    const message = 'Error while reading data, error message: CSV processing encountered too many errors; File: gs://bkt/flights/a.csv';
+    fake.onJob = () => ({ runningPolls, error: { reason: 'invalid', message } });
+    const failure = warehouse.load(items);
+    await expect(failure).rejects.toBeInstanceOf(BigQueryJobError);
+    await expect(failure).rejects.toMatchObject({ reason: 'invalid', message: expect.stringContaining(message) });
+  });
+
+  it('runs a query as a named-parameter job with typed parameters, byte cap, timeout and location, and returns plain rows', async () => {
+    const spec: QuerySpec = {
+      select: ['flight_date', 'carrier', 'dep_delay', 'time_hour', 'flight'],
+      filters: [
+        { column: 'origin', op: 'in', values: ['JFK', 'EWR'] },
+        { column: 'dep_delay', op: 'gt', value: 10.5 },
+        { column: 'time_hour', op: 'gte', value: '2013-01-01 05:00:00' },
+        { column: 'flight_date', op: 'lte', value: '2013-01-31' },
+        { column: 'carrier', op: 'ilike', value: 'u%' },
+      ],
+      order: [{ column: 'flight', direction: 'asc', nulls: 'last' }],
+      after: [1545],
+      limit: 2,
+    };
+    fake.onJob = () => ({
+      result: {
+        schema: {
+          fields: [
+            { name: 'flight_date', type: 'DATE' },
+            { name: 'carrier', type: 'STRING' },
+            { name: 'dep_delay', type: 'FLOAT' },
+            { name: 'time_hour', type: 'DATETIME' },
+            { name: 'flight', type: 'INTEGER' },
+          ],
+        },
+        rows: [
+          ['2013-01-01', 'UA', '11.0', '2013-01-01T05:00:00', '1714'],
+          ['2013-01-02', 'UA', null, '2013-01-02T06:00:00', '2001'],
+        ],
+      },
+    });
+
+    const result = await warehouse.query(spec);
+
+    const [insert] = jobInserts();
+    const job = insert?.body as { jobReference: Record<string, string>; configuration: Record<string, any> };
+    expect(job.jobReference.location).toBe('europe-west1');
+    expect(job.configuration.jobTimeoutMs).toBe('120000');
+    expect(job.configuration.query).toMatchObject({
+      query: compileSelect(spec, bigQueryDialect(`${PROJECT}.flights_ds.flights`)).sql,
+      useLegacySql: false,
+      parameterMode: 'NAMED',
+      maximumBytesBilled: '5000000000',
+    });
+    expect(job.configuration.query.query).toContain('FROM `demo-project.flights_ds.flights`');
+    expect(job.configuration.query.queryParameters).toEqual([
+      { name: 'p0', parameterType: { type: 'ARRAY', arrayType: { type: 'STRING' } }, parameterValue: { arrayValues: [{ value: 'JFK' }, { value: 'EWR' }] } },
+      { name: 'p1', parameterType: { type: 'FLOAT64' }, parameterValue: { value: '10.5' } },
+      { name: 'p2', parameterType: { type: 'DATETIME' }, parameterValue: { value: '2013-01-01 05:00:00' } },
+      { name: 'p3', parameterType: { type: 'DATE' }, parameterValue: { value: '2013-01-31' } },
+      { name: 'p4', parameterType: { type: 'STRING' }, parameterValue: { value: 'u%' } },
+      { name: 'p5', parameterType: { type: 'INT64' }, parameterValue: { value: '1545' } },
+    ]);
+    expect(result).toEqual({
+      columns: ['flight_date', 'carrier', 'dep_delay', 'time_hour', 'flight'],
+      rows: [
+        { flight_date: '2013-01-01', carrier: 'UA', dep_delay: 11, time_hour: '2013-01-01T05:00:00', flight: 1714 },
+        { flight_date: '2013-01-02', carrier: 'UA', dep_delay: null, time_hour: '2013-01-02T06:00:00', flight: 2001 },
+      ],
+    });
+  });
+});
