@@ -5,7 +5,7 @@ import { BigQueryJobError, BigQueryWarehouse, loadJobId, MANIFEST_SCHEMA } from 
 import type { LoadItem } from '../../functions/core/ports.js';
 import type { QuerySpec } from '../../functions/core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema } from '../../functions/core/schema.js';
-import { bigQueryDialect, compileSelect } from '../../functions/core/sql.js';
+import { bigQueryDialect, compileCount, compileSelect } from '../../functions/core/sql.js';
 import { FakeBigQuery, type JobResult } from '../support/fake-bigquery.js';
 
 const PROJECT = 'demo-project';
@@ -216,9 +216,26 @@ describe('BigQueryWarehouse against the REST API', () => {
     expect(result).toEqual({
       columns: ['flight_date', 'carrier', 'dep_delay', 'time_hour', 'flight'],
       rows: [
-        { flight_date: '2013-01-01', carrier: 'UA', dep_delay: 11, time_hour: '2013-01-01T05:00:00', flight: 1714 },
-        { flight_date: '2013-01-02', carrier: 'UA', dep_delay: null, time_hour: '2013-01-02T06:00:00', flight: 2001 },
+        { flight_date: '2013-01-01', carrier: 'UA', dep_delay: 11, time_hour: '2013-01-01 05:00:00', flight: 1714 },
+        { flight_date: '2013-01-02', carrier: 'UA', dep_delay: null, time_hour: '2013-01-02 06:00:00', flight: 2001 },
       ],
     });
+  });
+
+  it('counts with the same filters, no keyset and no limit, as a typed-parameter job', async () => {
+    const spec: QuerySpec = {
+      select: ['carrier'],
+      filters: [{ column: 'carrier', op: 'eq', value: 'UA' }],
+      order: [{ column: 'flight', direction: 'asc', nulls: 'last' }],
+      after: [1545],
+      limit: 2,
+    };
+    fake.onJob = () => ({ result: { schema: { fields: [{ name: 'count', type: 'INTEGER' }] }, rows: [['12345']] } });
+    expect(await warehouse.count(spec)).toBe(12345);
+    const job = jobInserts()[0]?.body as { configuration: Record<string, any> };
+    expect(job.configuration.query.query).toBe(compileCount(spec, bigQueryDialect(`${PROJECT}.flights_ds.flights`)).sql);
+    expect(job.configuration.query.query).not.toMatch(/LIMIT|1545/);
+    expect(job.configuration.query.queryParameters).toEqual([{ name: 'p0', parameterType: { type: 'STRING' }, parameterValue: { value: 'UA' } }]);
+    expect(job.configuration.query.maximumBytesBilled).toBe('5000000000');
   });
 });

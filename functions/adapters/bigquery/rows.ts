@@ -10,6 +10,16 @@ export interface TableSchema {
 }
 
 const NUMERIC = new Set(['INT64', 'INTEGER', 'FLOAT64', 'FLOAT', 'NUMERIC', 'BIGNUMERIC']);
+const DATETIME = new Set(['DATETIME', 'TIMESTAMP']);
+
+/** Integers beyond 2^53 (object generations) stay exact as strings; DATETIME reads as the uploaded text did. */
+function value(type: string, v: string): unknown {
+  if (NUMERIC.has(type)) {
+    const n = Number(v);
+    return Number.isSafeInteger(n) || !/^-?\d+$/.test(v) ? n : v;
+  }
+  return DATETIME.has(type) ? v.replace('T', ' ') : v;
+}
 
 export function rowsToJson(schema: TableSchema | undefined, rows: unknown[]): QueryResult {
   const fields = schema?.fields ?? [];
@@ -20,7 +30,7 @@ export function rowsToJson(schema: TableSchema | undefined, rows: unknown[]): Qu
       return Object.fromEntries(
         fields.map((field, i) => {
           const v = cells[i]?.v ?? null;
-          return [field.name, v === null ? null : NUMERIC.has(field.type) ? Number(v) : v];
+          return [field.name, v === null ? null : value(field.type, String(v))];
         }),
       );
     }),

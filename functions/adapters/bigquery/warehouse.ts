@@ -20,9 +20,9 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@google-cloud/bigquery';
 import type { LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
-import type { QuerySpec } from '../../core/query-spec.js';
+import type { CompiledQuery, QuerySpec } from '../../core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema, CLUSTER_COLUMNS, COLUMNS, PARTITION_COLUMN, TABLE } from '../../core/schema.js';
-import { compileSelect, bigQueryDialect } from '../../core/sql.js';
+import { bigQueryDialect, compileCount, compileSelect } from '../../core/sql.js';
 import { queryParameter, type QueryParameter } from './params.js';
 import { rowsToJson, type TableSchema } from './rows.js';
 
@@ -127,7 +127,15 @@ export class BigQueryWarehouse implements Warehouse {
   }
 
   async query(spec: QuerySpec): Promise<QueryResult> {
-    const { sql, params } = compileSelect(spec, bigQueryDialect(this.qualified(this.table)));
+    return this.run(compileSelect(spec, bigQueryDialect(this.qualified(this.table))));
+  }
+
+  async count(spec: QuerySpec): Promise<number> {
+    const { rows } = await this.run(compileCount(spec, bigQueryDialect(this.qualified(this.table))));
+    return Number(rows[0]?.count ?? 0);
+  }
+
+  private async run({ sql, params }: CompiledQuery): Promise<QueryResult> {
     const job = await this.start({
       location: this.config.location,
       configuration: {
