@@ -7,9 +7,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { BigQueryWarehouse } from './adapters/bigquery/warehouse.js';
 import { DuckDbWarehouse } from './adapters/duckdb/warehouse.js';
+import { GcsObjectStore } from './adapters/gcs/store.js';
 import { DurableLocalBus } from './adapters/local/durable-bus.js';
 import { FsObjectStore } from './adapters/local/fs-store.js';
+import { PubSubBus } from './adapters/pubsub/bus.js';
 import { loadConfig, type Config } from './core/config.js';
 import { createLogger } from './core/logger.js';
 import { notificationMessage } from './core/notification.js';
@@ -55,8 +58,15 @@ export function deadLetterSubscription(config: Config): SubscriptionSpec {
   };
 }
 
-/** A secret kept in the data directory, so cursors stay valid across restarts of the embedded pipeline. */
-async function localSecret(dataDir: string): Promise<string> {
+/**
+ * Cursors must verify on every instance: in the cloud the secret comes from the
+ * environment (Secret Manager); locally it is kept in the data directory, so
+ * cursors also survive a restart.
+ */
+async function cursorSecret(config: Config): Promise<string> {
+  if (config.cursorSecret) return config.cursorSecret;
+  if (config.profile === 'cloud') throw new Error('CURSOR_SECRET must be set in the cloud profile');
+  const { dataDir } = config;
   const file = path.join(dataDir, 'cursor.key');
   await fs.mkdir(dataDir, { recursive: true });
   await fs.writeFile(file, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
@@ -65,19 +75,41 @@ async function localSecret(dataDir: string): Promise<string> {
   return (await fs.readFile(file, 'utf8')).trim();
 }
 
+function createStore(config: Config): ObjectStore {
+  if (config.store === 'gcs') return new GcsObjectStore(config.bucket, { projectId: config.projectId });
+  return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket);
+}
+
+function createBus(config: Config, log: Logger): EventBus {
+  if (config.bus === 'pubsub') {
+    const emulator = config.pubsubEmulatorHost;
+    // Naming the universe keeps the client from asking the metadata server, which a laptop does not have.
+    const options = emulator ? { apiEndpoint: emulator, emulatorMode: true, universeDomain: 'googleapis.com' } : {};
+    return new PubSubBus({ projectId: config.projectId, ...options }, log);
+  }
+  return new DurableLocalBus(path.join(config.dataDir, 'bus'), log);
+}
+
+function createWarehouse(config: Config): Warehouse {
+  if (config.warehouse === 'bigquery') return new BigQueryWarehouse({ projectId: config.projectId, ...config.bigQuery });
+  return new DuckDbWarehouse(path.join(config.dataDir, 'warehouse.duckdb'));
+}
+
 export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
-  const store = new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket);
-  const bus = new DurableLocalBus(path.join(config.dataDir, 'bus'), log);
-  const warehouse = new DuckDbWarehouse(path.join(config.dataDir, 'warehouse.duckdb'));
+  const store = createStore(config);
+  const bus = createBus(config, log);
+  const warehouse = createWarehouse(config);
   await warehouse.init();
-  // What `gcloud storage buckets notifications create --object-prefix=incoming/` sets up in the cloud.
-  await bus.createSubscription(loaderSubscription(config));
-  await bus.createSubscription(deadLetterSubscription(config));
-  store.onFinalize(async (info) => {
-    if (!info.name.startsWith(INCOMING_PREFIX)) return;
-    const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
-    await bus.publish(config.notificationTopic, data, attributes);
-  });
+  if (store instanceof FsObjectStore) {
+    // What `gcloud storage buckets notifications create --object-prefix=incoming/` sets up for a real bucket.
+    await bus.createSubscription(loaderSubscription(config));
+    await bus.createSubscription(deadLetterSubscription(config));
+    store.onFinalize(async (info) => {
+      if (!info.name.startsWith(INCOMING_PREFIX)) return;
+      const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
+      await bus.publish(config.notificationTopic, data, attributes);
+    });
+  }
   const ledger = new UploadLedger(store);
   const settings = { spacingMs: config.flushSpacingMs, maxFailures: config.maxLoadFailures, deadLetterTopic: config.deadLetterTopic };
   const flush = singleFlight(() => flushPending({ store, bus, warehouse, ledger, log, settings }));
@@ -89,7 +121,7 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     bus,
     warehouse,
     ledger,
-    cursorSecret: config.cursorSecret || (await localSecret(config.dataDir)),
+    cursorSecret: await cursorSecret(config),
     flush: () => (lastFlush = flush()),
     async close() {
       await lastFlush.catch(() => undefined);

@@ -3,6 +3,15 @@ import path from 'node:path';
 
 export interface Config {
   profile: 'local' | 'cloud';
+  /** Each port's adapter; PROFILE sets all three, STORE / BUS / WAREHOUSE override one. */
+  store: 'local' | 'gcs';
+  bus: 'local' | 'pubsub';
+  warehouse: 'duckdb' | 'bigquery';
+  /** Google Cloud project (cloud adapters and the Pub/Sub emulator). */
+  projectId: string;
+  /** `host:port` of a Pub/Sub emulator, as the official client reads it. */
+  pubsubEmulatorHost?: string;
+  bigQuery: { dataset: string; location: string; maximumBytesBilled: number; jobTimeoutMs: number };
   host: string;
   port: number;
   dataDir: string;
@@ -25,6 +34,13 @@ export interface Config {
   logLevel: string;
 }
 
+function choice<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!allowed.includes(raw as T)) throw new Error(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -34,10 +50,22 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const profile = env.PROFILE === 'cloud' ? 'cloud' : 'local';
+  const profile = choice(env, 'PROFILE', ['local', 'cloud'] as const, 'local');
+  const cloud = profile === 'cloud';
   const dataDir = path.resolve(env.DATA_DIR ?? '.data');
   return {
     profile,
+    store: choice(env, 'STORE', ['local', 'gcs'] as const, cloud ? 'gcs' : 'local'),
+    bus: choice(env, 'BUS', ['local', 'pubsub'] as const, cloud ? 'pubsub' : 'local'),
+    warehouse: choice(env, 'WAREHOUSE', ['duckdb', 'bigquery'] as const, cloud ? 'bigquery' : 'duckdb'),
+    projectId: env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT ?? 'local',
+    pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST || undefined,
+    bigQuery: {
+      dataset: env.BQ_DATASET ?? 'flights',
+      location: env.BQ_LOCATION ?? 'US',
+      maximumBytesBilled: int(env, 'BQ_MAX_BYTES_BILLED', 10 * 1024 ** 3),
+      jobTimeoutMs: int(env, 'BQ_JOB_TIMEOUT_MS', 120_000),
+    },
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8080),
     dataDir,
@@ -48,7 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDeliveryAttempts: int(env, 'MAX_DELIVERY_ATTEMPTS', 5),
     minBackoffMs: int(env, 'MIN_BACKOFF_MS', 1000),
     maxBackoffMs: int(env, 'MAX_BACKOFF_MS', 60_000),
-    flushSpacingMs: int(env, 'FLUSH_SPACING_MS', profile === 'cloud' ? 120_000 : 0),
+    flushSpacingMs: int(env, 'FLUSH_SPACING_MS', cloud ? 120_000 : 0),
     flushTickMs: int(env, 'FLUSH_TICK_MS', 1000),
     maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
     cursorSecret: env.CURSOR_SECRET ?? '',

@@ -92,6 +92,8 @@ export interface Subscription {
 
 export interface EventBus {
   publish(topic: string, data: Buffer, attributes?: Record<string, string>): Promise<string>;
+  /** Creates the subscription (and its topics) if missing, so messages published from now on are kept for it. */
+  createSubscription(spec: SubscriptionSpec): Promise<void>;
   subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription>;
   close(): Promise<void>;
 }

@@ -1,30 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PubSub } from '@google-cloud/pubsub';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PubSubBus } from '../../functions/adapters/pubsub/bus.js';
 import type { BusMessage, SubscriptionSpec } from '../../functions/core/ports.js';
-import { startPubSubEmulator, type PubSubEmulator } from '../support/pubsub-emulator.js';
 
-let emulator: PubSubEmulator;
+// The real emulator, started once for the run by test/support/global-setup.ts.
+const emulator = { host: inject('pubsubEmulatorHost'), projectId: 'demo' };
 let bus: PubSubBus;
 let admin: PubSub;
 
-beforeAll(async () => {
-  emulator = await startPubSubEmulator();
+beforeAll(() => {
   // Naming the universe keeps gax from asking the GCE metadata server for it, which it
   // otherwise does even against the emulator; naming it also ends the automatic
   // emulator detection, hence emulatorMode.
   const options = { projectId: emulator.projectId, apiEndpoint: emulator.host, emulatorMode: true, universeDomain: 'googleapis.com' };
   bus = new PubSubBus(options);
   admin = new PubSub(options);
-}, 90_000);
+});
 
 afterAll(async () => {
   await bus?.close();
   await admin?.close();
-  await emulator?.stop();
-}, 30_000);
+});
 
 const unique = (base: string) => `${base}-${randomBytes(4).toString('hex')}`;
 

@@ -9,7 +9,7 @@ import { flushPending } from '../../functions/loader/flush.js';
 import { loaderHandler } from '../../functions/loader/handler.js';
 import { createRuntime, deadLetterSubscription } from '../../functions/runtime.js';
 import { canonicalOf } from '../support/canonical.js';
-import { eventually, quietLogger, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
+import { eventually, PROFILES, profileEnv, quietLogger, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
 
 const sample = fs.readFileSync(new URL('../../samples/flights-sample.csv', import.meta.url), 'utf8');
 const count = async (p: TestPipeline): Promise<number> => {
@@ -24,8 +24,8 @@ afterEach(async () => {
 });
 
 describe('the loader', () => {
-  it('loads a notification delivered twice (and concurrently) only once', async () => {
-    p = await startTestPipeline();
+  it.each(PROFILES)('loads a notification delivered twice (and concurrently) only once (%s profile)', async (profile) => {
+    p = await startTestPipeline({ env: profileEnv(profile) });
     const upload = await request(p.url).post('/upload').attach('file', Buffer.from(sample), 'a.csv');
     await eventually(async () => ((await request(p!.url).get(`/uploads/${upload.body.uploadId}`)).body.status === 'loaded' ? true : undefined));
     expect(await count(p)).toBe(300);
@@ -51,8 +51,8 @@ describe('the loader', () => {
     expect(await count(p)).toBe(300);
   });
 
-  it('retries a file that cannot be loaded, then quarantines it with a readable reason, dead-letters it and marks the upload failed', async () => {
-    p = await startTestPipeline({ env: { MAX_LOAD_FAILURES: '3', FLUSH_TICK_MS: '20' } });
+  it.each(PROFILES)('retries a file that cannot be loaded, then quarantines it with a readable reason, dead-letters it and marks the upload failed (%s profile)', async (profile) => {
+    p = await startTestPipeline({ env: { ...profileEnv(profile), MAX_LOAD_FAILURES: '3', FLUSH_TICK_MS: '20' } });
     const dead: string[] = [];
     await p.rt.bus.subscribe({ ...deadLetterSubscription(p.rt.config), name: 'test-dead-letters' }, async (m) => void dead.push(m.data.toString()));
     // A file that skipped ingest's validation: the warehouse refuses it on every attempt.

@@ -2,15 +2,15 @@ import fs from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedRows } from '../support/expected.js';
-import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { eventually, PROFILES, profileEnv, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 
 const sample = fs.readFileSync(new URL('../../samples/flights-sample.csv', import.meta.url), 'utf8');
 const expected = expectedRows(sample);
 
-describe('the embedded pipeline, end to end over HTTP', () => {
+describe.each(PROFILES)('the pipeline end to end over HTTP (%s profile)', (profile) => {
   let p: TestPipeline;
   beforeAll(async () => {
-    p = await startTestPipeline();
+    p = await startTestPipeline({ env: profileEnv(profile) });
   });
   afterAll(async () => {
     await p?.stop();
@@ -66,7 +66,7 @@ describe('the embedded pipeline, end to end over HTTP', () => {
 
   it('keeps every row across a restart on the same data directory', async () => {
     await p.stop();
-    p = await startTestPipeline({ dataDir: p.dataDir });
+    p = await startTestPipeline({ dataDir: p.dataDir, env: p.env });
     const res = await request(p.url).get('/getdata').query({ limit: 1000 });
     expect(res.body.rows).toEqual(expected);
   });

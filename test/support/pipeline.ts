@@ -1,8 +1,10 @@
 /** Starts the whole embedded pipeline on a fresh data directory and a free loopback port. */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../functions/core/config.js';
 import { createLogger } from '../../functions/core/logger.js';
 import { startLocalPipeline, type LocalPipeline } from '../../functions/local/pipeline.js';
@@ -11,6 +13,7 @@ import { createRuntime, type Runtime } from '../../functions/runtime.js';
 export interface TestPipeline extends LocalPipeline {
   rt: Runtime;
   dataDir: string;
+  env: Record<string, string>;
   /** Stops everything; the data directory stays for a restart. */
   stop(): Promise<void>;
 }
@@ -28,6 +31,27 @@ export const quietLogger = () =>
     }),
   );
 
+/**
+ * The profiles the end-to-end suites run under: everything embedded, and the
+ * bus on the real Pub/Sub emulator (started by test/support/global-setup.ts).
+ */
+export type TestProfile = 'embedded' | 'emulator';
+export const PROFILES: TestProfile[] = ['embedded', 'emulator'];
+
+/** Settings for a profile; emulator runs get topics of their own, so suites sharing the emulator never see each other's messages. */
+export function profileEnv(profile: TestProfile): Record<string, string> {
+  if (profile === 'embedded') return {};
+  const id = randomBytes(4).toString('hex');
+  return {
+    BUS: 'pubsub',
+    PUBSUB_EMULATOR_HOST: inject('pubsubEmulatorHost'),
+    GOOGLE_CLOUD_PROJECT: 'demo',
+    NOTIFICATION_TOPIC: `objects-${id}`,
+    LOADER_SUBSCRIPTION: `loader-${id}`,
+    DEAD_LETTER_TOPIC: `dead-letter-${id}`,
+  };
+}
+
 export async function startTestPipeline(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestPipeline> {
   const dataDir = options.dataDir ?? (await tempDir());
   const config: Config = loadConfig({ DATA_DIR: dataDir, MIN_BACKOFF_MS: '20', MAX_BACKOFF_MS: '100', ...options.env });
@@ -37,6 +61,7 @@ export async function startTestPipeline(options: { dataDir?: string; env?: Recor
     ...pipeline,
     rt,
     dataDir,
+    env: options.env ?? {},
     async stop() {
       await pipeline.close();
       await rt.close();

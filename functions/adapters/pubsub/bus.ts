@@ -56,18 +56,21 @@ export class PubSubBus implements EventBus {
     return this.topic(topic).publishMessage({ data, attributes });
   }
 
-  async subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription> {
+  async createSubscription(spec: SubscriptionSpec): Promise<void> {
     await this.ensureTopic(spec.topic);
-    await this.ensureTopic(spec.deadLetterTopic);
+    if (spec.deadLetterTopic) await this.ensureTopic(spec.deadLetterTopic);
     await ignoreAlreadyExists(() =>
       this.topic(spec.topic).createSubscription(spec.name, {
-        deadLetterPolicy: {
-          deadLetterTopic: this.topic(spec.deadLetterTopic).name,
-          maxDeliveryAttempts: spec.maxDeliveryAttempts,
-        },
+        ...(spec.deadLetterTopic
+          ? { deadLetterPolicy: { deadLetterTopic: this.topic(spec.deadLetterTopic).name, maxDeliveryAttempts: spec.maxDeliveryAttempts } }
+          : {}),
         retryPolicy: { minimumBackoff: duration(spec.minBackoffMs), maximumBackoff: duration(spec.maxBackoffMs) },
       }),
     );
+  }
+
+  async subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription> {
+    await this.createSubscription(spec);
     const subscription = this.client.subscription(spec.name);
     subscription.on('message', (m: Message) => {
       handler(toBusMessage(m)).then(
