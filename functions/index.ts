@@ -5,6 +5,8 @@
  */
 import * as ff from '@google-cloud/functions-framework';
 import { deadLetterHandler, flushHandler, loaderHandler } from './loader/handler.js';
+import { exportsHandler } from './exports/handler.js';
+import { exportRunner } from './exports/runner.js';
 import { ingestHandler } from './ingest/handler.js';
 import { queryHandler } from './query/handler.js';
 import { createRuntime, type Runtime } from './runtime.js';
@@ -26,3 +28,5 @@ ff.cloudEvent('loadFlights', lazy(loaderHandler));
 ff.cloudEvent('flushLoads', lazy(flushHandler));
 ff.cloudEvent('deadLetter', lazy(deadLetterHandler));
 ff.http('getdata', lazy(queryHandler));
+ff.http('exports', lazy(exportsHandler));
+ff.cloudEvent('runExport', lazy(exportRunner));

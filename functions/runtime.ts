@@ -12,11 +12,14 @@ import { DuckDbWarehouse } from './adapters/duckdb/warehouse.js';
 import { GcsObjectStore } from './adapters/gcs/store.js';
 import { DurableLocalBus } from './adapters/local/durable-bus.js';
 import { FsObjectStore } from './adapters/local/fs-store.js';
+import { LocalUrlSigner } from './adapters/local/url-signer.js';
 import { PubSubBus } from './adapters/pubsub/bus.js';
 import { loadConfig, type Config } from './core/config.js';
+import { exportLedger, type ExportRecord } from './core/exports.js';
 import { createLogger } from './core/logger.js';
 import { notificationMessage } from './core/notification.js';
 import type { EventBus, ObjectStore, SubscriptionSpec, Warehouse } from './core/ports.js';
+import type { JsonRecords } from './core/records.js';
 import { UploadLedger } from './core/uploads.js';
 import { INCOMING_PREFIX } from './ingest/store-upload.js';
 import { flushPending, singleFlight } from './loader/flush.js';
@@ -28,6 +31,9 @@ export interface Runtime {
   bus: EventBus;
   warehouse: Warehouse;
   ledger: UploadLedger;
+  exports: JsonRecords<ExportRecord>;
+  /** The local bucket's URL signer, for the gateway that serves its signed URLs; absent on GCS. */
+  signer?: LocalUrlSigner;
   /** Signs pagination cursors. */
   cursorSecret: string;
   /** Loads what is pending, if the flush spacing allows; one flush at a time per process. */
@@ -58,16 +64,27 @@ export function deadLetterSubscription(config: Config): SubscriptionSpec {
   };
 }
 
+export function exportSubscription(config: Config): SubscriptionSpec {
+  return {
+    name: config.exports.subscription,
+    topic: config.exports.topic,
+    maxDeliveryAttempts: config.maxDeliveryAttempts,
+    deadLetterTopic: config.deadLetterTopic,
+    minBackoffMs: config.minBackoffMs,
+    maxBackoffMs: config.maxBackoffMs,
+  };
+}
+
 /**
- * Cursors must verify on every instance: in the cloud the secret comes from the
- * environment (Secret Manager); locally it is kept in the data directory, so
- * cursors also survive a restart.
+ * Secrets must verify on every instance: in the cloud they come from the
+ * environment (Secret Manager); locally each is kept in the data directory,
+ * so cursors and signed URLs also survive a restart.
  */
-async function cursorSecret(config: Config): Promise<string> {
-  if (config.cursorSecret) return config.cursorSecret;
-  if (config.profile === 'cloud') throw new Error('CURSOR_SECRET must be set in the cloud profile');
+async function secret(config: Config, configured: string, variable: string, fileName: string): Promise<string> {
+  if (configured) return configured;
+  if (config.profile === 'cloud') throw new Error(`${variable} must be set in the cloud profile`);
   const { dataDir } = config;
-  const file = path.join(dataDir, 'cursor.key');
+  const file = path.join(dataDir, fileName);
   await fs.mkdir(dataDir, { recursive: true });
   await fs.writeFile(file, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'EEXIST') throw e;
@@ -75,9 +92,9 @@ async function cursorSecret(config: Config): Promise<string> {
   return (await fs.readFile(file, 'utf8')).trim();
 }
 
-function createStore(config: Config): ObjectStore {
+function createStore(config: Config, signer: LocalUrlSigner | undefined): ObjectStore {
   if (config.store === 'gcs') return new GcsObjectStore(config.bucket, { projectId: config.projectId });
-  return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket);
+  return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket, signer);
 }
 
 function createBus(config: Config, log: Logger): EventBus {
@@ -96,7 +113,9 @@ function createWarehouse(config: Config): Warehouse {
 }
 
 export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
-  const store = createStore(config);
+  // GCS signs with the service account; only the local bucket needs a secret of its own.
+  const signer = config.store === 'local' ? new LocalUrlSigner(await secret(config, config.urlSigningSecret, 'URL_SIGNING_SECRET', 'url-signing.key')) : undefined;
+  const store = createStore(config, signer);
   const bus = createBus(config, log);
   const warehouse = createWarehouse(config);
   await warehouse.init();
@@ -104,6 +123,7 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     // What `gcloud storage buckets notifications create --object-prefix=incoming/` sets up for a real bucket.
     await bus.createSubscription(loaderSubscription(config));
     await bus.createSubscription(deadLetterSubscription(config));
+    await bus.createSubscription(exportSubscription(config));
     store.onFinalize(async (info) => {
       if (!info.name.startsWith(INCOMING_PREFIX)) return;
       const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
@@ -121,7 +141,9 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     bus,
     warehouse,
     ledger,
-    cursorSecret: await cursorSecret(config),
+    exports: exportLedger(store),
+    ...(signer ? { signer } : {}),
+    cursorSecret: await secret(config, config.cursorSecret, 'CURSOR_SECRET', 'cursor.key'),
     flush: () => (lastFlush = flush()),
     async close() {
       await lastFlush.catch(() => undefined);

@@ -32,7 +32,29 @@ export interface Config {
   /** Secret that signs pagination cursors. */
   cursorSecret: string;
   logLevel: string;
+  /** Where clients reach the local gateway, for the signed URLs it serves; default: the address it listens on. */
+  publicUrl?: string;
+  /** Secret that signs the local bucket's URLs (GCS signs with the service account instead). */
+  urlSigningSecret: string;
+  /** Bytes of one GET /getdata response; a larger page is refused (413) in favour of POST /exports. */
+  maxInlineResponseBytes: number;
+  exports: ExportSettings;
 }
+
+export interface ExportSettings {
+  /** Topic export requests are published to, and the exporter's subscription. */
+  topic: string;
+  subscription: string;
+  /** Lifetime of the download URLs GET /exports/{id} hands out. */
+  urlTtlSeconds: number;
+}
+
+/**
+ * Cloud Functions gen2 caps a streamed response at 10 MB (32 MB buffered, as
+ * API Gateway does); pages stay under the lower figure, locally too, so a
+ * query that works on a laptop works in the cloud.
+ */
+export const CLOUD_STREAMED_RESPONSE_CAP = 10_000_000;
 
 function choice<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
   const raw = env[name];
@@ -81,5 +103,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
     cursorSecret: env.CURSOR_SECRET ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',
+    publicUrl: env.PUBLIC_URL || undefined,
+    urlSigningSecret: env.URL_SIGNING_SECRET ?? '',
+    maxInlineResponseBytes: int(env, 'MAX_INLINE_RESPONSE_BYTES', CLOUD_STREAMED_RESPONSE_CAP),
+    exports: {
+      topic: env.EXPORT_TOPIC ?? 'flights-exports',
+      subscription: env.EXPORT_SUBSCRIPTION ?? 'flights-exporter',
+      urlTtlSeconds: int(env, 'EXPORT_URL_TTL_SECONDS', 3600),
+    },
   };
 }

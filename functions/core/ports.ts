@@ -4,7 +4,7 @@
  * implement the same contracts, so handler code never forks.
  */
 import type { Readable } from 'node:stream';
-import type { QuerySpec } from './query-spec.js';
+import type { ExportSpec, QuerySpec } from './query-spec.js';
 
 // ---------------------------------------------------------------- object store
 
@@ -41,6 +41,31 @@ export interface CopyOptions extends Preconditions {
   metadata?: Record<string, string>;
 }
 
+/**
+ * A request a client may make straight to the bucket, without credentials:
+ * `read` downloads the object; `resumable` starts a resumable upload session
+ * (POST, answered 201 with the session URI in Location), after which the
+ * client PUTs the bytes in `Content-Range` chunks, as with GCS.
+ */
+export interface SignedUrlOptions {
+  action: 'read' | 'resumable';
+  expiresAt: Date;
+  /** Bound in the signature: the request must carry exactly this Content-Type. */
+  contentType?: string;
+  /** Bound in the signature (as X-Upload-Content-Length): the upload must be exactly this many bytes. */
+  contentLength?: number;
+  /** Bound in the signature (as x-goog-if-generation-match): '0' makes the URL useless once the object exists. */
+  ifGenerationMatch?: string;
+}
+
+export interface SignedRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  /** Headers the client must send exactly as given: they are part of the signature. */
+  headers: Record<string, string>;
+  expiresAt: string;
+}
+
 export interface ObjectStore {
   readonly bucket: string;
   /** Streams `source` into `name`; the object becomes visible only once complete. */
@@ -52,6 +77,8 @@ export interface ObjectStore {
   delete(name: string, options?: Preconditions): Promise<void>;
   /** Where a warehouse reads this generation: `gs://bucket/name`, or a filesystem path. */
   uri(name: string, generation: string): string;
+  /** A short-lived URL that lets a client without credentials make one kind of request on `name`. */
+  signedUrl(name: string, options: SignedUrlOptions): Promise<SignedRequest>;
 }
 
 export class PreconditionFailedError extends Error {
@@ -120,6 +147,19 @@ export interface QueryResult {
   rows: Record<string, unknown>[];
 }
 
+/** Where and how an export writes: gzip CSV files with a header, under `prefix` in `store`'s bucket. */
+export interface ExportTarget {
+  store: ObjectStore;
+  /** Ends in '/'; the files are named `<prefix><n>.csv.gz` in result order. */
+  prefix: string;
+  /** Names the warehouse job, so a retried export reuses the first attempt's job. */
+  jobId: string;
+}
+
+export interface ExportOutcome {
+  rows: number;
+}
+
 export interface Warehouse {
   /** Creates the table and the load manifest if they do not exist. */
   init(): Promise<void>;
@@ -131,5 +171,10 @@ export interface Warehouse {
   query(spec: QuerySpec): Promise<QueryResult>;
   /** How many rows (or groups, for an aggregate) match `spec`'s filters, ignoring its cursor and limit. */
   count(spec: QuerySpec): Promise<number>;
+  /**
+   * Writes every row `spec` matches (no page limit unless `spec.limit` is set;
+   * no cursor) to the bucket as gzip CSV, columns in `columns`' order.
+   */
+  exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome>;
   close(): Promise<void>;
 }

@@ -50,6 +50,9 @@ export interface QuerySpec {
   aggregate?: Aggregate;
 }
 
+/** What an export runs: a query without a keyset position, and a limit only when one was asked for. */
+export type ExportSpec = Omit<QuerySpec, 'limit' | 'after'> & { limit?: number };
+
 export type ParamType = ColumnType | 'date';
 
 export interface TypedParam {

@@ -5,7 +5,7 @@
  * a parameter.
  */
 import { QUERYABLE_COLUMNS, TABLE } from './schema.js';
-import type { Aggregate, CompiledQuery, Filter, Measure, OrderKey, ParamType, QuerySpec, Scalar, TypedParam } from './query-spec.js';
+import type { Aggregate, CompiledQuery, ExportSpec, Filter, Measure, OrderKey, ParamType, QuerySpec, Scalar, TypedParam } from './query-spec.js';
 
 export interface Dialect {
   /** How a named parameter of this type is written in SQL. */
@@ -121,36 +121,42 @@ function orderSql(order: OrderKey[], name: (column: string) => string): string[]
 
 const whereSql = (where: string[]): string => (where.length ? `WHERE ${where.join(' AND ')}` : '');
 
-function compileAggregate(spec: QuerySpec, agg: Aggregate, dialect: Dialect): CompiledQuery {
-  if (spec.after) throw new Error('keyset pagination is not defined for aggregates');
+const limitSql = (limit: number | undefined): string => (limit === undefined ? '' : `LIMIT ${Math.trunc(limit)}`);
+
+/** `output` lists the result's columns in order: grouping columns and measure aliases. */
+function compileAggregate(spec: ExportSpec, agg: Aggregate, dialect: Dialect, output: readonly string[]): CompiledQuery {
   const params = new Params(dialect);
-  const aliases = new Set(agg.measures.map((m) => m.alias));
+  const measures = new Map(agg.measures.map((m) => [m.alias, m]));
   const orderName = (c: string): string => {
-    if (aliases.has(c)) return dialect.quote(c);
+    if (measures.has(c)) return dialect.quote(c);
     if (agg.groupBy.includes(c)) return c;
     throw new Error(`order names neither a grouping column nor a measure: ${c}`);
   };
   const order = orderSql(spec.order, orderName);
+  const item = (name: string): string => {
+    const measure = measures.get(name);
+    if (measure) return measureSql(measure, dialect);
+    if (!agg.groupBy.includes(name)) throw new Error(`not a grouping column or a measure: ${name}`);
+    return name;
+  };
   const sql = [
-    `SELECT ${[...agg.groupBy.map((c) => (columnType(c), c)), ...agg.measures.map((m) => measureSql(m, dialect))].join(', ')}`,
+    `SELECT ${output.map(item).join(', ')}`,
     `FROM ${dialect.table}`,
     whereSql(spec.filters.map((f) => filterSql(f, params, dialect))),
     agg.groupBy.length ? `GROUP BY ${agg.groupBy.join(', ')}` : '',
     order.length ? `ORDER BY ${order.join(', ')}` : '',
-    `LIMIT ${Math.trunc(spec.limit)}`,
+    limitSql(spec.limit),
   ].filter(Boolean);
-  const columns = [
-    ...agg.groupBy.map((name) => ({ name, type: columnType(name) })),
-    ...agg.measures.map((m) => ({ name: m.alias, type: measureType(m) })),
-  ];
+  const columns = output.map((name) => {
+    const measure = measures.get(name);
+    return { name, type: measure ? measureType(measure) : columnType(name) };
+  });
   return { sql: sql.join('\n'), params: params.list, columns };
 }
 
-export function compileSelect(spec: QuerySpec, dialect: Dialect): CompiledQuery {
-  if (spec.aggregate) return compileAggregate(spec, spec.aggregate, dialect);
+/** Rows of `select` in the spec's order, after the keyset position if there is one. */
+function compileRows(spec: ExportSpec & { after?: QuerySpec['after'] }, select: readonly string[], dialect: Dialect): CompiledQuery {
   const params = new Params(dialect);
-  // Order columns are always returned too: the next cursor is built from them.
-  const select = [...new Set([...spec.select, ...spec.order.map((k) => k.column)])];
   const columns = select.map((name) => ({ name, type: columnType(name) }));
   const where = spec.filters.map((f) => filterSql(f, params, dialect));
   if (spec.after) where.push(keysetSql(spec.order, spec.after, params));
@@ -160,9 +166,28 @@ export function compileSelect(spec: QuerySpec, dialect: Dialect): CompiledQuery 
     `FROM ${dialect.table}`,
     whereSql(where),
     order.length ? `ORDER BY ${order.join(', ')}` : '',
-    `LIMIT ${Math.trunc(spec.limit)}`,
+    limitSql(spec.limit),
   ].filter(Boolean);
   return { sql: sql.join('\n'), params: params.list, columns };
+}
+
+export function compileSelect(spec: QuerySpec, dialect: Dialect): CompiledQuery {
+  if (spec.aggregate) {
+    if (spec.after) throw new Error('keyset pagination is not defined for aggregates');
+    return compileAggregate(spec, spec.aggregate, dialect, [...spec.aggregate.groupBy, ...spec.aggregate.measures.map((m) => m.alias)]);
+  }
+  // Order columns are always returned too: the next cursor is built from them.
+  return compileRows(spec, [...new Set([...spec.select, ...spec.order.map((k) => k.column)])], dialect);
+}
+
+/**
+ * The whole result for an export: exactly `output`'s columns in that order
+ * (no extra sort columns: there is no cursor to build), and no LIMIT unless
+ * the spec has one.
+ */
+export function compileExport(spec: ExportSpec, output: readonly string[], dialect: Dialect): CompiledQuery {
+  if (spec.aggregate) return compileAggregate(spec, spec.aggregate, dialect, output);
+  return compileRows(spec, output, dialect);
 }
 
 /** How many rows (or groups) the query matches in all, ignoring the keyset position and the limit. */

@@ -47,9 +47,11 @@ export function routesFromSpec(specText: string): Route[] {
 
 const expressPath = (specPath: string): string => specPath.replace(/\{(\w+)\}/g, ':$1');
 
-export function createGateway(functions: Record<string, HttpHandler>, specText = fs.readFileSync(SPEC_PATH, 'utf8')): Express {
+/** `bucket` serves the local bucket's signed URLs (storage-routes.ts): not part of the API, so not in the spec. */
+export function createGateway(functions: Record<string, HttpHandler>, specText = fs.readFileSync(SPEC_PATH, 'utf8'), bucket?: express.Router): Express {
   const app = express();
   app.disable('x-powered-by');
+  if (bucket) app.use(bucket);
   app.get('/openapi.yaml', (_req, res) => void res.type('application/yaml').send(specText));
   const routes = routesFromSpec(specText);
   for (const route of routes) {

@@ -9,9 +9,12 @@ import { toCloudEvent } from '../core/notification.js';
 import type { MessageHandler, Subscription, SubscriptionSpec } from '../core/ports.js';
 import { ingestHandler } from '../ingest/handler.js';
 import { deadLetterHandler, loaderHandler } from '../loader/handler.js';
+import { exportsHandler } from '../exports/handler.js';
+import { exportRunner } from '../exports/runner.js';
 import { queryHandler } from '../query/handler.js';
-import { deadLetterSubscription, loaderSubscription, type Runtime } from '../runtime.js';
+import { deadLetterSubscription, exportSubscription, loaderSubscription, type Runtime } from '../runtime.js';
 import { createGateway } from './gateway.js';
+import { storageRoutes } from './storage-routes.js';
 
 export const LOCAL_PROJECT = 'local';
 
@@ -31,19 +34,23 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   for (const [spec, handler] of [
     [loaderSubscription(rt.config), loaderHandler(rt)],
     [deadLetterSubscription(rt.config), deadLetterHandler(rt)],
+    [exportSubscription(rt.config), exportRunner(rt)],
   ] as const) {
     subscriptions.push(await rt.bus.subscribe(spec, deliverAsCloudEvent(spec, handler as never)));
   }
   // What Cloud Scheduler does in the cloud: retry pending files (those that failed, or waited for the spacing).
   const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
-  const app = createGateway({ upload: ingestHandler(rt), getdata: queryHandler(rt) });
+  const functions = { upload: ingestHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
+  const app = createGateway(functions, undefined, rt.signer && storageRoutes(rt.store, rt.signer, rt.log));
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(port, host, () => resolve(s)).on('error', reject);
   });
   const address = server.address() as AddressInfo;
+  const url = `http://${address.address}:${address.port}`;
+  rt.signer?.bind(rt.config.publicUrl ?? url);
   return {
     server,
-    url: `http://${address.address}:${address.port}`,
+    url,
     async close() {
       clearInterval(tick);
       server.closeAllConnections();

@@ -1,9 +1,10 @@
 /** HTTP entry of the query function: `GET /getdata` and `GET /schema`. */
 import type { Request, Response } from 'express';
 import { methodNotAllowed, sendError } from '../core/http.js';
+import { Problem } from '../core/problem.js';
 import type { Runtime } from '../runtime.js';
 import { pageCursor } from './cursor.js';
-import { CONTENT_TYPES, chooseFormat, project, serialize } from './formats.js';
+import { CONTENT_TYPES, chooseFormat, project, serialize, type Format } from './formats.js';
 import { parseQuery } from './grammar.js';
 import { describeSchema } from './schema-doc.js';
 
@@ -12,6 +13,44 @@ function nextUrl(req: Request, cursor: string): string {
   const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
   params.set('cursor', cursor);
   return `${req.path}?${params.toString()}`;
+}
+
+/** Parameters that shape a page rather than the result: an export takes the rest unchanged. */
+const PAGE_ONLY = ['cursor', 'limit', 'count', 'format'];
+
+function tooLarge(req: Request, cap: number): Problem {
+  const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+  for (const p of PAGE_ONLY) params.delete(p);
+  const href = `/exports${params.size ? `?${params}` : ''}`;
+  return new Problem(
+    413,
+    'response-too-large',
+    'Response too large',
+    `This page would exceed ${cap} bytes, the most one response may carry. Ask for fewer rows (limit) or columns (select), or export the whole result: POST ${href}.`,
+    { maxBytes: cap, export: { method: 'POST', href } },
+  );
+}
+
+/**
+ * The page as one body, counted as it is serialized and refused before a byte
+ * is sent if it would pass the cap: the cloud cuts larger responses off, and a
+ * truncated body would look like a complete page.
+ */
+async function inlineBody(chunks: AsyncIterable<string>, cap: number, req: Request): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    const bytes = Buffer.from(chunk);
+    size += bytes.length;
+    if (size > cap) throw tooLarge(req, cap);
+    parts.push(bytes);
+  }
+  return Buffer.concat(parts, size);
+}
+
+async function* pageChunks(format: Format, rows: Record<string, unknown>[], columns: string[], next: string | null, total: number | undefined): AsyncGenerator<string> {
+  if (format !== 'json') return yield* serialize(format, rows, columns);
+  yield JSON.stringify({ rows: rows.map((r) => project(r, columns)), next, ...(total !== undefined ? { count: total } : {}) });
 }
 
 async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> {
@@ -23,16 +62,12 @@ async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> 
   const rows = result.rows.slice(0, q.spec.limit);
   const cursor = result.rows.length > q.spec.limit ? pageCursor(q.spec, rows, rt.cursorSecret) : undefined;
   const next = cursor ? nextUrl(req, cursor) : null;
+  const body = await inlineBody(pageChunks(format, rows, q.columns, next, total), rt.config.maxInlineResponseBytes, req);
   if (next) res.setHeader('Link', `<${next}>; rel="next"`);
   if (total !== undefined) res.setHeader('X-Total-Count', String(total));
-  if (format === 'json') {
-    res.json({ rows: rows.map((r) => project(r, q.columns)), next, ...(total !== undefined ? { count: total } : {}) });
-    return;
-  }
   res.type(CONTENT_TYPES[format]);
   if (format === 'csv') res.attachment('flights.csv');
-  for await (const chunk of serialize(format, rows, q.columns)) res.write(chunk);
-  res.end();
+  res.send(body);
 }
 
 export function queryHandler(rt: Runtime) {

@@ -24,9 +24,21 @@ export function getdataParameters(): Record<string, unknown>[] {
   ];
 }
 
-/** `spec` with the /getdata parameters replaced by the derived ones; comments and the rest kept. */
+/** POST /exports: the same grammar, without what only a page has (see exports/request.ts). */
+export function exportParameters(): Record<string, unknown>[] {
+  return getdataParameters()
+    .filter((p) => p.name !== 'cursor' && p.name !== 'count')
+    .map((p) => {
+      if (p.name === 'limit') return { name: 'limit', in: 'query', type: 'integer', minimum: 0, required: false, description: 'At most this many rows; by default the whole result.' };
+      if (p.name === 'format') return { ...p, description: 'Exports are gzip CSV.', enum: ['csv'] };
+      return p;
+    });
+}
+
+/** `spec` with the /getdata and /exports parameters replaced by the derived ones; comments and the rest kept. */
 export function withGetdataParameters(spec: string): string {
   const doc = parseDocument(spec);
   doc.setIn(['paths', '/getdata', 'get', 'parameters'], doc.createNode(getdataParameters()));
+  doc.setIn(['paths', '/exports', 'post', 'parameters'], doc.createNode(exportParameters()));
   return doc.toString({ lineWidth: 0 });
 }

@@ -1,11 +1,13 @@
 import { BigQuery } from '@google-cloud/bigquery';
+import { Storage } from '@google-cloud/storage';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BigQueryJobError, BigQueryWarehouse, loadJobId, MANIFEST_SCHEMA } from '../../functions/adapters/bigquery/warehouse.js';
+import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
 import type { LoadItem } from '../../functions/core/ports.js';
-import type { QuerySpec } from '../../functions/core/query-spec.js';
+import type { ExportSpec, QuerySpec } from '../../functions/core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema } from '../../functions/core/schema.js';
-import { bigQueryDialect, compileCount, compileSelect } from '../../functions/core/sql.js';
+import { bigQueryDialect, compileCount, compileExport, compileSelect } from '../../functions/core/sql.js';
 import { FakeBigQuery, type JobResult } from '../support/fake-bigquery.js';
 
 const PROJECT = 'demo-project';
@@ -237,5 +239,61 @@ describe('BigQueryWarehouse against the REST API', () => {
     expect(job.configuration.query.query).not.toMatch(/LIMIT|1545/);
     expect(job.configuration.query.queryParameters).toEqual([{ name: 'p0', parameterType: { type: 'STRING' }, parameterValue: { value: 'UA' } }]);
     expect(job.configuration.query.maximumBytesBilled).toBe('5000000000');
+  });
+});
+
+describe('BigQueryWarehouse.exportCsv against the REST API', () => {
+  // Only its uri() is used: where BigQuery writes.
+  const store = new GcsObjectStore('bkt', new Storage({ projectId: PROJECT }));
+  const target = { store, prefix: 'exports/0abc/', jobId: 'export_0abc' };
+  const spec: ExportSpec = {
+    select: ['carrier', 'dep_delay'],
+    filters: [
+      { column: 'origin', op: 'in', values: ['JFK', 'EWR'] },
+      { column: 'time_hour', op: 'gte', value: '2013-06-01 00:00:00' },
+    ],
+    order: [{ column: 'dep_delay', direction: 'desc', nulls: 'first' }],
+  };
+  const exported = (rowCount: string) => ({ statistics: { query: { statementType: 'EXPORT_DATA', exportDataStatistics: { fileCount: '3', rowCount } } } });
+
+  it('runs one EXPORT DATA query job: gzip CSV with a header to the export prefix, the compiled SELECT, typed parameters and the byte cap', async () => {
+    fake.onJob = () => ({ ...exported('1234567'), runningPolls: 2 });
+
+    const outcome = await warehouse.exportCsv(spec, ['dep_delay', 'carrier'], target);
+
+    expect(outcome).toEqual({ rows: 1_234_567 });
+    const [insert] = jobInserts();
+    const job = insert?.body as { jobReference: Record<string, string>; configuration: Record<string, any> };
+    expect(job.jobReference).toEqual({ projectId: PROJECT, jobId: 'export_0abc', location: 'europe-west1' });
+    expect(job.configuration.jobTimeoutMs).toBe('120000');
+    const q = job.configuration.query;
+    const select = compileExport(spec, ['dep_delay', 'carrier'], bigQueryDialect(`${PROJECT}.flights_ds.flights`));
+    expect(q.query).toBe(
+      `EXPORT DATA OPTIONS (uri = 'gs://bkt/exports/0abc/*.csv.gz', format = 'CSV', compression = 'GZIP', header = true, overwrite = true) AS\n${select.sql}`,
+    );
+    expect(select.sql).toMatch(/^SELECT dep_delay, carrier\nFROM `demo-project\.flights_ds\.flights`\nWHERE origin IN UNNEST\(@p0\) AND time_hour >= @p1\nORDER BY dep_delay DESC NULLS FIRST$/);
+    expect(q).toMatchObject({ useLegacySql: false, parameterMode: 'NAMED', maximumBytesBilled: '5000000000' });
+    expect(q.queryParameters).toEqual([
+      { name: 'p0', parameterType: { type: 'ARRAY', arrayType: { type: 'STRING' } }, parameterValue: { arrayValues: [{ value: 'JFK' }, { value: 'EWR' }] } },
+      { name: 'p1', parameterType: { type: 'DATETIME' }, parameterValue: { value: '2013-06-01 00:00:00' } },
+    ]);
+    // The first poll saw it RUNNING: the outcome is the finished job's, not a running job's empty statistics.
+    expect(fake.find('GET', /\/jobs\/export_0abc$/).length).toBe(2);
+  });
+
+  it('reuses the job of an earlier attempt (409) instead of exporting twice', async () => {
+    fake.seedJob(PROJECT, 'export_0abc', config.location, exported('42'));
+    expect(await warehouse.exportCsv(spec, ['carrier'], target)).toEqual({ rows: 42 });
+    expect(jobInserts()).toHaveLength(1);
+  });
+
+  it('reports a failed export with BigQuery’s reason', async () => {
+    fake.onJob = () => ({ error: { reason: 'bytesBilledLimitExceeded', message: 'Query exceeded limit for bytes billed: 5000000000.' } });
+    await expect(warehouse.exportCsv(spec, ['carrier'], target)).rejects.toMatchObject({ name: 'BigQueryJobError', reason: 'bytesBilledLimitExceeded' });
+  });
+
+  it('refuses a destination that is not a plain gs:// URI, rather than splice it into the statement', async () => {
+    await expect(warehouse.exportCsv(spec, ['carrier'], { ...target, prefix: "exports/x'; DROP/" })).rejects.toThrow(/not a plain gs:\/\/ URI/);
+    expect(jobInserts()).toHaveLength(0);
   });
 });

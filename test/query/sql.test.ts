@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bigQueryDialect, compileCount, compileSelect, duckDbDialect } from '../../functions/core/sql.js';
+import { bigQueryDialect, compileCount, compileExport, compileSelect, duckDbDialect } from '../../functions/core/sql.js';
+import { parseExportRequest } from '../../functions/exports/request.js';
 import type { QuerySpec } from '../../functions/core/query-spec.js';
 import { parseQuery } from '../../functions/query/grammar.js';
 import { nextCursor } from '../../functions/query/cursor.js';
@@ -176,5 +177,34 @@ describe('compileCount', () => {
       'SELECT COUNT(*) AS `count`\nFROM (SELECT carrier\nFROM `proj.ds.flights`\nWHERE dep_delay > @p0\nGROUP BY carrier) AS g',
     );
     expect(compileCount(spec('select=count()'), duck).sql).toBe('SELECT COUNT(*) AS "count"\nFROM (SELECT COUNT(*) AS n\nFROM flights) AS g');
+  });
+});
+
+describe('compileExport', () => {
+  const exportOf = (qs: string) => {
+    const parsed = parseExportRequest(new URLSearchParams(qs), SECRET);
+    return compileExport(parsed.spec, parsed.columns, duck);
+  };
+
+  it('selects exactly the asked columns, sorts by the full order, and has no LIMIT unless asked', () => {
+    expect(exportOf('select=tailnum,carrier&order=dep_delay.desc&carrier=eq.UA')).toMatchObject({
+      sql: ['SELECT tailnum, carrier', 'FROM flights', 'WHERE carrier = $p0', `ORDER BY dep_delay DESC NULLS FIRST, ${TIE_ORDER}`].join('\n'),
+      columns: [
+        { name: 'tailnum', type: 'string' },
+        { name: 'carrier', type: 'string' },
+      ],
+    });
+    expect(exportOf('select=carrier&limit=20').sql).toMatch(/\nLIMIT 20$/);
+  });
+
+  it('keeps an aggregate’s columns in the order asked for', () => {
+    expect(exportOf('select=n:count(),carrier,avg_delay:dep_delay.avg()&order=n.desc')).toMatchObject({
+      sql: ['SELECT COUNT(*) AS "n", carrier, AVG(dep_delay) AS "avg_delay"', 'FROM flights', 'GROUP BY carrier', 'ORDER BY "n" DESC NULLS FIRST, carrier ASC NULLS LAST'].join('\n'),
+      columns: [
+        { name: 'n', type: 'integer' },
+        { name: 'carrier', type: 'string' },
+        { name: 'avg_delay', type: 'number' },
+      ],
+    });
   });
 });

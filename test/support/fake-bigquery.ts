@@ -32,6 +32,8 @@ export interface JobBehaviour {
   error?: { reason: string; message: string };
   /** jobs.get answers RUNNING this many times before DONE. */
   runningPolls?: number;
+  /** Merged into the job's `statistics` once it is DONE (e.g. `query.exportDataStatistics`). */
+  statistics?: Record<string, unknown>;
 }
 
 interface StoredJob {
@@ -155,7 +157,8 @@ export class FakeBigQuery {
       : failure
         ? { state: 'DONE', errorResult: { ...failure, location: 'query' }, errors: [{ ...failure, location: 'query' }] }
         : { state: 'DONE' };
-    return { ...stored.resource, status, statistics: { creationTime: '1700000000000' } };
+    const statistics = { creationTime: '1700000000000', ...(running ? {} : stored.behaviour.statistics) };
+    return { ...stored.resource, status, statistics };
   }
 }
 

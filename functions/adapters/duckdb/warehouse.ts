@@ -5,14 +5,19 @@
  * add nothing.
  */
 import { DuckDBInstance, LIST, listValue, type DuckDBConnection, type DuckDBType, BIGINT, DOUBLE, VARCHAR, TIMESTAMP, DATE } from '@duckdb/node-api';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
-import { compileCount, compileSelect, duckDbDialect } from '../../core/sql.js';
-import type { LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
-import type { CompiledQuery, ParamType, QuerySpec, Scalar, TypedParam } from '../../core/query-spec.js';
+import { compileCount, compileExport, compileSelect, duckDbDialect } from '../../core/sql.js';
+import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
+import type { CompiledQuery, ExportSpec, ParamType, QuerySpec, Scalar, TypedParam } from '../../core/query-spec.js';
 
 const MANIFEST = '_loads';
+
+/** DuckDB writes one file; named like BigQuery's first shard, so clients see one naming scheme. */
+export const FIRST_EXPORT_FILE = '000000000000.csv.gz';
 
 const PARAM_TYPES: Record<ParamType, DuckDBType> = {
   integer: BIGINT,
@@ -141,11 +146,30 @@ export class DuckDbWarehouse implements Warehouse {
     return rows[0]?.count as number;
   }
 
+  /**
+   * COPY writes a local file (DuckDB cannot write to the object store), which
+   * is then streamed into the bucket; the result's order is kept because
+   * DuckDB preserves insertion order for COPY of an ordered query.
+   */
+  async exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome> {
+    const compiled = compileExport(spec, columns, duckDbDialect());
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'flights-export-'));
+    const file = path.join(dir, FIRST_EXPORT_FILE);
+    try {
+      const { values, types } = bind(compiled.params);
+      const copy = `COPY (${compiled.sql}) TO '${file.replaceAll("'", "''")}' (FORMAT csv, HEADER, COMPRESSION gzip)`;
+      const result = await this.reader().run(copy, values as never, types);
+      await target.store.write(`${target.prefix}${FIRST_EXPORT_FILE}`, createReadStream(file), { contentType: 'application/gzip' });
+      return { rows: Number(result.rowsChanged) };
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+
   /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
   async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
-    const db = this.connection(this.readers[this.next++ % this.readers.length]);
     const { values, types } = bind(params);
-    const reader = await db.runAndReadAll(sql, values as never, types);
+    const reader = await this.reader().runAndReadAll(sql, values as never, types);
     const columns = reader.columnNames();
     const rows = reader.getRowObjectsJson().map((row) => {
       for (const c of columns) if (integers.has(c) && row[c] !== null) row[c] = Number(row[c]);
@@ -160,6 +184,10 @@ export class DuckDbWarehouse implements Warehouse {
     this.writer = undefined;
     this.instance?.closeSync();
     this.instance = undefined;
+  }
+
+  private reader(): DuckDBConnection {
+    return this.connection(this.readers[this.next++ % this.readers.length]);
   }
 
   private connection(c: DuckDBConnection | undefined): DuckDBConnection {

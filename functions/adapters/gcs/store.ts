@@ -16,8 +16,11 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type Preconditions,
+  type SignedRequest,
+  type SignedUrlOptions,
   type WriteOptions,
 } from '../../core/ports.js';
+import { signedHeaders, signedMethod } from '../../core/signed-url.js';
 
 /** HTTP status of a client error: ApiError carries `code`, gaxios errors `status` or `response.status`. */
 function statusOf(error: unknown): number | undefined {
@@ -150,6 +153,26 @@ export class GcsObjectStore implements ObjectStore {
    */
   uri(name: string, _generation: string): string {
     return `gs://${this.bucket}/${name}`;
+  }
+
+  /**
+   * V4 signing through the client: with a key file it signs locally; on Cloud
+   * Functions it calls IAM signBlob as the runtime service account, which
+   * needs roles/iam.serviceAccountTokenCreator on itself. The content type is
+   * signed by the client itself; the other headers go in as extension headers.
+   * For `resumable` the client adds `x-goog-resumable: start` and signs POST.
+   */
+  async signedUrl(name: string, options: SignedUrlOptions): Promise<SignedRequest> {
+    const headers = signedHeaders(options);
+    const { 'content-type': contentType, 'x-goog-resumable': _start, ...extensionHeaders } = headers;
+    const [url] = await this.file(name).getSignedUrl({
+      version: 'v4',
+      action: options.action,
+      expires: options.expiresAt,
+      ...(contentType ? { contentType } : {}),
+      ...(Object.keys(extensionHeaders).length ? { extensionHeaders } : {}),
+    });
+    return { method: signedMethod(options.action), url, headers, expiresAt: options.expiresAt.toISOString() };
   }
 
   private file(name: string, generation?: string): File {

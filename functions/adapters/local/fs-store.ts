@@ -19,8 +19,12 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type Preconditions,
+  type SignedRequest,
+  type SignedUrlOptions,
   type WriteOptions,
 } from '../../core/ports.js';
+import { signedHeaders, signedMethod } from '../../core/signed-url.js';
+import type { LocalUrlSigner } from './url-signer.js';
 
 export type FinalizeListener = (info: ObjectInfo) => Promise<void>;
 
@@ -53,9 +57,11 @@ export class FsObjectStore implements ObjectStore {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly listeners: FinalizeListener[] = [];
 
+  /** `signer` makes signed URLs that the local gateway serves (functions/local/storage-routes.ts). */
   constructor(
     root: string,
     readonly bucket: string,
+    private readonly signer?: LocalUrlSigner,
   ) {
     const base = path.join(root, bucket);
     this.objectsDir = path.join(base, 'objects');
@@ -167,6 +173,12 @@ export class FsObjectStore implements ObjectStore {
 
   uri(name: string, generation: string): string {
     return this.contentPath(name, generation);
+  }
+
+  async signedUrl(name: string, options: SignedUrlOptions): Promise<SignedRequest> {
+    checkName(name);
+    if (!this.signer) throw new Error('this local store has no URL signer');
+    return this.signer.sign(this.bucket, name, { method: signedMethod(options.action), headers: signedHeaders(options), expiresAt: options.expiresAt });
   }
 
   private async commit(
