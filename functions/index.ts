@@ -9,6 +9,8 @@ import { exportsHandler } from './exports/handler.js';
 import { exportRunner } from './exports/runner.js';
 import { ingestHandler } from './ingest/handler.js';
 import { queryHandler } from './query/handler.js';
+import { uploadsHandler } from './uploads/handler.js';
+import { landingValidator } from './uploads/validate.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 let runtime: Promise<Runtime> | undefined;
@@ -24,6 +26,8 @@ function lazy<A extends unknown[]>(make: (rt: Runtime) => (...args: A) => Promis
 }
 
 ff.http('upload', lazy(ingestHandler));
+ff.http('uploads', lazy(uploadsHandler));
+ff.cloudEvent('validateUpload', lazy(landingValidator));
 ff.cloudEvent('loadFlights', lazy(loaderHandler));
 ff.cloudEvent('flushLoads', lazy(flushHandler));
 ff.cloudEvent('deadLetter', lazy(deadLetterHandler));

@@ -12,10 +12,12 @@ import { DuckDbWarehouse } from './adapters/duckdb/warehouse.js';
 import { GcsObjectStore } from './adapters/gcs/store.js';
 import { DurableLocalBus } from './adapters/local/durable-bus.js';
 import { FsObjectStore } from './adapters/local/fs-store.js';
+import { ResumableSessions } from './adapters/local/resumable.js';
 import { LocalUrlSigner } from './adapters/local/url-signer.js';
 import { PubSubBus } from './adapters/pubsub/bus.js';
 import { loadConfig, type Config } from './core/config.js';
 import { exportLedger, type ExportRecord } from './core/exports.js';
+import { LANDING_PREFIX, signedUploadRecords, type SignedUploadRecord } from './core/landing.js';
 import { createLogger } from './core/logger.js';
 import { notificationMessage } from './core/notification.js';
 import type { EventBus, ObjectStore, SubscriptionSpec, Warehouse } from './core/ports.js';
@@ -32,13 +34,24 @@ export interface Runtime {
   warehouse: Warehouse;
   ledger: UploadLedger;
   exports: JsonRecords<ExportRecord>;
-  /** The local bucket's URL signer, for the gateway that serves its signed URLs; absent on GCS. */
-  signer?: LocalUrlSigner;
+  /** Uploads handed a signed URL, until their file is validated (core/landing.ts). */
+  signedUploads: JsonRecords<SignedUploadRecord>;
+  /** What the local gateway needs to serve the filesystem bucket's signed URLs; absent on GCS. */
+  localBucket?: LocalBucket;
   /** Signs pagination cursors. */
   cursorSecret: string;
   /** Loads what is pending, if the flush spacing allows; one flush at a time per process. */
   flush(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The bucket notifies the loader of incoming/ and the validator of landing/, on one topic. */
+const NOTIFIED_PREFIXES = [INCOMING_PREFIX, LANDING_PREFIX];
+
+export interface LocalBucket {
+  store: ObjectStore;
+  signer: LocalUrlSigner;
+  sessions: ResumableSessions;
 }
 
 export function loaderSubscription(config: Config): SubscriptionSpec {
@@ -62,6 +75,11 @@ export function deadLetterSubscription(config: Config): SubscriptionSpec {
     minBackoffMs: config.minBackoffMs,
     maxBackoffMs: config.maxBackoffMs,
   };
+}
+
+/** The validator's own subscription to the bucket's notifications: it takes landing/, the loader incoming/. */
+export function validatorSubscription(config: Config): SubscriptionSpec {
+  return { ...loaderSubscription(config), name: config.signedUploads.validatorSubscription };
 }
 
 export function exportSubscription(config: Config): SubscriptionSpec {
@@ -120,12 +138,13 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
   const warehouse = createWarehouse(config);
   await warehouse.init();
   if (store instanceof FsObjectStore) {
-    // What `gcloud storage buckets notifications create --object-prefix=incoming/` sets up for a real bucket.
+    // What `gcloud storage buckets notifications create --object-prefix=…` (one per prefix, same topic) sets up for a real bucket.
     await bus.createSubscription(loaderSubscription(config));
     await bus.createSubscription(deadLetterSubscription(config));
     await bus.createSubscription(exportSubscription(config));
+    await bus.createSubscription(validatorSubscription(config));
     store.onFinalize(async (info) => {
-      if (!info.name.startsWith(INCOMING_PREFIX)) return;
+      if (!NOTIFIED_PREFIXES.some((p) => info.name.startsWith(p))) return;
       const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
       await bus.publish(config.notificationTopic, data, attributes);
     });
@@ -142,7 +161,8 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     warehouse,
     ledger,
     exports: exportLedger(store),
-    ...(signer ? { signer } : {}),
+    signedUploads: signedUploadRecords(store),
+    ...(signer ? { localBucket: { store, signer, sessions: new ResumableSessions(path.join(config.dataDir, 'upload-sessions'), store) } } : {}),
     cursorSecret: await secret(config, config.cursorSecret, 'CURSOR_SECRET', 'cursor.key'),
     flush: () => (lastFlush = flush()),
     async close() {

@@ -39,6 +39,16 @@ export interface Config {
   /** Bytes of one GET /getdata response; a larger page is refused (413) in favour of POST /exports. */
   maxInlineResponseBytes: number;
   exports: ExportSettings;
+  signedUploads: SignedUploadSettings;
+}
+
+export interface SignedUploadSettings {
+  /** How long the upload URL may start a session (the session itself then lasts as GCS keeps it: a week). */
+  urlTtlSeconds: number;
+  /** Largest file POST /uploads accepts. */
+  maxBytes: number;
+  /** The notification subscription of the validator that picks up finished uploads under landing/. */
+  validatorSubscription: string;
 }
 
 export interface ExportSettings {
@@ -110,6 +120,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       topic: env.EXPORT_TOPIC ?? 'flights-exports',
       subscription: env.EXPORT_SUBSCRIPTION ?? 'flights-exporter',
       urlTtlSeconds: int(env, 'EXPORT_URL_TTL_SECONDS', 3600),
+    },
+    signedUploads: {
+      urlTtlSeconds: int(env, 'UPLOAD_URL_TTL_SECONDS', 3600),
+      maxBytes: int(env, 'MAX_SIGNED_UPLOAD_BYTES', 50 * 1024 ** 3),
+      validatorSubscription: env.VALIDATOR_SUBSCRIPTION ?? 'flights-validator',
     },
   };
 }

@@ -11,7 +11,8 @@ import { InvalidCsvError } from './validator.js';
 
 const CSV_TYPES = new Set(['text/csv', 'application/csv', 'text/plain', 'application/octet-stream']);
 
-function invalidCsv(e: InvalidCsvError, fileName?: string): Problem {
+/** Also the problem recorded for an invalid signed upload (uploads/validate.ts). */
+export function invalidCsv(e: InvalidCsvError, fileName?: string): Problem {
   const where = e.faults[0] ? ` First at line ${e.faults[0].line}${e.faults[0].column ? `, column ${e.faults[0].column}` : ''}: ${e.faults[0].reason}.` : '';
   return new Problem(422, 'invalid-csv', 'Invalid CSV', `The file has ${e.faultCount} fault(s) and was not stored.${where}`, {
     ...(fileName ? { file: fileName } : {}),
@@ -72,7 +73,8 @@ async function upload(rt: Runtime, req: Request, res: Response): Promise<void> {
 }
 
 async function status(rt: Runtime, uploadId: string, res: Response): Promise<void> {
-  const record = UPLOAD_ID.test(uploadId) ? await rt.ledger.get(uploadId) : undefined;
+  // A signed upload has only its landing record until its file is validated and stored.
+  const record = UPLOAD_ID.test(uploadId) ? ((await rt.ledger.get(uploadId)) ?? (await rt.signedUploads.get(uploadId))) : undefined;
   if (!record) throw notFound(`No upload ${uploadId}.`);
   res.json(record);
 }

@@ -12,6 +12,8 @@ import type { UploadLedger, UploadRecord } from '../core/uploads.js';
 import { CsvValidator, type ValidationLimits } from './validator.js';
 
 export interface UploadMeta {
+  /** Given when the id was handed out before the bytes came (a signed upload); new otherwise. */
+  uploadId?: string;
   fileName?: string;
   contentType: string;
   uploader?: string;
@@ -66,7 +68,7 @@ export interface IngestDeps {
 
 export async function storeUpload(deps: IngestDeps, source: Readable, meta: UploadMeta): Promise<StoredUpload> {
   const { store, ledger } = deps;
-  const uploadId = newUploadId();
+  const uploadId = meta.uploadId ?? newUploadId();
   const staging = `${STAGING_PREFIX}${uploadId}.csv`;
   const digest = new Digest();
   const validator = new CsvValidator(deps.limits);

@@ -12,7 +12,9 @@ import { deadLetterHandler, loaderHandler } from '../loader/handler.js';
 import { exportsHandler } from '../exports/handler.js';
 import { exportRunner } from '../exports/runner.js';
 import { queryHandler } from '../query/handler.js';
-import { deadLetterSubscription, exportSubscription, loaderSubscription, type Runtime } from '../runtime.js';
+import { deadLetterSubscription, exportSubscription, loaderSubscription, validatorSubscription, type Runtime } from '../runtime.js';
+import { uploadsHandler } from '../uploads/handler.js';
+import { landingValidator } from '../uploads/validate.js';
 import { createGateway } from './gateway.js';
 import { storageRoutes } from './storage-routes.js';
 
@@ -35,19 +37,20 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
     [loaderSubscription(rt.config), loaderHandler(rt)],
     [deadLetterSubscription(rt.config), deadLetterHandler(rt)],
     [exportSubscription(rt.config), exportRunner(rt)],
+    [validatorSubscription(rt.config), landingValidator(rt)],
   ] as const) {
     subscriptions.push(await rt.bus.subscribe(spec, deliverAsCloudEvent(spec, handler as never)));
   }
   // What Cloud Scheduler does in the cloud: retry pending files (those that failed, or waited for the spacing).
   const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
-  const functions = { upload: ingestHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
-  const app = createGateway(functions, undefined, rt.signer && storageRoutes(rt.store, rt.signer, rt.log));
+  const functions = { upload: ingestHandler(rt), uploads: uploadsHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
+  const app = createGateway(functions, undefined, rt.localBucket && storageRoutes(rt.localBucket, rt.log));
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(port, host, () => resolve(s)).on('error', reject);
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
-  rt.signer?.bind(rt.config.publicUrl ?? url);
+  rt.localBucket?.signer.bind(rt.config.publicUrl ?? url);
   return {
     server,
     url,

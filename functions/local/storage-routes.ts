@@ -3,12 +3,16 @@
  * URL, served by the local gateway next to the API. A request is verified
  * against its signature (method, object, expiry and signed headers) before
  * anything else; a tampered or expired URL is answered 403 problem+json.
+ * A signed POST starts a resumable session (201, Location: the session URI);
+ * the session URI takes PUTs with Content-Range as GCS's XML API does.
  */
 import express, { type Request, type Response } from 'express';
-import { SIGNED_PATH, type LocalUrlSigner } from '../adapters/local/url-signer.js';
+import type { ResumableSessions, ChunkRange, Progress } from '../adapters/local/resumable.js';
+import { SIGNED_PATH } from '../adapters/local/url-signer.js';
 import { methodNotAllowed, notFound, sendError } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import type { ObjectStore } from '../core/ports.js';
+import type { LocalBucket } from '../runtime.js';
 import { Problem } from '../core/problem.js';
 
 const FORBIDDEN: Record<'malformed' | 'expired' | 'signature', [string, string]> = {
@@ -37,7 +41,50 @@ async function download(store: ObjectStore, name: string, res: Response): Promis
   body.pipe(res);
 }
 
-export function storageRoutes(store: ObjectStore, signer: LocalUrlSigner, log: Logger): express.Router {
+export const SESSION_PATH = '/storage/sessions/';
+
+/** `bytes a-b/N`, `bytes a-b/*`, `bytes *\/N`; no header means the whole upload in one request. */
+function chunkRange(header: string | undefined): ChunkRange {
+  if (header === undefined) return { start: 0 };
+  const m = /^bytes (?:(\d+)-(\d+)|\*)\/(\d+|\*)$/.exec(header.trim());
+  if (!m) throw new Problem(400, 'invalid-content-range', 'Bad Request', 'Content-Range must be "bytes <first>-<last>/<total or *>", or "bytes */<total or *>" to ask what has arrived.');
+  const total = m[3] === '*' ? undefined : Number(m[3]);
+  if (m[1] === undefined) return total === undefined ? {} : { total };
+  const [first, last] = [Number(m[1]), Number(m[2])];
+  if (last < first || (total !== undefined && last >= total)) throw new Problem(400, 'invalid-content-range', 'Bad Request', `Content-Range ${header} is not a valid range.`);
+  return { start: first, ...(total !== undefined ? { total } : {}) };
+}
+
+/** 308 with the bytes kept so far, or 200 with the finalized object, as GCS answers. */
+function answer(res: Response, progress: Progress): void {
+  if (progress.done) return void res.status(200).json(progress.object);
+  if (progress.received > 0) res.setHeader('Range', `bytes=0-${progress.received - 1}`);
+  res.status(308).end();
+}
+
+async function startSession(sessions: ResumableSessions, name: string, req: Request, res: Response): Promise<void> {
+  if (req.get('x-goog-resumable') !== 'start') throw new Problem(400, 'not-resumable', 'Bad Request', 'Start a resumable upload with the header x-goog-resumable: start.');
+  const size = req.get('x-upload-content-length');
+  if (size !== undefined && !/^\d{1,15}$/.test(size)) throw new Problem(400, 'invalid-size', 'Bad Request', 'X-Upload-Content-Length must be a byte count.');
+  const ifGenerationMatch = req.get('x-goog-if-generation-match');
+  const id = await sessions.start(name, {
+    contentType: req.get('content-type') ?? 'application/octet-stream',
+    ...(size !== undefined ? { size: Number(size) } : {}),
+    ...(ifGenerationMatch !== undefined ? { ifGenerationMatch } : {}),
+  });
+  res.status(201).location(`${SESSION_PATH}${id}`).end();
+}
+
+async function putChunk(sessions: ResumableSessions, id: string, req: Request, res: Response): Promise<void> {
+  const range = chunkRange(req.get('content-range'));
+  if (range.start === undefined) {
+    req.resume();
+    return answer(res, await sessions.status(id));
+  }
+  answer(res, await sessions.append(id, { ...range, start: range.start }, req));
+}
+
+export function storageRoutes({ store, signer, sessions }: LocalBucket, log: Logger): express.Router {
   const router = express.Router();
   router.use(SIGNED_PATH, async (req, res) => {
     try {
@@ -49,9 +96,20 @@ export function storageRoutes(store: ObjectStore, signer: LocalUrlSigner, log: L
         const [slug, detail] = FORBIDDEN[verdict.reason];
         throw new Problem(403, slug, 'Forbidden', detail);
       }
-      if (req.method !== 'GET') throw methodNotAllowed(req, ['GET']);
-      await download(store, name, res);
+      if (req.method === 'GET') return await download(store, name, res);
+      if (req.method === 'POST') return await startSession(sessions, name, req, res);
+      throw methodNotAllowed(req, ['GET', 'POST']);
     } catch (e) {
+      sendError(res, e, log);
+    }
+  });
+  router.use(SESSION_PATH, async (req, res) => {
+    try {
+      if (req.method !== 'PUT') throw methodNotAllowed(req, ['PUT']);
+      await putChunk(sessions, req.path.slice(1), req, res);
+    } catch (e) {
+      // The client may still be sending the chunk: answer, then drop the connection rather than read the rest.
+      if (!req.complete) res.setHeader('Connection', 'close');
       sendError(res, e, log);
     }
   });

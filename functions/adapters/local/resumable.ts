@@ -1,0 +1,178 @@
+/**
+ * Resumable upload sessions for the local bucket, with GCS's XML-API
+ * semantics: a session is started through a signed URL (the size, content
+ * type and precondition it was signed with become the session's), the bytes
+ * come in `Content-Range` chunks appended to a part file, a `bytes *\/N`
+ * query reports what arrived, and the object is finalized in the store only
+ * when the declared size is reached. Whatever arrived before a connection
+ * broke is kept, so the client resumes from there. A finished session takes
+ * no more bytes.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { PreconditionFailedError, type ObjectInfo, type ObjectStore } from '../../core/ports.js';
+import { Problem } from '../../core/problem.js';
+
+/** As long as GCS keeps a session URI valid. */
+export const SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+
+interface SessionState {
+  id: string;
+  name: string;
+  contentType: string;
+  /** Declared total, from X-Upload-Content-Length; the upload must be exactly this long. */
+  size?: number;
+  ifGenerationMatch?: string;
+  createdAt: number;
+  /** Set once the object is finalized. */
+  object?: ObjectInfo;
+}
+
+export interface ChunkRange {
+  /** First byte of this chunk; undefined for a status query (`bytes *\/N`). */
+  start?: number;
+  /** Total size if this request says it (`/N`); `*` leaves it open. */
+  total?: number;
+}
+
+export type Progress = { done: false; received: number } | { done: true; object: ObjectInfo };
+
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
+const problem = (status: number, slug: string, detail: string) => new Problem(status, slug, status === 410 ? 'Gone' : status === 404 ? 'Not Found' : 'Bad Request', detail);
+
+/** Passes bytes through until `limit` would be exceeded, then fails the stream. */
+function capped(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      seen += chunk.length;
+      if (seen > limit) return done(problem(400, 'upload-too-large', `The upload is longer than the ${limit} more bytes its declared size allows.`));
+      done(null, chunk);
+    },
+  });
+}
+
+export class ResumableSessions {
+  /**
+   * One request at a time per session: two writers appending to one part file
+   * would interleave, and a status query must see what a broken request kept
+   * once that request has finished failing.
+   */
+  private readonly busy = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly store: ObjectStore,
+  ) {}
+
+  async start(name: string, options: { contentType: string; size?: number; ifGenerationMatch?: string }): Promise<string> {
+    // GCS checks the precondition when the session starts, and again when it finalizes.
+    await this.checkPrecondition(name, options.ifGenerationMatch);
+    const id = randomBytes(16).toString('hex');
+    await fs.mkdir(this.dir, { recursive: true });
+    await fs.writeFile(this.partPath(id), '');
+    await this.save({ id, name, createdAt: Date.now(), ...options });
+    return id;
+  }
+
+  /** What has arrived; a finished session reports its object. */
+  status(id: string): Promise<Progress> {
+    return this.serialized(id, () => this.statusNow(id));
+  }
+
+  append(id: string, range: Required<Pick<ChunkRange, 'start'>> & ChunkRange, body: Readable): Promise<Progress> {
+    return this.serialized(id, () => this.appendNow(id, range, body));
+  }
+
+  private async statusNow(id: string): Promise<Progress> {
+    const state = await this.load(id);
+    if (state.object) return { done: true, object: state.object };
+    return { done: false, received: await this.received(id) };
+  }
+
+  /** Appends one chunk at `range.start`, and finalizes the object once the declared size is reached. */
+  private async appendNow(id: string, range: { start: number; total?: number }, body: Readable): Promise<Progress> {
+    const state = await this.load(id);
+    if (state.object) throw problem(410, 'session-finished', 'This upload session has finished; it takes no more bytes. Ask the API for a new upload.');
+    const received = await this.received(id);
+    const total = range.total ?? state.size;
+    if (state.size !== undefined && range.total !== undefined && range.total !== state.size) {
+      throw problem(400, 'size-mismatch', `The upload was started for ${state.size} bytes, not ${range.total}.`);
+    }
+    if (range.start !== received) {
+      throw problem(400, 'offset-mismatch', `This session has ${received} bytes; the next chunk must start there (query with Content-Range: bytes */${total ?? '*'}).`);
+    }
+    const room = total === undefined ? Number.MAX_SAFE_INTEGER : total - received;
+    await pipeline(body, capped(room), createWriteStream(this.partPath(id), { flags: 'a' })).catch(async (e: unknown) => {
+      // A broken connection keeps what arrived; bytes beyond the declared size are cut off again.
+      if (e instanceof Problem) await fs.truncate(this.partPath(id), received);
+      throw e;
+    });
+    const now = await this.received(id);
+    if (total === undefined || now < total) return { done: false, received: now };
+    return { done: true, object: await this.finalize(state) };
+  }
+
+  private async serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.busy.get(id) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const tail = run.catch(() => undefined);
+    this.busy.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.busy.get(id) === tail) this.busy.delete(id);
+    }
+  }
+
+  private async finalize(state: SessionState): Promise<ObjectInfo> {
+    const part = this.partPath(state.id);
+    const options = { contentType: state.contentType, ...(state.ifGenerationMatch !== undefined ? { ifGenerationMatch: state.ifGenerationMatch } : {}) };
+    const object = await this.store.write(state.name, createReadStream(part), options).catch((e: unknown) => {
+      if (e instanceof PreconditionFailedError) throw new Problem(412, 'precondition-failed', 'Precondition Failed', `${state.name} already exists; this upload cannot replace it.`);
+      throw e;
+    });
+    await this.save({ ...state, object });
+    await fs.rm(part, { force: true });
+    return object;
+  }
+
+  private async checkPrecondition(name: string, ifGenerationMatch: string | undefined): Promise<void> {
+    if (ifGenerationMatch === undefined) return;
+    const current = (await this.store.stat(name))?.generation ?? '0';
+    if (current !== ifGenerationMatch) throw new Problem(412, 'precondition-failed', 'Precondition Failed', `${name} is at generation ${current}, not ${ifGenerationMatch}.`);
+  }
+
+  private async load(id: string): Promise<SessionState> {
+    const missing = problem(404, 'no-such-session', 'No such upload session.');
+    if (!SESSION_ID.test(id)) throw missing;
+    const text = await fs.readFile(this.statePath(id), 'utf8').catch(() => undefined);
+    if (text === undefined) throw missing;
+    const state = JSON.parse(text) as SessionState;
+    if (!state.object && Date.now() - state.createdAt > SESSION_LIFETIME_MS) throw problem(410, 'session-expired', 'This upload session has expired; ask the API for a new upload.');
+    return state;
+  }
+
+  private async received(id: string): Promise<number> {
+    return (await fs.stat(this.partPath(id))).size;
+  }
+
+  private async save(state: SessionState): Promise<void> {
+    const tmp = `${this.statePath(state.id)}.${randomBytes(4).toString('hex')}.tmp`;
+    await fs.writeFile(tmp, JSON.stringify(state));
+    await fs.rename(tmp, this.statePath(state.id));
+  }
+
+  private statePath(id: string): string {
+    return path.join(this.dir, `${id}.json`);
+  }
+
+  private partPath(id: string): string {
+    return path.join(this.dir, `${id}.part`);
+  }
+}

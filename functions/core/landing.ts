@@ -1,0 +1,41 @@
+/**
+ * Uploads that go straight to the bucket. POST /uploads hands out a signed
+ * resumable URL for `landing/<id>.csv` (the client's raw bytes, kept apart
+ * from `staging/`, which only ever holds canonical CSVs written by ingest)
+ * and records the upload here: `awaiting → validating → accepted | failed`.
+ * Once accepted the upload has its ordinary record (core/uploads.ts) and
+ * follows the inline path from `stored` on.
+ */
+import type { CsvFault } from './problem.js';
+import type { ObjectStore } from './ports.js';
+import { JsonRecords } from './records.js';
+
+export const LANDING_PREFIX = 'landing/';
+export const landingName = (uploadId: string): string => `${LANDING_PREFIX}${uploadId}.csv`;
+const LANDING_NAME = /^landing\/([0-9a-z]{9}[0-9a-f]{10})\.csv$/;
+export const uploadIdOfLanding = (name: string): string | undefined => LANDING_NAME.exec(name)?.[1];
+
+export type SignedUploadState = 'awaiting' | 'validating' | 'accepted' | 'failed';
+
+export interface SignedUploadRecord {
+  uploadId: string;
+  status: SignedUploadState;
+  object: string;
+  fileName?: string;
+  bytes: number;
+  contentType: string;
+  /** What the client says the file's SHA-256 is; checked against the bytes that arrive. */
+  sha256?: string;
+  /** Until when the upload URL can start a session. */
+  uploadUrlExpiresAt: string;
+  createdAt: string;
+  updatedAt: string;
+  /** When failed: why, and for an invalid CSV the same fields a 422 from POST /upload carries. */
+  reason?: string;
+  errorCount?: number;
+  errors?: CsvFault[];
+}
+
+export const SIGNED_UPLOADS_PREFIX = 'signed-uploads/';
+
+export const signedUploadRecords = (store: ObjectStore): JsonRecords<SignedUploadRecord> => new JsonRecords<SignedUploadRecord>(store, SIGNED_UPLOADS_PREFIX);
