@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeCanonicalFlights } from '../support/canonical-file.js';
+import { writeCanonicalFlights } from '../support/flight-files.js';
 import { exportedRows, pagedRows, runExport, sameRows } from '../support/exports.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { eventually, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
