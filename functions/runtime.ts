@@ -96,6 +96,11 @@ function createWarehouse(config: Config): Warehouse {
 }
 
 export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
+  // Each warehouse reads objects where its store keeps them: BigQuery from gs:// URIs, DuckDB from local files.
+  if ((config.store === 'gcs') !== (config.warehouse === 'bigquery')) {
+    throw new Error(`STORE=${config.store} cannot feed WAREHOUSE=${config.warehouse}: use gcs with bigquery, or local with duckdb`);
+  }
+  const secret = await cursorSecret(config);
   const store = createStore(config);
   const bus = createBus(config, log);
   const warehouse = createWarehouse(config);
@@ -121,7 +126,7 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     bus,
     warehouse,
     ledger,
-    cursorSecret: await cursorSecret(config),
+    cursorSecret: secret,
     flush: () => (lastFlush = flush()),
     async close() {
       await lastFlush.catch(() => undefined);
