@@ -1,9 +1,9 @@
 /**
  * Starts the real Pub/Sub emulator (`gcloud beta emulators pubsub start`) on a
- * free loopback port and stops it again. gcloud is a Python wrapper that
- * starts a Java server, so the emulator runs in a process group of its own and
- * stopping it signals the whole group; killing only gcloud would leave the
- * Java child holding the port.
+ * loopback port (a free one unless told) and stops it again. gcloud is a
+ * Python wrapper that starts a Java server, so the emulator runs in a process
+ * group of its own and stopping it signals the whole group; killing only
+ * gcloud would leave the Java child holding the port.
  *
  * From a test file:
  *   let emulator: PubSubEmulator;
@@ -43,9 +43,11 @@ async function isReady(host: string): Promise<boolean> {
   }
 }
 
-export async function startPubSubEmulator({ projectId = 'demo', startTimeoutMs = 60_000 } = {}): Promise<PubSubEmulator> {
-  const port = await freePort();
+export async function startPubSubEmulator({ projectId = 'demo', port = 0, startTimeoutMs = 60_000 } = {}): Promise<PubSubEmulator> {
+  port ||= await freePort();
   const host = `127.0.0.1:${port}`;
+  // Otherwise the readiness poll below would take someone else's emulator for ours, and stop() would not stop it.
+  if (await isReady(host)) throw new Error(`${host} is already serving (another emulator?); set PUBSUB_EMULATOR_HOST to use it`);
   const child = spawn('gcloud', ['beta', 'emulators', 'pubsub', 'start', `--host-port=${host}`, `--project=${projectId}`, '--quiet'], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
