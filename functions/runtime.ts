@@ -81,7 +81,7 @@ function createStore(config: Config): ObjectStore {
   return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket, { crossProcess: config.sharedDataDir });
 }
 
-function createBus(config: Config, log: Logger): EventBus {
+export function createBus(config: Config, log: Logger): EventBus {
   if (config.bus === 'pubsub') {
     const emulator = config.pubsubEmulatorHost;
     // Naming the universe keeps the client from asking the metadata server, which a laptop does not have.

@@ -15,22 +15,14 @@
  * `emulator.host` to the tests with `provide('PUBSUB_EMULATOR_HOST', ...)`.
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './ports.js';
 
 export interface PubSubEmulator {
   /** `127.0.0.1:<port>`: the value for `PUBSUB_EMULATOR_HOST` or the client's `apiEndpoint`. */
   host: string;
   projectId: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** The emulator answers `GET /` with `Ok` once it accepts requests. */

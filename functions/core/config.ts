@@ -47,7 +47,7 @@ function choice<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed:
   return raw as T;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+export function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
