@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { BigQueryWarehouse } from './adapters/bigquery/warehouse.js';
+import { SharedDuckDbWarehouse } from './adapters/duckdb/shared.js';
 import { DuckDbWarehouse } from './adapters/duckdb/warehouse.js';
 import { GcsObjectStore } from './adapters/gcs/store.js';
 import { DurableLocalBus } from './adapters/local/durable-bus.js';
@@ -77,10 +78,10 @@ async function cursorSecret(config: Config): Promise<string> {
 
 function createStore(config: Config): ObjectStore {
   if (config.store === 'gcs') return new GcsObjectStore(config.bucket, { projectId: config.projectId });
-  return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket);
+  return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket, { crossProcess: config.sharedDataDir });
 }
 
-function createBus(config: Config, log: Logger): EventBus {
+export function createBus(config: Config, log: Logger): EventBus {
   if (config.bus === 'pubsub') {
     const emulator = config.pubsubEmulatorHost;
     // Naming the universe keeps the client from asking the metadata server, which a laptop does not have.
@@ -92,7 +93,8 @@ function createBus(config: Config, log: Logger): EventBus {
 
 function createWarehouse(config: Config): Warehouse {
   if (config.warehouse === 'bigquery') return new BigQueryWarehouse({ projectId: config.projectId, ...config.bigQuery });
-  return new DuckDbWarehouse(path.join(config.dataDir, 'warehouse.duckdb'));
+  const file = path.join(config.dataDir, 'warehouse.duckdb');
+  return config.sharedDataDir ? new SharedDuckDbWarehouse(file) : new DuckDbWarehouse(file);
 }
 
 export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {

@@ -15,6 +15,12 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  /**
+   * Several processes use DATA_DIR at once (`npm run start:emulators` runs each
+   * function in its own process): the filesystem bucket then locks across
+   * processes and DuckDB opens its file per operation.
+   */
+  sharedDataDir: boolean;
   bucket: string;
   /** Topic the bucket's object notifications go to, and its loader subscription. */
   notificationTopic: string;
@@ -41,7 +47,7 @@ function choice<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed:
   return raw as T;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+export function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
@@ -69,6 +75,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8080),
     dataDir,
+    sharedDataDir: choice(env, 'SHARED_DATA_DIR', ['0', '1'] as const, '0') === '1',
     bucket: env.BUCKET ?? 'flights-local',
     notificationTopic: env.NOTIFICATION_TOPIC ?? 'flights-objects',
     loaderSubscription: env.LOADER_SUBSCRIPTION ?? 'flights-loader',

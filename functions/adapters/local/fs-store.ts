@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { withFileLock } from './file-lock.js';
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -24,11 +25,16 @@ import {
 
 export type FinalizeListener = (info: ObjectInfo) => Promise<void>;
 
-/** GCS generations are microsecond timestamps; keep them strictly increasing within a process. */
+/**
+ * GCS generations are microsecond timestamps; keep them strictly increasing
+ * within a process, and past the object's current generation, which another
+ * process sharing the directory may have written in the same millisecond.
+ */
 let lastGeneration = 0n;
-function nextGeneration(): string {
+function nextGeneration(current = '0'): string {
   const now = BigInt(Date.now()) * 1000n;
   lastGeneration = now > lastGeneration ? now : lastGeneration + 1n;
+  if (lastGeneration <= BigInt(current)) lastGeneration = BigInt(current) + 1n;
   return lastGeneration.toString();
 }
 
@@ -50,17 +56,21 @@ export class FsObjectStore implements ObjectStore {
   private readonly objectsDir: string;
   private readonly metaDir: string;
   private readonly tmpDir: string;
+  private readonly locksDir: string;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly listeners: FinalizeListener[] = [];
 
+  /** `crossProcess`: other processes write to the same directory, so preconditions take a file lock too. */
   constructor(
     root: string,
     readonly bucket: string,
+    private readonly options: { crossProcess?: boolean } = {},
   ) {
     const base = path.join(root, bucket);
     this.objectsDir = path.join(base, 'objects');
     this.metaDir = path.join(base, 'meta');
     this.tmpDir = path.join(base, 'tmp');
+    this.locksDir = path.join(base, 'locks');
   }
 
   /** Called after each object is finalized: where a GCS bucket would send a notification. */
@@ -184,7 +194,7 @@ export class FsObjectStore implements ObjectStore {
       }
       const now = new Date().toISOString();
       const { ifGenerationMatch: _ignored, ...rest } = fields;
-      const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(), metageneration: '1', timeCreated: now, updated: now, ...rest };
+      const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(current?.generation), metageneration: '1', timeCreated: now, updated: now, ...rest };
       const content = this.contentPath(name, next.generation);
       await fs.mkdir(path.dirname(content), { recursive: true });
       await fs.rename(tmp, content);
@@ -206,7 +216,8 @@ export class FsObjectStore implements ObjectStore {
   /** Serializes read-check-write on one name, as GCS does server-side. */
   private async locked<T>(name: string, work: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(name) ?? Promise.resolve();
-    const run = previous.then(work, work);
+    const exclusive = this.options.crossProcess ? () => withFileLock(this.lockPath(name), work) : work;
+    const run = previous.then(exclusive, exclusive);
     const tail = run.catch(() => undefined);
     this.locks.set(name, tail);
     try {
@@ -214,6 +225,11 @@ export class FsObjectStore implements ObjectStore {
     } finally {
       if (this.locks.get(name) === tail) this.locks.delete(name);
     }
+  }
+
+  /** Hashed, so lock files stay flat and never look like object names. */
+  private lockPath(name: string): string {
+    return path.join(this.locksDir, `${createHash('sha256').update(name).digest('hex').slice(0, 32)}.lock`);
   }
 
   private metaPath(name: string): string {
