@@ -1,6 +1,6 @@
 /**
  * Query benchmark (issue 5): 1 M generated flight rows loaded through the real
- * pipeline, then GET /getdata under autocannon on loopback at 8 and 32
+ * pipeline, then GET /getdata under autocannon on loopback at 1, 8 and 32
  * connections, each case next to the very same SQL run directly on DuckDB at
  * the same concurrency in the same run.
  *
@@ -13,6 +13,7 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import autocannon from 'autocannon';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { bindParams } from '../functions/adapters/duckdb/warehouse.js';
 import { compileSelect, duckDbDialect } from '../functions/core/sql.js';
@@ -43,7 +44,10 @@ const envInt = (name: string, fallback: number): number => {
 
 const ROWS = envInt('QUERY_BENCH_ROWS', 1_000_000);
 const SECONDS = envInt('QUERY_BENCH_SECONDS', 10);
-const CONCURRENCY = [8, 32] as const;
+/** The issue's 8 and 32, and 1: without queueing, the gap between the two sides is the API's own cost per request. */
+const CONCURRENCY = [1, 8, 32] as const;
+/** Where the issue sets its targets. */
+const TARGET_CONCURRENCY: readonly number[] = [8, 32];
 /** Requests per query, on each side, before measuring: DuckDB reads the columns into its buffer pool and V8 warms up. */
 const WARMUP = 20;
 /** Known to both sides so the bench can parse the cursor the server signed, exactly as the server does. */
@@ -160,6 +164,8 @@ async function main(): Promise<void> {
   const env = { CURSOR_SECRET };
   const host = machine();
   const startedAt = new Date();
+  // Other work on a shared machine shows here; both sides of a row ran back to back under the same load.
+  const loadBefore = os.loadavg()[0]!;
   console.log(`query bench: ${ROWS} rows, ${SECONDS} s per case, ${host.nproc} cpus, node ${host.node}; work in ${dir}`);
 
   let t = performance.now();
@@ -231,6 +237,7 @@ async function main(): Promise<void> {
     }
   }
   const queryRssMiB = rss.stop();
+  const loadAfter = os.loadavg()[0]!;
   await server.stop();
   for (const c of pool) c.closeSync();
   directDb.closeSync();
@@ -245,12 +252,12 @@ async function main(): Promise<void> {
     ...rows.map(
       (r) =>
         `| ${r.query} | ${r.connections} | ${fmt(r.api.p50)} | ${fmt(r.api.p95)} | ${fmt(r.api.p99)} | ${r.api.perSecond.toFixed(0)} | ` +
-        `${fmt(r.direct.p50)} | ${fmt(r.direct.p95)} | ${fmt(r.direct.p99)} | ${r.direct.perSecond.toFixed(0)} | ${ratio(r).toFixed(2)} | ${met(ratio(r) <= MAX_P95_RATIO)} |`,
+        `${fmt(r.direct.p50)} | ${fmt(r.direct.p95)} | ${fmt(r.direct.p99)} | ${r.direct.perSecond.toFixed(0)} | ${ratio(r).toFixed(2)} | ${TARGET_CONCURRENCY.includes(r.connections) ? met(ratio(r) <= MAX_P95_RATIO) : '–'} |`,
     ),
   ];
-  const ratioMet = CONCURRENCY.map((c) => `${c} connections: ${met(rows.filter((r) => r.connections === c).every((r) => ratio(r) <= MAX_P95_RATIO))}`);
+  const ratioMet = TARGET_CONCURRENCY.map((c) => `${c} connections: ${met(rows.filter((r) => r.connections === c).every((r) => ratio(r) <= MAX_P95_RATIO))}`);
   const generated = [
-    `Run ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC on ${host.nproc} CPUs (${host.cpu}), ${host.memoryGiB} GiB, ${host.platform}, Node ${host.node}; a shared machine, so figures move by tens of percent between runs.`,
+    `Run ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC on ${host.nproc} CPUs (${host.cpu}), ${host.memoryGiB} GiB, ${host.platform}, Node ${host.node}; a shared machine (1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} after the query runs), so figures move by tens of percent between runs.`,
     '',
     `Command: \`npx tsx bench/query.ts\` (${ROWS.toLocaleString('en')} rows, ${SECONDS} s per case and side, ${WARMUP} warm-up requests per query on each side).`,
     '',
@@ -285,7 +292,7 @@ async function main(): Promise<void> {
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
   await fsp.writeFile(
     path.join(out, `query-${stamp}.json`),
-    JSON.stringify({ startedAt, host, rows: ROWS, seconds: SECONDS, bytes, generateMs, uploadMs, loadMs, copyMs, loadRssMiB, queryRssMiB, cases, results: rows }, null, 2),
+    JSON.stringify({ startedAt, host, rows: ROWS, seconds: SECONDS, bytes, generateMs, uploadMs, loadMs, copyMs, loadRssMiB, queryRssMiB, loadBefore, loadAfter, cases, results: rows }, null, 2),
   );
   await writeGenerated(path.join(ROOT, 'docs', 'benchmarks.md'), 'Query', 'query-bench', generated);
   await fsp.rm(dir, { recursive: true, force: true });
