@@ -1,6 +1,7 @@
 /** HTTP entry of the query function: `GET /getdata` and `GET /schema`. */
 import type { Request, Response } from 'express';
 import { methodNotAllowed, sendError } from '../core/http.js';
+import type { QuerySpec } from '../core/query-spec.js';
 import type { Runtime } from '../runtime.js';
 import { pageCursor } from './cursor.js';
 import { CONTENT_TYPES, chooseFormat, project, serialize } from './formats.js';
@@ -14,12 +15,17 @@ function nextUrl(req: Request, cursor: string): string {
   return `${req.path}?${params.toString()}`;
 }
 
+/**
+ * What the warehouse is asked for a page: one row more than the page tells
+ * whether a next page exists, so the last page carries no cursor. Aggregates
+ * take no cursor and run as asked.
+ */
+export const probeSpec = (spec: QuerySpec): QuerySpec => (spec.aggregate ? spec : { ...spec, limit: spec.limit + 1 });
+
 async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> {
   const q = parseQuery(new URLSearchParams(req.originalUrl.split('?')[1] ?? ''), { cursorSecret: rt.cursorSecret });
   const format = chooseFormat(q.format, req.headers.accept);
-  // One row more than the page tells whether a next page exists, so the last page carries no cursor.
-  const probe = q.spec.aggregate ? q.spec : { ...q.spec, limit: q.spec.limit + 1 };
-  const [result, total] = await Promise.all([rt.warehouse.query(probe), q.count ? rt.warehouse.count(q.spec) : undefined]);
+  const [result, total] = await Promise.all([rt.warehouse.query(probeSpec(q.spec)), q.count ? rt.warehouse.count(q.spec) : undefined]);
   const rows = result.rows.slice(0, q.spec.limit);
   const cursor = result.rows.length > q.spec.limit ? pageCursor(q.spec, rows, rt.cursorSecret) : undefined;
   const next = cursor ? nextUrl(req, cursor) : null;

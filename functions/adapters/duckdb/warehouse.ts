@@ -43,7 +43,8 @@ const numericIntegers = (compiled: CompiledQuery): Set<string> =>
 /** Integers arrive as numbers, or as decimal strings when they exceed 2^53. */
 const bigint = (v: Scalar): bigint => BigInt(v as number | string);
 
-function bind(params: TypedParam[]): { values: Record<string, unknown>; types: Record<string, DuckDBType> } {
+/** DuckDB values and types for compiled parameters; exported so the query benchmark binds exactly as the warehouse does. */
+export function bindParams(params: TypedParam[]): { values: Record<string, unknown>; types: Record<string, DuckDBType> } {
   const values: Record<string, unknown> = {};
   const types: Record<string, DuckDBType> = {};
   for (const p of params) {
@@ -144,7 +145,7 @@ export class DuckDbWarehouse implements Warehouse {
   /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
   async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
     const db = this.connection(this.readers[this.next++ % this.readers.length]);
-    const { values, types } = bind(params);
+    const { values, types } = bindParams(params);
     const reader = await db.runAndReadAll(sql, values as never, types);
     const columns = reader.columnNames();
     const rows = reader.getRowObjectsJson().map((row) => {
