@@ -3,7 +3,7 @@
  * server as a child process, uploads and waiting for their load, RSS sampling,
  * percentiles, and the machine description that goes next to the figures.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http from 'node:http';

@@ -68,8 +68,10 @@ export function bindParams(params: TypedParam[]): { values: Record<string, unkno
 
 export class DuckDbWarehouse implements Warehouse {
   private instance?: DuckDBInstance;
+  /** Read connections not in use; a query waits for one rather than queueing behind a busy one. */
+  private idle: DuckDBConnection[] = [];
+  private readonly waiting: ((c: DuckDBConnection) => void)[] = [];
   private readers: DuckDBConnection[] = [];
-  private next = 0;
   private writer?: DuckDBConnection;
   /** Loads share one connection, and a connection holds one transaction: they run one at a time. */
   private loads: Promise<unknown> = Promise.resolve();
@@ -89,6 +91,7 @@ export class DuckDbWarehouse implements Warehouse {
       object VARCHAR NOT NULL, generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
       PRIMARY KEY (object, generation))`);
     for (let i = 0; i < this.readConnections; i++) this.readers.push(await this.instance.connect());
+    this.idle = [...this.readers];
   }
 
   load(items: LoadItem[]): Promise<LoadOutcome[]> {
@@ -144,9 +147,8 @@ export class DuckDbWarehouse implements Warehouse {
 
   /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
   async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
-    const db = this.connection(this.readers[this.next++ % this.readers.length]);
     const { values, types } = bindParams(params);
-    const reader = await db.runAndReadAll(sql, values as never, types);
+    const reader = await this.withReader((db) => db.runAndReadAll(sql, values as never, types));
     const columns = reader.columnNames();
     const rows = reader.getRowObjectsJson().map((row) => {
       for (const c of columns) if (integers.has(c) && row[c] !== null) row[c] = Number(row[c]);
@@ -155,9 +157,22 @@ export class DuckDbWarehouse implements Warehouse {
     return { columns, rows };
   }
 
+  private async withReader<T>(work: (db: DuckDBConnection) => Promise<T>): Promise<T> {
+    if (!this.readers.length) throw new Error('DuckDbWarehouse used before init()');
+    const db = this.idle.pop() ?? (await new Promise<DuckDBConnection>((resolve) => this.waiting.push(resolve)));
+    try {
+      return await work(db);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(db);
+      else this.idle.push(db);
+    }
+  }
+
   async close(): Promise<void> {
     for (const c of [...this.readers, this.writer]) c?.closeSync();
     this.readers = [];
+    this.idle = [];
     this.writer = undefined;
     this.instance?.closeSync();
     this.instance = undefined;
