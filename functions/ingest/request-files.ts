@@ -79,6 +79,12 @@ export function forEachFile<T>(
     } catch (e) {
       return reject(malformedMultipart(e as Error));
     }
+    // Busboy finishes only once every file stream it gave out has ended; a file whose upload failed
+    // never will, so the parser itself must be torn down with the failure.
+    const stop = (e: Error): void => {
+      fail(e);
+      parser.destroy(e);
+    };
     const results: Promise<T>[] = [];
     parser.on('file', (field, stream, info) => {
       if (field !== 'file') return void stream.resume();
@@ -86,15 +92,14 @@ export function forEachFile<T>(
       try {
         gzip = isGzipPart(info.mimeType, info.filename) || checkCsvType(info.mimeType).gzip;
       } catch (e) {
-        stream.resume();
-        return fail(e as Error);
+        return stop(e as Error);
       }
       const result = onFile({ stream, decoders: gzip ? gunzip(budgets.decompressed) : [], contentType: info.mimeType, ...(info.filename ? { fileName: info.filename } : {}) });
-      result.catch(() => stream.resume());
+      result.catch(stop);
       results.push(result);
     });
     parser.on('filesLimit', () =>
-      fail(new Problem(413, 'too-many-files', 'Too many files', `At most ${limits.maxFilesPerRequest} files may be sent in one request.`, { limit: limits.maxFilesPerRequest })),
+      stop(new Problem(413, 'too-many-files', 'Too many files', `At most ${limits.maxFilesPerRequest} files may be sent in one request.`, { limit: limits.maxFilesPerRequest })),
     );
     pipeline(decodedBody(headers, body, budgets, fail), parser, (e) => {
       if (e) {
