@@ -51,22 +51,22 @@ async function receive(ing: Ingest, req: Request, uploadId: string, signal: Abor
   const fail = (e: Error): void => signal.abort(e);
   signal.signal.addEventListener('abort', () => body.stream.destroy(signal.signal.reason as Error), { once: true });
   const uploader = uploaderIdentity(req.headers);
-  const staged: StagedUpload[] = [];
-  let fileIds = 0;
+  const stages: Promise<StagedUpload>[] = [];
+  let staged: StagedUpload[];
   try {
-    await forEachFile(req.headers, body, limits, budgets, fail, async (file) => {
+    staged = await forEachFile(req.headers, body, limits, budgets, fail, (file) => {
       // The request's id names its first file, so a single-file upload's logs and status share one id.
-      const id = fileIds++ === 0 ? uploadId : newUploadId();
+      const id = stages.length === 0 ? uploadId : newUploadId();
       const meta = { uploadId: id, contentType: file.contentType, ...(file.fileName ? { fileName: file.fileName } : {}), ...(uploader ? { uploader } : {}) };
-      const result = await stageUpload({ store: rt.store, limits: { ...limits, maxFaults: 100 } }, file.stream, file.decoders, meta, signal.signal).catch((e: Error) => {
-        fail(e);
-        throw e;
-      });
-      staged.push(result);
-      return result;
+      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: 100 } }, file.stream, file.decoders, meta, signal.signal);
+      stage.catch(fail);
+      stages.push(stage);
+      return stage;
     });
   } catch (e) {
-    await Promise.all(staged.map((s) => discardStaged(rt.store, s)));
+    // Other files may still be finishing their staging: wait for them, then drop what they staged.
+    const settled = await Promise.allSettled(stages);
+    await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? discardStaged(rt.store, s.value) : undefined)));
     throw signal.signal.aborted ? signal.signal.reason : e;
   }
   const committed: Committed[] = [];
