@@ -16,6 +16,9 @@ import { ByteBudget, declaredLengthProblem, tooLarge } from './limits.js';
 import { forEachFile } from './request-files.js';
 import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from './store-upload.js';
 
+/** Faults reported per file; the count goes on. */
+const MAX_FAULTS = 100;
+
 /** What an Idempotency-Key replays: the first response. */
 interface Replay {
   location: string;
@@ -44,12 +47,25 @@ function idempotencyKey(headers: IncomingHttpHeaders): string | undefined {
 const responseBody = (committed: Committed[]): unknown =>
   committed.length === 1 ? committed[0]!.upload : { uploads: committed.map((c) => c.upload) };
 
-/** Streams every file of the request into staging/, then commits them: all or nothing. */
-async function receive(ing: Ingest, req: Request, uploadId: string, signal: AbortController, budgets: { wire: ByteBudget; decompressed: ByteBudget }): Promise<Committed[]> {
+type Budgets = Parameters<typeof forEachFile>[3];
+
+function requestBudgets(limits: IngestLimits, profile: Runtime['config']['profile']): Budgets {
+  return {
+    wire: new ByteBudget(limits.maxUploadBytes, () => tooLarge('request body', limits.maxUploadBytes, profile)),
+    decompressed: new ByteBudget(limits.maxDecompressedBytes, () => tooLarge('decompressed CSV', limits.maxDecompressedBytes, profile)),
+  };
+}
+
+/**
+ * Streams every file of the request into staging/, then commits them: all or
+ * nothing. The first failure anywhere (a limit, the timeout, a bad file, the
+ * client leaving) aborts the request and is what the client is told.
+ */
+async function receive(ing: Ingest, req: Request, uploadId: string, abort: AbortController, budgets: Budgets): Promise<Committed[]> {
   const { rt, limits } = ing;
   const body = bodySource(req);
-  const fail = (e: Error): void => signal.abort(e);
-  signal.signal.addEventListener('abort', () => body.stream.destroy(signal.signal.reason as Error), { once: true });
+  const fail = (e: Error): void => abort.abort(e);
+  abort.signal.addEventListener('abort', () => body.stream.destroy(abort.signal.reason as Error), { once: true });
   const uploader = uploaderIdentity(req.headers);
   const stages: Promise<StagedUpload>[] = [];
   let staged: StagedUpload[];
@@ -58,7 +74,7 @@ async function receive(ing: Ingest, req: Request, uploadId: string, signal: Abor
       // The request's id names its first file, so a single-file upload's logs and status share one id.
       const id = stages.length === 0 ? uploadId : newUploadId();
       const meta = { uploadId: id, contentType: file.contentType, ...(file.fileName ? { fileName: file.fileName } : {}), ...(uploader ? { uploader } : {}) };
-      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: 100 } }, file.stream, file.decoders, meta, signal.signal);
+      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: MAX_FAULTS } }, file.stream, file.decoders, meta, abort.signal);
       stage.catch(fail);
       stages.push(stage);
       return stage;
@@ -67,7 +83,7 @@ async function receive(ing: Ingest, req: Request, uploadId: string, signal: Abor
     // Other files may still be finishing their staging: wait for them, then drop what they staged.
     const settled = await Promise.allSettled(stages);
     await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? discardStaged(rt.store, s.value) : undefined)));
-    throw signal.signal.aborted ? signal.signal.reason : e;
+    throw abort.signal.aborted ? abort.signal.reason : e;
   }
   const committed: Committed[] = [];
   for (const [i, s] of staged.entries()) {
@@ -81,7 +97,8 @@ async function receive(ing: Ingest, req: Request, uploadId: string, signal: Abor
   return committed;
 }
 
-async function upload(ing: Ingest, req: Request, res: Response, log: Logger, uploadId: string): Promise<{ status: number; bytesRead: number }> {
+/** Answers the upload and resolves with the status sent; a failure is thrown for `reject`. */
+async function upload(ing: Ingest, req: Request, res: Response, log: Logger, uploadId: string, budgets: Budgets): Promise<number> {
   const { rt, limits } = ing;
   const tooBig = declaredLengthProblem(req.headers, limits.maxUploadBytes, rt.config.profile);
   if (tooBig) throw tooBig;
@@ -93,48 +110,42 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
     res.status(200).location(location).setHeader('Idempotent-Replayed', 'true');
     res.json(body);
     discardUnreadBody(req);
-    return { status: 200, bytesRead: 0 };
+    return 200;
   }
-  const signal = new AbortController();
-  const budgets = {
-    wire: new ByteBudget(limits.maxUploadBytes, () => tooLarge('request body', limits.maxUploadBytes, rt.config.profile)),
-    decompressed: new ByteBudget(limits.maxDecompressedBytes, () => tooLarge('decompressed CSV', limits.maxDecompressedBytes, rt.config.profile)),
-  };
+  const abort = new AbortController();
   const timer = setTimeout(
-    () => signal.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
+    () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
     limits.requestTimeoutMs,
   );
   try {
-    const committed = await receive(ing, req, uploadId, signal, budgets);
+    const committed = await receive(ing, req, uploadId, abort, budgets);
     const status = committed.some((c) => !c.duplicate) ? 201 : 200;
     const reply: Replay = { location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed) };
     if (keyClaim?.won) await ing.keys.complete('key', key!, keyClaim, reply);
     for (const c of committed) log.info({ upload: c.upload, duplicate: c.duplicate }, c.duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
     res.status(status).location(reply.location).json(reply.body);
-    return { status, bytesRead: budgets.wire.used };
+    return status;
   } catch (e) {
     if (keyClaim?.won) await ing.keys.release('key', key!, keyClaim);
-    throw Object.assign(e as Error, { bytesRead: budgets.wire.used });
+    throw e;
   } finally {
     clearTimeout(timer);
   }
 }
 
-function reject(req: Request, res: Response, log: Logger, e: unknown, httpRequest: (status: number, bytesRead?: number) => object): void {
-  const bytesRead = (e as { bytesRead?: number }).bytesRead;
+function reject(req: Request, res: Response, log: Logger, e: unknown, httpRequest: (status: number) => object): void {
   const outcome = clientOutcome(e);
   if (outcome === 'closed') {
     // 499, as proxies log it: the client closed the connection; there is nobody to answer.
-    log.info({ httpRequest: httpRequest(499, bytesRead), reason: (e as Error).message }, 'upload rejected: client went away');
+    log.info({ httpRequest: httpRequest(499), reason: (e as Error).message }, 'upload rejected: client went away');
     return;
   }
   if (!outcome) {
-    log.error({ httpRequest: httpRequest(500, bytesRead), err: e }, 'upload failed');
-    sendError(res, e, log);
+    sendError(res, e, log.child({ httpRequest: httpRequest(500) }));
     return;
   }
   const { errorCount } = outcome.extensions as { errorCount?: number };
-  log.info({ httpRequest: httpRequest(outcome.status, bytesRead), problem: outcome.slug, detail: outcome.detail, errorCount }, 'upload rejected');
+  log.info({ httpRequest: httpRequest(outcome.status), problem: outcome.slug, detail: outcome.detail, errorCount }, 'upload rejected');
   if (outcome.status === 429 || outcome.status === 409) res.setHeader('Retry-After', '1');
   sendProblem(res, outcome);
   discardUnreadBody(req);
@@ -167,13 +178,14 @@ export function ingestHandler(rt: Runtime) {
     const startedAt = performance.now();
     const uploadId = newUploadId();
     const log = rt.log.child({ uploadId, ...traceFields(req.headers, rt.config.project) });
-    const httpRequest = (status: number, bytesRead?: number) => httpRequestLog(req, { status, startedAt, ...(bytesRead !== undefined ? { bytesRead } : {}) });
+    const budgets = requestBudgets(limits, rt.config.profile);
+    const httpRequest = (status: number) => httpRequestLog(req, { status, startedAt, bytesRead: budgets.wire.used });
     log.info({ httpRequest: httpRequestLog(req), contentType: req.headers['content-type'], contentLength: req.headers['content-length'] }, 'upload started');
     const release = ing.gate.tryEnter();
     try {
       if (!release) throw new Problem(429, 'overloaded', 'Too Many Requests', `${limits.maxConcurrentUploads} uploads are already in progress here; retry shortly.`);
-      const { status, bytesRead } = await upload(ing, req, res, log, uploadId);
-      log.info({ httpRequest: httpRequest(status, bytesRead) }, 'upload completed');
+      const status = await upload(ing, req, res, log, uploadId, budgets);
+      log.info({ httpRequest: httpRequest(status) }, 'upload completed');
     } catch (e) {
       reject(req, res, log, e, httpRequest);
     } finally {
