@@ -91,9 +91,12 @@ export class FsObjectStore implements ObjectStore {
         done(null, chunk);
       },
     });
+    const file = createWriteStream(tmp);
     try {
-      await pipeline(source, measure, createWriteStream(tmp), { signal: options.signal });
+      await pipeline(source, measure, file, { signal: options.signal });
     } catch (e) {
+      // An abort can reject before the file is even open: removing it before it has closed would leave it behind.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
       await fs.rm(tmp, { force: true });
       throw e;
     }
