@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { BigQueryWarehouse } from './adapters/bigquery/warehouse.js';
+import { SharedDuckDbWarehouse } from './adapters/duckdb/shared.js';
 import { DuckDbWarehouse } from './adapters/duckdb/warehouse.js';
 import { GcsObjectStore } from './adapters/gcs/store.js';
 import { DurableLocalBus } from './adapters/local/durable-bus.js';
@@ -94,14 +95,11 @@ export function exportSubscription(config: Config): SubscriptionSpec {
 }
 
 /**
- * Secrets must verify on every instance: in the cloud they come from the
- * environment (Secret Manager); locally each is kept in the data directory,
- * so cursors and signed URLs also survive a restart.
+ * A secret kept in the data directory, made on first use, so what it signs
+ * (cursors, the local bucket's URLs) survives a restart and verifies in every
+ * process sharing the directory.
  */
-async function secret(config: Config, configured: string, variable: string, fileName: string): Promise<string> {
-  if (configured) return configured;
-  if (config.profile === 'cloud') throw new Error(`${variable} must be set in the cloud profile`);
-  const { dataDir } = config;
+async function localSecret(dataDir: string, fileName: string): Promise<string> {
   const file = path.join(dataDir, fileName);
   await fs.mkdir(dataDir, { recursive: true });
   await fs.writeFile(file, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 }).catch((e: NodeJS.ErrnoException) => {
@@ -112,10 +110,10 @@ async function secret(config: Config, configured: string, variable: string, file
 
 function createStore(config: Config, signer: LocalUrlSigner | undefined): ObjectStore {
   if (config.store === 'gcs') return new GcsObjectStore(config.bucket, { projectId: config.projectId });
-  return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket, signer);
+  return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket, { crossProcess: config.sharedDataDir, ...(signer ? { signer } : {}) });
 }
 
-function createBus(config: Config, log: Logger): EventBus {
+export function createBus(config: Config, log: Logger): EventBus {
   if (config.bus === 'pubsub') {
     const emulator = config.pubsubEmulatorHost;
     // Naming the universe keeps the client from asking the metadata server, which a laptop does not have.
@@ -127,12 +125,21 @@ function createBus(config: Config, log: Logger): EventBus {
 
 function createWarehouse(config: Config): Warehouse {
   if (config.warehouse === 'bigquery') return new BigQueryWarehouse({ projectId: config.projectId, ...config.bigQuery });
-  return new DuckDbWarehouse(path.join(config.dataDir, 'warehouse.duckdb'));
+  const file = path.join(config.dataDir, 'warehouse.duckdb');
+  return config.sharedDataDir ? new SharedDuckDbWarehouse(file) : new DuckDbWarehouse(file);
 }
 
 export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
-  // GCS signs with the service account; only the local bucket needs a secret of its own.
-  const signer = config.store === 'local' ? new LocalUrlSigner(await secret(config, config.urlSigningSecret, 'URL_SIGNING_SECRET', 'url-signing.key')) : undefined;
+  // Each warehouse reads objects where its store keeps them: BigQuery from gs:// URIs, DuckDB from local files.
+  if ((config.store === 'gcs') !== (config.warehouse === 'bigquery')) {
+    throw new Error(`STORE=${config.store} cannot feed WAREHOUSE=${config.warehouse}: use gcs with bigquery, or local with duckdb`);
+  }
+  // Cursors must verify on every instance: in the cloud the secret comes from the environment (Secret Manager).
+  if (!config.cursorSecret && config.profile === 'cloud') throw new Error('CURSOR_SECRET must be set in the cloud profile');
+  const cursor = config.cursorSecret || (await localSecret(config.dataDir, 'cursor.key'));
+  // GCS signs with the service account; only the local bucket, which lives in the data directory, needs a key of its own.
+  const signer = config.store === 'local' ? new LocalUrlSigner(config.urlSigningSecret || (await localSecret(config.dataDir, 'url-signing.key'))) : undefined;
+  if (config.publicUrl) signer?.bind(config.publicUrl);
   const store = createStore(config, signer);
   const bus = createBus(config, log);
   const warehouse = createWarehouse(config);
@@ -163,7 +170,7 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     exports: exportLedger(store),
     signedUploads: signedUploadRecords(store),
     ...(signer ? { localBucket: { store, signer, sessions: new ResumableSessions(path.join(config.dataDir, 'upload-sessions'), store) } } : {}),
-    cursorSecret: await secret(config, config.cursorSecret, 'CURSOR_SECRET', 'cursor.key'),
+    cursorSecret: cursor,
     flush: () => (lastFlush = flush()),
     async close() {
       await lastFlush.catch(() => undefined);

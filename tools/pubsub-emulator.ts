@@ -1,9 +1,9 @@
 /**
  * Starts the real Pub/Sub emulator (`gcloud beta emulators pubsub start`) on a
- * free loopback port and stops it again. gcloud is a Python wrapper that
- * starts a Java server, so the emulator runs in a process group of its own and
- * stopping it signals the whole group; killing only gcloud would leave the
- * Java child holding the port.
+ * loopback port (a free one unless told) and stops it again. gcloud is a
+ * Python wrapper that starts a Java server, so the emulator runs in a process
+ * group of its own and stopping it signals the whole group; killing only
+ * gcloud would leave the Java child holding the port.
  *
  * From a test file:
  *   let emulator: PubSubEmulator;
@@ -15,22 +15,14 @@
  * `emulator.host` to the tests with `provide('PUBSUB_EMULATOR_HOST', ...)`.
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './ports.js';
 
 export interface PubSubEmulator {
   /** `127.0.0.1:<port>`: the value for `PUBSUB_EMULATOR_HOST` or the client's `apiEndpoint`. */
   host: string;
   projectId: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** The emulator answers `GET /` with `Ok` once it accepts requests. */
@@ -43,9 +35,11 @@ async function isReady(host: string): Promise<boolean> {
   }
 }
 
-export async function startPubSubEmulator({ projectId = 'demo', startTimeoutMs = 60_000 } = {}): Promise<PubSubEmulator> {
-  const port = await freePort();
+export async function startPubSubEmulator({ projectId = 'demo', port = 0, startTimeoutMs = 60_000 } = {}): Promise<PubSubEmulator> {
+  port ||= await freePort();
   const host = `127.0.0.1:${port}`;
+  // Otherwise the readiness poll below would take someone else's emulator for ours, and stop() would not stop it.
+  if (await isReady(host)) throw new Error(`${host} is already serving (another emulator?); set PUBSUB_EMULATOR_HOST to use it`);
   const child = spawn('gcloud', ['beta', 'emulators', 'pubsub', 'start', `--host-port=${host}`, `--project=${projectId}`, '--quiet'], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,6 +1,27 @@
 /** Configuration from the environment, with the embedded defaults that make `npm start` work anywhere. */
 import path from 'node:path';
 
+/** What one `POST /upload` may cost; see README "Limits". */
+export interface IngestLimits {
+  /** Bytes on the wire per request (the cloud platform caps requests at 32 MB). */
+  maxUploadBytes: number;
+  /** Bytes after gunzip per request: bounds a zip bomb. */
+  maxDecompressedBytes: number;
+  maxRows: number;
+  maxColumns: number;
+  /** Characters in one cell. */
+  maxFieldChars: number;
+  /** Characters in one record: csv-parse buffers a record whole, so this bounds its memory. */
+  maxRecordChars: number;
+  maxFilesPerRequest: number;
+  /** A request still streaming after this long is answered 408 and dropped. */
+  requestTimeoutMs: number;
+  /** Uploads streaming at once in this process; one more is answered 429. */
+  maxConcurrentUploads: number;
+  /** How long an Idempotency-Key or a file's SHA-256 maps to its first upload. */
+  idempotencyWindowMs: number;
+}
+
 export interface Config {
   profile: 'local' | 'cloud';
   /** Each port's adapter; PROFILE sets all three, STORE / BUS / WAREHOUSE override one. */
@@ -15,6 +36,12 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
+  /**
+   * Several processes use DATA_DIR at once (`npm run start:emulators` runs each
+   * function in its own process): the filesystem bucket then locks across
+   * processes and DuckDB opens its file per operation.
+   */
+  sharedDataDir: boolean;
   bucket: string;
   /** Topic the bucket's object notifications go to, and its loader subscription. */
   notificationTopic: string;
@@ -40,6 +67,7 @@ export interface Config {
   maxInlineResponseBytes: number;
   exports: ExportSettings;
   signedUploads: SignedUploadSettings;
+  ingest: IngestLimits;
 }
 
 export interface SignedUploadSettings {
@@ -73,12 +101,33 @@ function choice<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed:
   return raw as T;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+export function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value)) throw new Error(`${name} must be an integer, got ${JSON.stringify(raw)}`);
   return value;
+}
+
+const MiB = 1024 * 1024;
+/** API Gateway and Cloud Functions gen2 refuse larger requests themselves; ours must fail first, with a useful problem. */
+export const CLOUD_REQUEST_CAP = 32_000_000;
+
+function ingestLimits(env: NodeJS.ProcessEnv, profile: Config['profile']): IngestLimits {
+  const cloud = profile === 'cloud';
+  return {
+    maxUploadBytes: int(env, 'MAX_UPLOAD_BYTES', cloud ? CLOUD_REQUEST_CAP : 512 * MiB),
+    // In the cloud functions-framework inflates the body in memory before the handler runs; keep that bounded.
+    maxDecompressedBytes: int(env, 'MAX_DECOMPRESSED_BYTES', cloud ? 256 * MiB : 4096 * MiB),
+    maxRows: int(env, 'MAX_ROWS', 50_000_000),
+    maxColumns: int(env, 'MAX_COLUMNS', 100),
+    maxFieldChars: int(env, 'MAX_FIELD_CHARS', 64 * 1024),
+    maxRecordChars: int(env, 'MAX_RECORD_CHARS', MiB),
+    maxFilesPerRequest: int(env, 'MAX_FILES_PER_REQUEST', 10),
+    requestTimeoutMs: int(env, 'UPLOAD_TIMEOUT_MS', 300_000),
+    maxConcurrentUploads: int(env, 'MAX_CONCURRENT_UPLOADS', 8),
+    idempotencyWindowMs: int(env, 'IDEMPOTENCY_WINDOW_SECONDS', 86_400) * 1000,
+  };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -101,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8080),
     dataDir,
+    sharedDataDir: choice(env, 'SHARED_DATA_DIR', ['0', '1'] as const, '0') === '1',
     bucket: env.BUCKET ?? 'flights-local',
     notificationTopic: env.NOTIFICATION_TOPIC ?? 'flights-objects',
     loaderSubscription: env.LOADER_SUBSCRIPTION ?? 'flights-loader',
@@ -126,5 +176,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytes: int(env, 'MAX_SIGNED_UPLOAD_BYTES', 50 * 1024 ** 3),
       validatorSubscription: env.VALIDATOR_SUBSCRIPTION ?? 'flights-validator',
     },
+    ingest: ingestLimits(env, profile),
   };
 }

@@ -1,13 +1,57 @@
 /** The small HTTP vocabulary every handler shares: problem responses and the request's byte source. */
-import { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, Readable } from 'node:stream';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { PROBLEM_CONTENT_TYPE, Problem, isProblem } from './problem.js';
 
-/** Under functions-framework the body is already buffered in `rawBody`; behind the local gateway it is the live stream. */
-export function bodySource(req: Request): Readable {
+/** The client went away before its request was complete. */
+export class ClientClosedError extends Error {
+  override readonly name = 'ClientClosedError';
+  constructor() {
+    super('the client closed the connection before the request was complete');
+  }
+}
+
+export interface BodySource {
+  stream: Readable;
+  /** The platform has already removed any Content-Encoding (functions-framework's body-parser inflates gzip). */
+  decoded: boolean;
+}
+
+/**
+ * Under functions-framework the body is already buffered in `rawBody`; behind
+ * the local gateway it is the live stream. The live request is piped into a
+ * stream of our own so that tearing down a failed upload never destroys the
+ * request itself: that would reset the socket before the client reads the answer.
+ */
+export function bodySource(req: Request): BodySource {
   const raw = (req as Request & { rawBody?: Buffer }).rawBody;
-  return raw ? Readable.from([raw]) : req;
+  if (raw) return { stream: Readable.from([raw]), decoded: true };
+  const stream = new PassThrough();
+  req.on('error', (e) => stream.destroy(e));
+  req.on('close', () => {
+    if (!req.complete) stream.destroy(new ClientClosedError());
+  });
+  req.pipe(stream);
+  return { stream, decoded: false };
+}
+
+const LINGER_MS = 2000;
+
+/**
+ * Once a request is answered before its body was read: discard the rest, so
+ * the client can finish sending and read the answer instead of meeting a
+ * reset, and keep the connection for its next request. A client that keeps
+ * sending beyond LINGER_MS is cut off.
+ */
+export function discardUnreadBody(req: IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  req.unpipe();
+  req.resume();
+  const timer = setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
 }
 
 export function sendProblem(res: Response, problem: Problem): void {

@@ -2,7 +2,7 @@
  * Uploads that go straight to the bucket. POST /uploads hands out a signed
  * resumable URL for `landing/<id>.csv` (the client's raw bytes, kept apart
  * from `staging/`, which only ever holds canonical CSVs written by ingest)
- * and records the upload here: `awaiting → validating → accepted | failed`.
+ * and records the upload here: `awaiting → validating → accepted | duplicate | failed`.
  * Once accepted the upload has its ordinary record (core/uploads.ts) and
  * follows the inline path from `stored` on.
  */
@@ -15,7 +15,8 @@ export const landingName = (uploadId: string): string => `${LANDING_PREFIX}${upl
 const LANDING_NAME = /^landing\/([0-9a-z]{9}[0-9a-f]{10})\.csv$/;
 export const uploadIdOfLanding = (name: string): string | undefined => LANDING_NAME.exec(name)?.[1];
 
-export type SignedUploadState = 'awaiting' | 'validating' | 'accepted' | 'failed';
+/** `duplicate`: the same content was stored before (ingest's content idempotency); `duplicateOf` names that upload. */
+export type SignedUploadState = 'awaiting' | 'validating' | 'accepted' | 'duplicate' | 'failed';
 
 export interface SignedUploadRecord {
   uploadId: string;
@@ -32,6 +33,7 @@ export interface SignedUploadRecord {
   updatedAt: string;
   /** When failed: why, and for an invalid CSV the same fields a 422 from POST /upload carries. */
   reason?: string;
+  duplicateOf?: string;
   errorCount?: number;
   errors?: CsvFault[];
 }

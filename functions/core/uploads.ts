@@ -1,11 +1,38 @@
 /**
- * Upload status records (`stored → loading → loaded | failed`), kept as small
- * JSON objects in the same bucket so ingest and loader share them in the
- * cloud as locally. Updates are compare-and-swap on the object generation.
+ * Upload status records (`stored → loading → loaded | failed`) and the
+ * idempotency index, kept as small JSON objects in the same bucket so every
+ * instance shares them in the cloud as locally. Updates are compare-and-swap
+ * on the object generation, so they need nothing but the ObjectStore port.
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
+
+interface Versioned<T> {
+  value: T;
+  generation: string;
+}
+
+async function readJson<T>(store: ObjectStore, name: string): Promise<Versioned<T> | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const info = await store.stat(name);
+    if (!info) return undefined;
+    try {
+      const body = await text(store.read(name, { generation: info.generation }));
+      return { value: JSON.parse(body) as T, generation: info.generation };
+    } catch (e) {
+      // Replaced or deleted between stat and read: look again, so a racing update is never taken for a missing record.
+      if (!(e instanceof ObjectNotFoundError) || attempt >= 10) throw e;
+    }
+  }
+}
+
+/** Writes only if the object is still at `ifGenerationMatch` ('0': absent); throws PreconditionFailedError otherwise. */
+async function writeJson(store: ObjectStore, name: string, value: unknown, ifGenerationMatch: string): Promise<string> {
+  const info = await store.write(name, Readable.from([JSON.stringify(value)]), { contentType: 'application/json', ifGenerationMatch });
+  return info.generation;
+}
 
 export type UploadState = 'stored' | 'loading' | 'loaded' | 'failed';
 
@@ -35,27 +62,21 @@ export class UploadLedger {
   }
 
   async create(record: UploadRecord): Promise<void> {
-    await this.store.write(this.name(record.uploadId), Readable.from([JSON.stringify(record)]), {
-      contentType: 'application/json',
-      ifGenerationMatch: '0',
-    });
+    await writeJson(this.store, this.name(record.uploadId), record, '0');
   }
 
   async get(uploadId: string): Promise<UploadRecord | undefined> {
-    return (await this.read(uploadId))?.record;
+    return (await readJson<UploadRecord>(this.store, this.name(uploadId)))?.value;
   }
 
   /** Applies `change` to the current record, retrying when another writer got there first. */
   async update(uploadId: string, change: (current: UploadRecord) => Partial<UploadRecord>): Promise<UploadRecord | undefined> {
     for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await this.read(uploadId);
+      const current = await readJson<UploadRecord>(this.store, this.name(uploadId));
       if (!current) return undefined;
-      const next = { ...current.record, ...change(current.record), updatedAt: new Date().toISOString() };
+      const next = { ...current.value, ...change(current.value), updatedAt: new Date().toISOString() };
       try {
-        await this.store.write(this.name(uploadId), Readable.from([JSON.stringify(next)]), {
-          contentType: 'application/json',
-          ifGenerationMatch: current.generation,
-        });
+        await writeJson(this.store, this.name(uploadId), next, current.generation);
         return next;
       } catch (e) {
         if (!(e instanceof PreconditionFailedError)) throw e;
@@ -64,17 +85,68 @@ export class UploadLedger {
     throw new Error(`upload ${uploadId}: too many concurrent updates`);
   }
 
-  private async read(uploadId: string): Promise<{ record: UploadRecord; generation: string } | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      const info = await this.store.stat(this.name(uploadId));
-      if (!info) return undefined;
+}
+
+export const IDEMPOTENCY_PREFIX = 'idempotency/';
+
+/** `key`: a client's Idempotency-Key; `sha256`: a file's content. */
+export type IdempotencyKind = 'key' | 'sha256';
+
+export interface IdempotencyEntry<T> {
+  /** Who claimed it: the upload (request) id. */
+  owner: string;
+  claimedAt: string;
+  /** Absent while the owner is still working. */
+  result?: T;
+}
+
+export type Claim<T> =
+  | { won: true; generation: string; entry: IdempotencyEntry<T> }
+  /** Someone else holds it: their entry, finished or not. */
+  | { won: false; entry: IdempotencyEntry<T> };
+
+/**
+ * First writer wins: a claim is an object created with if-generation-match=0,
+ * so two racing uploads of the same key or content agree on one owner, on GCS
+ * as on the local store. An entry older than the window is taken over with a
+ * compare-and-swap on its generation.
+ */
+export class IdempotencyIndex<T> {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly windowMs: number,
+  ) {}
+
+  /** The id is hashed so any client key is a safe object name. */
+  private name(kind: IdempotencyKind, id: string): string {
+    const hashed = kind === 'sha256' ? id : createHash('sha256').update(id).digest('hex');
+    return `${IDEMPOTENCY_PREFIX}${kind}/${hashed}.json`;
+  }
+
+  async claim(kind: IdempotencyKind, id: string, owner: string, now = new Date()): Promise<Claim<T>> {
+    const name = this.name(kind, id);
+    const entry: IdempotencyEntry<T> = { owner, claimedAt: now.toISOString() };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await readJson<IdempotencyEntry<T>>(this.store, name);
+      if (current && now.getTime() - Date.parse(current.value.claimedAt) < this.windowMs) return { won: false, entry: current.value };
       try {
-        const body = await text(this.store.read(this.name(uploadId), { generation: info.generation }));
-        return { record: JSON.parse(body) as UploadRecord, generation: info.generation };
+        return { won: true, entry, generation: await writeJson(this.store, name, entry, current?.generation ?? '0') };
       } catch (e) {
-        // Replaced between stat and read: read the new generation.
-        if (!(e instanceof ObjectNotFoundError) || attempt >= 10) throw e;
+        if (!(e instanceof PreconditionFailedError)) throw e;
       }
     }
+    throw new Error(`${name}: too many concurrent claims`);
+  }
+
+  /** Records the owner's result, so later claimants replay it. */
+  async complete(kind: IdempotencyKind, id: string, claim: { generation: string; entry: IdempotencyEntry<T> }, result: T): Promise<void> {
+    await writeJson(this.store, this.name(kind, id), { ...claim.entry, result }, claim.generation);
+  }
+
+  /** Gives a claim up (the upload failed), so a retry is not answered with a result that never was. */
+  async release(kind: IdempotencyKind, id: string, claim: { generation: string }): Promise<void> {
+    await this.store.delete(this.name(kind, id), { ifGenerationMatch: claim.generation }).catch((e: unknown) => {
+      if (!(e instanceof PreconditionFailedError || e instanceof ObjectNotFoundError)) throw e;
+    });
   }
 }

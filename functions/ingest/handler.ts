@@ -1,102 +1,196 @@
 /** HTTP entry of the ingest function: `POST /upload` and `GET /uploads/{uploadId}`. */
-import busboy from 'busboy';
 import type { Request, Response } from 'express';
-import type { Readable } from 'node:stream';
-import { UPLOAD_ID } from '../core/ids.js';
-import { bodySource, methodNotAllowed, notFound, sendError, sendProblem } from '../core/http.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { IngestLimits } from '../core/config.js';
+import { newUploadId, UPLOAD_ID } from '../core/ids.js';
+import { bodySource, discardUnreadBody, methodNotAllowed, notFound, sendError, sendProblem } from '../core/http.js';
+import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
+import { IdempotencyIndex } from '../core/uploads.js';
 import type { Runtime } from '../runtime.js';
-import { storeUpload, type StoredUpload, type UploadMeta } from './store-upload.js';
-import { InvalidCsvError } from './validator.js';
+import { commitUpload, inProgress, type Committed } from './commit.js';
+import { clientOutcome } from './errors.js';
+import { ConcurrencyGate } from './gate.js';
+import { uploaderIdentity } from './identity.js';
+import { ByteBudget, declaredLengthProblem, tooLarge } from './limits.js';
+import { forEachFile } from './request-files.js';
+import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from './store-upload.js';
 
-const CSV_TYPES = new Set(['text/csv', 'application/csv', 'text/plain', 'application/octet-stream']);
+/** Faults reported per file; the count goes on. Signed uploads (uploads/validate.ts) report as many. */
+export const MAX_FAULTS = 100;
 
-/** Also the problem recorded for an invalid signed upload (uploads/validate.ts). */
-export function invalidCsv(e: InvalidCsvError, fileName?: string): Problem {
-  const where = e.faults[0] ? ` First at line ${e.faults[0].line}${e.faults[0].column ? `, column ${e.faults[0].column}` : ''}: ${e.faults[0].reason}.` : '';
-  return new Problem(422, 'invalid-csv', 'Invalid CSV', `The file has ${e.faultCount} fault(s) and was not stored.${where}`, {
-    ...(fileName ? { file: fileName } : {}),
-    errorCount: e.faultCount,
-    errors: e.faults,
-  });
+/** What an Idempotency-Key replays: the first response. */
+interface Replay {
+  location: string;
+  body: unknown;
 }
 
-/** Reads each file part of a multipart body in turn and stores it. */
-function multipartUploads(rt: Runtime, req: Request, source: Readable): Promise<StoredUpload[]> {
-  return new Promise((resolve, reject) => {
-    let parser: busboy.Busboy;
-    try {
-      parser = busboy({ headers: req.headers });
-    } catch (e) {
-      return reject(new Problem(400, 'malformed-multipart', 'Malformed multipart body', (e as Error).message));
-    }
-    const uploads: Promise<StoredUpload>[] = [];
-    parser.on('file', (field, stream, info) => {
-      if (field !== 'file') {
-        stream.resume();
-        return;
-      }
-      const meta: UploadMeta = { fileName: info.filename, contentType: info.mimeType };
-      const upload = storeUpload(rt, stream, meta).catch((e: unknown) => {
-        stream.resume();
-        throw e instanceof InvalidCsvError ? invalidCsv(e, info.filename) : e;
-      });
-      uploads.push(upload);
-    });
-    parser.on('error', (e: Error) => reject(new Problem(400, 'malformed-multipart', 'Malformed multipart body', e.message)));
-    parser.on('close', () => {
-      if (uploads.length === 0) return reject(new Problem(400, 'no-file', 'No file', 'Send the CSV as a multipart form field named "file", or as a text/csv body.'));
-      Promise.all(uploads).then(resolve, reject);
-    });
-    source.pipe(parser);
-  });
+interface Ingest {
+  rt: Runtime;
+  limits: IngestLimits;
+  gate: ConcurrencyGate;
+  keys: IdempotencyIndex<Replay>;
+  contents: IdempotencyIndex<StoredUpload>;
 }
 
-async function upload(rt: Runtime, req: Request, res: Response): Promise<void> {
-  const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  const source = bodySource(req);
-  let stored: StoredUpload[];
-  if (contentType === 'multipart/form-data') {
-    stored = await multipartUploads(rt, req, source);
-  } else if (CSV_TYPES.has(contentType)) {
-    stored = [
-      await storeUpload(rt, source, { contentType }).catch((e: unknown) => {
-        throw e instanceof InvalidCsvError ? invalidCsv(e) : e;
-      }),
-    ];
-  } else {
-    throw new Problem(415, 'unsupported-media-type', 'Unsupported Media Type', `Send multipart/form-data with a "file" field, or a text/csv body; got ${contentType || 'no Content-Type'}.`);
+/** A key is an opaque string of visible ASCII (an RFC 8941 string, quoted or not), at most 255 characters. */
+export function idempotencyKey(headers: IncomingHttpHeaders): string | undefined {
+  const raw = headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  const key = String(raw).trim().replace(/^"(.*)"$/, '$1');
+  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new Problem(400, 'invalid-idempotency-key', 'Invalid Idempotency-Key', 'The Idempotency-Key header must be 1 to 255 visible ASCII characters.');
   }
-  for (const s of stored) rt.log.info({ uploadId: s.uploadId, object: s.object, rows: s.rows, bytes: s.bytes }, 'upload stored');
-  const first = stored[0]!;
-  res.status(201).location(`/uploads/${first.uploadId}`).json(stored.length === 1 ? first : { uploads: stored });
+  return key;
 }
 
-async function status(rt: Runtime, uploadId: string, res: Response): Promise<void> {
-  // A signed upload has only its landing record until its file is validated and stored.
-  const record = UPLOAD_ID.test(uploadId) ? ((await rt.ledger.get(uploadId)) ?? (await rt.signedUploads.get(uploadId))) : undefined;
-  if (!record) throw notFound(`No upload ${uploadId}.`);
-  res.json(record);
+const responseBody = (committed: Committed[]): unknown =>
+  committed.length === 1 ? committed[0]!.upload : { uploads: committed.map((c) => c.upload) };
+
+type Budgets = Parameters<typeof forEachFile>[3];
+
+function requestBudgets(limits: IngestLimits, profile: Runtime['config']['profile']): Budgets {
+  return {
+    wire: new ByteBudget(limits.maxUploadBytes, () => tooLarge('request body', limits.maxUploadBytes, profile)),
+    decompressed: new ByteBudget(limits.maxDecompressedBytes, () => tooLarge('decompressed CSV', limits.maxDecompressedBytes, profile)),
+  };
+}
+
+/**
+ * Streams every file of the request into staging/, then commits them: all or
+ * nothing. The first failure anywhere (a limit, the timeout, a bad file, the
+ * client leaving) aborts the request and is what the client is told.
+ */
+async function receive(ing: Ingest, req: Request, uploadId: string, abort: AbortController, budgets: Budgets): Promise<Committed[]> {
+  const { rt, limits } = ing;
+  const body = bodySource(req);
+  const fail = (e: Error): void => abort.abort(e);
+  abort.signal.addEventListener('abort', () => body.stream.destroy(abort.signal.reason as Error), { once: true });
+  const uploader = uploaderIdentity(req.headers);
+  const stages: Promise<StagedUpload>[] = [];
+  let staged: StagedUpload[];
+  try {
+    staged = await forEachFile(req.headers, body, limits, budgets, fail, (file) => {
+      // The request's id names its first file, so a single-file upload's logs and status share one id.
+      const id = stages.length === 0 ? uploadId : newUploadId();
+      const meta = { uploadId: id, contentType: file.contentType, ...(file.fileName ? { fileName: file.fileName } : {}), ...(uploader ? { uploader } : {}) };
+      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: MAX_FAULTS } }, file.stream, file.decoders, meta, abort.signal);
+      stage.catch(fail);
+      stages.push(stage);
+      return stage;
+    });
+  } catch (e) {
+    // Other files may still be finishing their staging: wait for them, then drop what they staged.
+    const settled = await Promise.allSettled(stages);
+    await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? discardStaged(rt.store, s.value) : undefined)));
+    throw abort.signal.aborted ? abort.signal.reason : e;
+  }
+  const committed: Committed[] = [];
+  for (const [i, s] of staged.entries()) {
+    try {
+      committed.push(await commitUpload({ store: rt.store, ledger: rt.ledger, contents: ing.contents }, s));
+    } catch (e) {
+      await Promise.all(staged.slice(i + 1).map((rest) => discardStaged(rt.store, rest)));
+      throw e;
+    }
+  }
+  return committed;
+}
+
+/** Answers the upload and resolves with the status sent; a failure is thrown for `reject`. */
+async function upload(ing: Ingest, req: Request, res: Response, log: Logger, uploadId: string, budgets: Budgets): Promise<number> {
+  const { rt, limits } = ing;
+  const tooBig = declaredLengthProblem(req.headers, limits.maxUploadBytes, rt.config.profile);
+  if (tooBig) throw tooBig;
+  const key = idempotencyKey(req.headers);
+  const keyClaim = key ? await ing.keys.claim('key', key, uploadId) : undefined;
+  if (keyClaim && !keyClaim.won) {
+    if (!keyClaim.entry.result) throw inProgress('An upload with this Idempotency-Key');
+    const { location, body } = keyClaim.entry.result;
+    res.status(200).location(location).setHeader('Idempotent-Replayed', 'true');
+    res.json(body);
+    discardUnreadBody(req);
+    return 200;
+  }
+  const abort = new AbortController();
+  const timer = setTimeout(
+    () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
+    limits.requestTimeoutMs,
+  );
+  try {
+    const committed = await receive(ing, req, uploadId, abort, budgets);
+    const status = committed.some((c) => !c.duplicate) ? 201 : 200;
+    const reply: Replay = { location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed) };
+    if (keyClaim?.won) await ing.keys.complete('key', key!, keyClaim, reply);
+    for (const c of committed) log.info({ upload: c.upload, duplicate: c.duplicate }, c.duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
+    res.status(status).location(reply.location).json(reply.body);
+    return status;
+  } catch (e) {
+    if (keyClaim?.won) await ing.keys.release('key', key!, keyClaim);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function reject(req: Request, res: Response, log: Logger, e: unknown, httpRequest: (status: number) => object): void {
+  const outcome = clientOutcome(e);
+  if (outcome === 'closed') {
+    // 499, as proxies log it: the client closed the connection; there is nobody to answer.
+    log.info({ httpRequest: httpRequest(499), reason: (e as Error).message }, 'upload rejected: client went away');
+    return;
+  }
+  if (!outcome) {
+    sendError(res, e, log.child({ httpRequest: httpRequest(500) }));
+    return;
+  }
+  const { errorCount } = outcome.extensions as { errorCount?: number };
+  log.info({ httpRequest: httpRequest(outcome.status), problem: outcome.slug, detail: outcome.detail, errorCount }, 'upload rejected');
+  if (outcome.status === 429 || outcome.status === 409) res.setHeader('Retry-After', '1');
+  sendProblem(res, outcome);
+  discardUnreadBody(req);
 }
 
 export function ingestHandler(rt: Runtime) {
+  const limits = rt.config.ingest;
+  const ing: Ingest = {
+    rt,
+    limits,
+    gate: new ConcurrencyGate(limits.maxConcurrentUploads),
+    keys: new IdempotencyIndex(rt.store, limits.idempotencyWindowMs),
+    contents: new IdempotencyIndex(rt.store, limits.idempotencyWindowMs),
+  };
   return async (req: Request, res: Response): Promise<void> => {
-    try {
-      const statusPath = /^\/uploads\/([^/]+)$/.exec(req.path);
-      if (statusPath) {
+    const statusPath = /^\/uploads\/([^/]+)$/.exec(req.path);
+    if (statusPath || req.method !== 'POST') {
+      try {
+        if (!statusPath) throw methodNotAllowed(req, ['POST']);
         if (req.method !== 'GET') throw methodNotAllowed(req, ['GET']);
-        return await status(rt, statusPath[1]!, res);
+        const uploadId = statusPath[1]!;
+        // A signed upload has only its landing record until its file is validated and stored.
+        const record = UPLOAD_ID.test(uploadId) ? ((await rt.ledger.get(uploadId)) ?? (await rt.signedUploads.get(uploadId))) : undefined;
+        if (!record) throw notFound(`No upload ${uploadId}.`);
+        res.json(record);
+      } catch (e) {
+        sendError(res, e, rt.log);
       }
-      if (req.method !== 'POST') throw methodNotAllowed(req, ['POST']);
-      await upload(rt, req, res);
+      return;
+    }
+    const startedAt = performance.now();
+    const uploadId = newUploadId();
+    const log = rt.log.child({ uploadId, ...traceFields(req.headers, rt.config.projectId) });
+    const budgets = requestBudgets(limits, rt.config.profile);
+    const httpRequest = (status: number) => httpRequestLog(req, { status, startedAt, bytesRead: budgets.wire.used });
+    log.info({ httpRequest: httpRequestLog(req), contentType: req.headers['content-type'], contentLength: req.headers['content-length'] }, 'upload started');
+    const release = ing.gate.tryEnter();
+    try {
+      if (!release) throw new Problem(429, 'overloaded', 'Too Many Requests', `${limits.maxConcurrentUploads} uploads are already in progress here; retry shortly.`);
+      const status = await upload(ing, req, res, log, uploadId, budgets);
+      log.info({ httpRequest: httpRequest(status) }, 'upload completed');
     } catch (e) {
-      if (e instanceof Problem && e.status < 500) {
-        rt.log.info({ status: e.status, problem: e.slug, detail: e.detail }, 'upload rejected');
-        // The client may still be sending: answer now, then drop the rest of its body.
-        res.setHeader('Connection', 'close');
-        return sendProblem(res, e);
-      }
-      sendError(res, e, rt.log);
+      reject(req, res, log, e, httpRequest);
+    } finally {
+      release?.();
     }
   };
 }

@@ -3,17 +3,18 @@
  * validator into `staging/`, then promote to `incoming/` with an
  * if-generation-match=0 precondition, so the loader only ever sees complete,
  * valid files and a failure at any step leaves nothing under `incoming/`.
+ * Staging and promotion are separate steps because whether to promote is only
+ * known at the end of the stream (all files valid, content not a duplicate).
  */
 import { createHash } from 'node:crypto';
-import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
-import { newUploadId } from '../core/ids.js';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ObjectStore } from '../core/ports.js';
 import type { UploadLedger, UploadRecord } from '../core/uploads.js';
-import { CsvValidator, type ValidationLimits } from './validator.js';
+import { CsvValidator, InvalidCsvError, type ValidationLimits } from './validator.js';
 
 export interface UploadMeta {
-  /** Given when the id was handed out before the bytes came (a signed upload); new otherwise. */
-  uploadId?: string;
+  uploadId: string;
   fileName?: string;
   contentType: string;
   uploader?: string;
@@ -27,6 +28,18 @@ export interface StoredUpload {
   rows: number;
   sha256: string;
   status: 'stored';
+}
+
+/** A complete, valid file in `staging/`, not yet visible to the loader. */
+export interface StagedUpload {
+  uploadId: string;
+  staging: string;
+  bytes: number;
+  rows: number;
+  sha256: string;
+  fileName?: string;
+  /** Object metadata: provenance labels plus the checksum and counts. */
+  metadata: Record<string, string>;
 }
 
 export const INCOMING_PREFIX = 'incoming/';
@@ -60,20 +73,22 @@ class Digest extends Transform {
   }
 }
 
-export interface IngestDeps {
-  store: ObjectStore;
-  ledger: UploadLedger;
-  limits?: ValidationLimits;
-}
-
-export async function storeUpload(deps: IngestDeps, source: Readable, meta: UploadMeta): Promise<StoredUpload> {
-  const { store, ledger } = deps;
-  const uploadId = meta.uploadId ?? newUploadId();
+/**
+ * Streams one file through `decoders` (gunzip, when it is compressed), the
+ * digest (of the CSV as sent, so a gzipped copy is the same file) and the
+ * validator into `staging/`. Nothing is left behind when it fails.
+ */
+export async function stageUpload(
+  deps: { store: ObjectStore; limits: ValidationLimits },
+  source: Readable,
+  decoders: Transform[],
+  meta: UploadMeta,
+  signal?: AbortSignal,
+): Promise<StagedUpload> {
+  const { uploadId } = meta;
   const staging = `${STAGING_PREFIX}${uploadId}.csv`;
   const digest = new Digest();
   const validator = new CsvValidator(deps.limits);
-  const canonical = new PassThrough();
-  pipeline(source, digest, validator, canonical, () => undefined);
   const fileName = sanitizeFileName(meta.fileName);
   const labels: Record<string, string> = {
     uploadId,
@@ -81,31 +96,47 @@ export async function storeUpload(deps: IngestDeps, source: Readable, meta: Uplo
     ...(fileName ? { originalName: fileName } : {}),
     ...(meta.uploader ? { uploader: meta.uploader } : {}),
   };
+  const written = deps.store.write(staging, validator, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
   try {
-    await store.write(staging, canonical, { contentType: 'text/csv', metadata: labels });
-    const sha256 = digest.hex();
-    const metadata = { ...labels, sha256, rows: String(validator.rows), bytes: String(digest.bytes) };
-    const object = incomingName(uploadId);
-    const now = new Date().toISOString();
-    // The record exists before the object does, so the loader always finds it to update.
-    const record: UploadRecord = {
-      uploadId,
-      status: 'stored',
-      object,
-      bytes: digest.bytes,
-      rows: validator.rows,
-      sha256,
-      createdAt: now,
-      updatedAt: now,
-      ...(fileName ? { fileName } : {}),
-    };
-    await ledger.create(record);
-    const promoted = await store.copy(staging, object, { ifGenerationMatch: '0', metadata }).catch(async (e: Error) => {
+    await Promise.all([pipeline([source, ...decoders, digest, validator] as unknown as [Readable, Transform]), written]);
+  } catch (e) {
+    await written.catch(() => undefined);
+    await deps.store.delete(staging).catch(() => undefined);
+    if (e instanceof InvalidCsvError && fileName) e.fileName = fileName;
+    throw e;
+  }
+  const sha256 = digest.hex();
+  const metadata = { ...labels, sha256, rows: String(validator.rows), bytes: String(digest.bytes) };
+  return { uploadId, staging, bytes: digest.bytes, rows: validator.rows, sha256, metadata, ...(fileName ? { fileName } : {}) };
+}
+
+/** Makes a staged file visible to the loader, with its upload record created first so the loader always finds it. */
+export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLedger }, staged: StagedUpload): Promise<StoredUpload> {
+  const { store, ledger } = deps;
+  const { uploadId, bytes, rows, sha256 } = staged;
+  const object = incomingName(uploadId);
+  const now = new Date().toISOString();
+  const record: UploadRecord = {
+    uploadId,
+    status: 'stored',
+    object,
+    bytes,
+    rows,
+    sha256,
+    createdAt: now,
+    updatedAt: now,
+    ...(staged.fileName ? { fileName: staged.fileName } : {}),
+  };
+  await ledger.create(record);
+  try {
+    const promoted = await store.copy(staged.staging, object, { ifGenerationMatch: '0', metadata: staged.metadata }).catch(async (e: Error) => {
       await ledger.update(uploadId, () => ({ status: 'failed', reason: `could not store the file: ${e.message}` }));
       throw e;
     });
-    return { uploadId, object, generation: promoted.generation, bytes: digest.bytes, rows: validator.rows, sha256, status: 'stored' };
+    return { uploadId, object, generation: promoted.generation, bytes, rows, sha256, status: 'stored' };
   } finally {
-    await store.delete(staging).catch(() => undefined);
+    await discardStaged(store, staged);
   }
 }
+
+export const discardStaged = (store: ObjectStore, staged: StagedUpload): Promise<void> => store.delete(staged.staging).catch(() => undefined);

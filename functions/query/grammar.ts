@@ -15,8 +15,8 @@
  *                                are the GROUP BY; an aggregate is named by its function unless
  *                                given an alias (alias:…). Aggregates take no cursor.
  *   order=col.desc.nullslast,col2  asc is the default; NULLs last ascending, first descending.
- *                                A unique tiebreaker (the row's source object, generation and
- *                                line; for aggregates the grouping columns) is always appended.
+ *                                A unique tiebreaker (the row's source generation, line and
+ *                                object; for aggregates the grouping columns) is always appended.
  *   limit=10                     0 to maxLimit (default 10000)
  *   cursor=<opaque>              the next page; valid only with the same order and filters
  *   count=exact                  also report how many rows (groups) match in all
@@ -54,7 +54,8 @@ const RESERVED = ['select', 'order', 'limit', 'cursor', 'count', 'format', 'from
 const OPERATORS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'in', 'is', 'not'] as const;
 const IS_VALUES = ['null', 'not_null'] as const;
 export const AGGREGATES = ['count', 'sum', 'avg', 'min', 'max'] as const;
-const TIEBREAKER = ['_source_object', '_source_generation', '_source_line'] as const;
+/** Upload order (generations grow with time), then file order; integers first, because sorting on them is several times faster than on the object name. */
+const TIEBREAKER = ['_source_generation', '_source_line', '_source_object'] as const;
 /** Aliases are spliced into SQL (quoted), so they are held to plain identifiers. */
 const ALIAS = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 

@@ -2,6 +2,7 @@
 import type { Request, Response } from 'express';
 import { methodNotAllowed, sendError } from '../core/http.js';
 import { Problem } from '../core/problem.js';
+import type { QuerySpec } from '../core/query-spec.js';
 import type { Runtime } from '../runtime.js';
 import { pageCursor } from './cursor.js';
 import { CONTENT_TYPES, chooseFormat, project, serialize, type Format } from './formats.js';
@@ -52,13 +53,17 @@ async function* pageChunks(format: Format, rows: Record<string, unknown>[], colu
   if (format !== 'json') return yield* serialize(format, rows, columns);
   yield JSON.stringify({ rows: rows.map((r) => project(r, columns)), next, ...(total !== undefined ? { count: total } : {}) });
 }
+/**
+ * What the warehouse is asked for a page: one row more than the page tells
+ * whether a next page exists, so the last page carries no cursor. Aggregates
+ * take no cursor and run as asked.
+ */
+export const probeSpec = (spec: QuerySpec): QuerySpec => (spec.aggregate ? spec : { ...spec, limit: spec.limit + 1 });
 
 async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> {
   const q = parseQuery(new URLSearchParams(req.originalUrl.split('?')[1] ?? ''), { cursorSecret: rt.cursorSecret });
   const format = chooseFormat(q.format, req.headers.accept);
-  // One row more than the page tells whether a next page exists, so the last page carries no cursor.
-  const probe = q.spec.aggregate ? q.spec : { ...q.spec, limit: q.spec.limit + 1 };
-  const [result, total] = await Promise.all([rt.warehouse.query(probe), q.count ? rt.warehouse.count(q.spec) : undefined]);
+  const [result, total] = await Promise.all([rt.warehouse.query(probeSpec(q.spec)), q.count ? rt.warehouse.count(q.spec) : undefined]);
   const rows = result.rows.slice(0, q.spec.limit);
   const cursor = result.rows.length > q.spec.limit ? pageCursor(q.spec, rows, rt.cursorSecret) : undefined;
   const next = cursor ? nextUrl(req, cursor) : null;

@@ -10,8 +10,8 @@ export interface UploadIntent {
   sha256?: string;
 }
 
-/** Raw client bytes are CSV text; anything else would fail validation after a long upload, so it is refused up front. */
-export const SIGNED_CONTENT_TYPES = ['text/csv', 'application/csv', 'text/plain'] as const;
+/** CSV text, or gzipped CSV (validated through gunzip); anything else would fail after a long upload, so it is refused up front. */
+export const SIGNED_CONTENT_TYPES = ['text/csv', 'application/csv', 'text/plain', 'application/gzip'] as const;
 
 const MAX_BODY = 16 * 1024;
 

@@ -2,7 +2,7 @@
  * The validator's CloudEvent function: the bucket's notification for an
  * object finalized under `landing/` (same topic as the loader's; each
  * function has its own subscription and takes only its own prefix). It runs
- * the landed bytes through ingest's own path, storeUpload: the same streaming
+ * the landed bytes through ingest's own path (stageUpload, commitUpload): the same streaming
  * validator, canonical CSV in `staging/`, promotion to `incoming/` with
  * if-generation-match=0, after which the loader takes over as for an inline
  * upload. An invalid file goes to `quarantine/` beside a report holding the
@@ -13,41 +13,31 @@
  * file takes minutes of CPU, where the loader is a quick mark-and-flush, so it
  * gets its own memory, timeout and retries.
  */
-import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { uploadIdOfLanding, type SignedUploadRecord } from '../core/landing.js';
 import { fromCloudEvent, parseNotification, UndecodableMessageError, type ObjectNotification } from '../core/notification.js';
 import { Problem } from '../core/problem.js';
-import { invalidCsv } from '../ingest/handler.js';
-import { storeUpload } from '../ingest/store-upload.js';
-import { InvalidCsvError } from '../ingest/validator.js';
+import { IdempotencyIndex } from '../core/uploads.js';
+import { commitUpload } from '../ingest/commit.js';
+import { isGzipType } from '../ingest/decode.js';
+import { clientOutcome } from '../ingest/errors.js';
+import { MAX_FAULTS } from '../ingest/handler.js';
+import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from '../ingest/store-upload.js';
 import { QUARANTINE_PREFIX } from '../loader/flush.js';
 import type { Runtime } from '../runtime.js';
 
-/** The client's declared SHA-256 does not match the bytes: a client fault, found only at the end. */
-class ChecksumMismatch extends Error {}
-
-/** Fails the stream at its end if the bytes' SHA-256 is not `expected`, so ingest never promotes them. */
-function verifySha256(expected: string): Transform {
-  const hash = createHash('sha256');
-  return new Transform({
-    transform(chunk: Buffer, _e, done) {
-      hash.update(chunk);
-      done(null, chunk);
-    },
-    flush(done) {
-      const actual = hash.digest('hex');
-      done(actual === expected ? null : new ChecksumMismatch(`the file's SHA-256 is ${actual}, not the ${expected} declared`));
-    },
-  });
+/** A client's fault as the problem it would get inline (a 4xx); undefined for our own failures, which are retried. */
+function clientProblem(e: unknown): Problem | undefined {
+  const outcome = clientOutcome(e);
+  return outcome instanceof Problem ? outcome : undefined;
 }
 
-/** A client's fault as the problem it would get inline; undefined for our own failures, which are retried. */
-function clientProblem(e: unknown, record: SignedUploadRecord): Problem | undefined {
-  if (e instanceof InvalidCsvError) return invalidCsv(e, record.fileName);
-  if (e instanceof ChecksumMismatch) return new Problem(422, 'checksum-mismatch', 'Checksum mismatch', `The upload was not stored: ${e.message}.`);
-  return undefined;
+/** The declared SHA-256 is checked on the staged file's digest, before anything is promoted. */
+function checksumProblem(record: SignedUploadRecord, staged: StagedUpload): Problem | undefined {
+  if (!record.sha256 || record.sha256 === staged.sha256) return undefined;
+  return new Problem(422, 'checksum-mismatch', 'Checksum mismatch', `The upload was not stored: the file's SHA-256 is ${staged.sha256}, not the ${record.sha256} declared.`);
 }
 
 async function quarantine(rt: Runtime, landed: ObjectNotification, uploadId: string, problem: Problem): Promise<void> {
@@ -55,14 +45,6 @@ async function quarantine(rt: Runtime, landed: ObjectNotification, uploadId: str
   await rt.store.copy(landed.name, target, { ifSourceGenerationMatch: landed.generation });
   const report = { object: landed.name, generation: landed.generation, uploadId, problem: problem.toJSON(), at: new Date().toISOString() };
   await rt.store.write(`${target}.report.json`, Readable.from([JSON.stringify(report, null, 2)]), { contentType: 'application/json' });
-}
-
-function landedBytes(rt: Runtime, landed: ObjectNotification, sha256: string | undefined): Readable {
-  const source = rt.store.read(landed.name, { generation: landed.generation });
-  if (!sha256) return source;
-  const checked = verifySha256(sha256);
-  source.on('error', (e) => checked.destroy(e));
-  return source.pipe(checked);
 }
 
 function landedUpload(event: CloudEvent<unknown>, rt: Runtime): ObjectNotification | undefined {
@@ -76,7 +58,23 @@ function landedUpload(event: CloudEvent<unknown>, rt: Runtime): ObjectNotificati
   }
 }
 
+/** Stages, checks and commits the landed file as ingest does an inline one; throws what ingest would. */
+async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, landed: ObjectNotification, record: SignedUploadRecord): Promise<Partial<SignedUploadRecord>> {
+  const source = rt.store.read(landed.name, { generation: landed.generation });
+  const decoders = isGzipType(record.contentType) ? [createGunzip()] : [];
+  const meta = { uploadId: record.uploadId, contentType: record.contentType, ...(record.fileName ? { fileName: record.fileName } : {}) };
+  const staged = await stageUpload({ store: rt.store, limits: { ...rt.config.ingest, maxFaults: MAX_FAULTS } }, source, decoders, meta);
+  const mismatch = checksumProblem(record, staged);
+  if (mismatch) {
+    await discardStaged(rt.store, staged);
+    throw mismatch;
+  }
+  const { upload, duplicate } = await commitUpload({ store: rt.store, ledger: rt.ledger, contents }, staged);
+  return duplicate ? { status: 'duplicate', duplicateOf: upload.uploadId } : { status: 'accepted' };
+}
+
 export function landingValidator(rt: Runtime) {
+  const contents = new IdempotencyIndex<StoredUpload>(rt.store, rt.config.ingest.idempotencyWindowMs);
   return async (event: CloudEvent<unknown>): Promise<void> => {
     const landed = landedUpload(event, rt);
     const uploadId = landed?.eventType === 'OBJECT_FINALIZE' ? uploadIdOfLanding(landed.name) : undefined;
@@ -87,16 +85,16 @@ export function landingValidator(rt: Runtime) {
     if (!record) return;
     if (!claimed) {
       // The signed URL used again after its upload was settled: those bytes are neither taken nor kept.
-      if (record.status === 'accepted' || record.status === 'failed') await rt.store.delete(landed.name, { ifGenerationMatch: landed.generation }).catch(() => undefined);
+      if (record.status !== 'validating') await rt.store.delete(landed.name, { ifGenerationMatch: landed.generation }).catch(() => undefined);
       return;
     }
     const log = rt.log.child({ uploadId, object: landed.name, generation: landed.generation });
     try {
-      const stored = await storeUpload(rt, landedBytes(rt, landed, record.sha256), { uploadId, contentType: record.contentType, ...(record.fileName ? { fileName: record.fileName } : {}) });
-      await rt.signedUploads.update(uploadId, () => ({ status: 'accepted' }));
-      log.info({ rows: stored.rows, stored: stored.object }, 'signed upload accepted');
+      const outcome = await accept(rt, contents, landed, record);
+      await rt.signedUploads.update(uploadId, () => outcome);
+      log.info(outcome, 'signed upload validated');
     } catch (e) {
-      const problem = clientProblem(e, record);
+      const problem = clientProblem(e);
       if (!problem) {
         // Ours (the bucket or the warehouse unreachable): hand it back for the retry to claim again.
         await rt.signedUploads.update(uploadId, () => ({ status: 'awaiting' }));

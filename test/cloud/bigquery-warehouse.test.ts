@@ -240,6 +240,22 @@ describe('BigQueryWarehouse against the REST API', () => {
     expect(job.configuration.query.queryParameters).toEqual([{ name: 'p0', parameterType: { type: 'STRING' }, parameterValue: { value: 'UA' } }]);
     expect(job.configuration.query.maximumBytesBilled).toBe('5000000000');
   });
+
+  it('bounds the partition column when year and month are pinned, so BigQuery bills one month of partitions', async () => {
+    fake.onJob = () => ({ result: { schema: { fields: [{ name: 'carrier', type: 'STRING' }] }, rows: [] } });
+    await warehouse.query({
+      select: ['carrier'],
+      filters: [{ column: 'year', op: 'eq', value: 2013 }, { column: 'month', op: 'eq', value: 2 }],
+      order: [],
+      limit: 10,
+    });
+    const job = jobInserts()[0]?.body as { configuration: Record<string, any> };
+    expect(job.configuration.query.query).toMatch(/flight_date >= @p2 AND flight_date <= @p3/);
+    expect(job.configuration.query.queryParameters.slice(2)).toEqual([
+      { name: 'p2', parameterType: { type: 'DATE' }, parameterValue: { value: '2013-02-01' } },
+      { name: 'p3', parameterType: { type: 'DATE' }, parameterValue: { value: '2013-02-28' } },
+    ]);
+  });
 });
 
 describe('BigQueryWarehouse.exportCsv against the REST API', () => {

@@ -5,18 +5,7 @@ import path from 'node:path';
 import { CANONICAL_HEADER } from '../../functions/core/schema.js';
 import { DuckDbWarehouse } from '../../functions/adapters/duckdb/warehouse.js';
 import { csvHeader, csvLine } from '../../functions/query/formats.js';
-
-/** mulberry32: small, seeded, the same sequence everywhere. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from '../support/generate-flights.js';
 
 const CARRIERS = ['UA', 'AA', 'B6', 'DL', '9E'];
 const AIRLINES = ['United Air Lines Inc.', 'American Airlines Inc.', 'JetBlue Airways', 'Foo, Inc.', 'Say "Hi" Air'];

@@ -9,9 +9,9 @@ const parse = (qs: string, maxLimit?: number): ParsedQuery => parseQuery(new URL
 const filters = (qs: string) => parse(qs).spec.filters;
 const problem = (qs: string) => problemFrom(() => parse(qs));
 const TIEBREAKER = [
-  { column: '_source_object', direction: 'asc', nulls: 'last' },
   { column: '_source_generation', direction: 'asc', nulls: 'last' },
   { column: '_source_line', direction: 'asc', nulls: 'last' },
+  { column: '_source_object', direction: 'asc', nulls: 'last' },
 ];
 
 describe('filters', () => {
@@ -208,8 +208,8 @@ describe('order', () => {
   it('does not repeat a tiebreaker column the client already sorts by', () => {
     expect(parse('order=_source_line.desc').spec.order.map((k) => `${k.column}.${k.direction}`)).toEqual([
       '_source_line.desc',
-      '_source_object.asc',
       '_source_generation.asc',
+      '_source_object.asc',
     ]);
   });
 
@@ -251,7 +251,7 @@ describe('cursor', () => {
   const cursor = nextCursor(first.spec, row, SECRET);
 
   it('resumes after the row it was made from', () => {
-    expect(parse(`carrier=eq.UA&order=dep_delay.desc&cursor=${cursor}`).spec.after).toEqual([12.5, 'uploads/a.csv', '1712345678901234567', 42]);
+    expect(parse(`carrier=eq.UA&order=dep_delay.desc&cursor=${cursor}`).spec.after).toEqual([12.5, '1712345678901234567', 42, 'uploads/a.csv']);
   });
 
   it('does not care about the order the filters were written in, nor the limit', () => {

@@ -14,7 +14,7 @@ import type { DuckDbWarehouse } from '../../functions/adapters/duckdb/warehouse.
 const SECRET = 'oracle-secret';
 const ALL =
   'id, year, month, day, dep_time, sched_dep_time, dep_delay, arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest, air_time, distance, hour, minute, time_hour, name';
-const TIE = '_source_object, _source_generation, _source_line';
+const TIE = '_source_generation, _source_line, _source_object';
 const BIG_GENERATION = '1712345678901234567';
 
 let fx: Awaited<ReturnType<typeof fixtureWarehouse>>;
@@ -195,8 +195,8 @@ describe('oracle: keyset pagination', () => {
     const seen = await walk(qs, async (page, sofar) => {
       if (page !== 1) return;
       position = sofar.at(-1) ?? '';
-      // A new object that sorts first among ties, so some of its rows land before the position and some after.
-      await loadFiles(warehouse, fx.dir, [{ object: 'uploads/0-late.csv', generation: '1800000000000000', rows: 300, seed: 9 }]);
+      // A new object whose generation sorts first among ties, so some of its rows land before the position and some after.
+      await loadFiles(warehouse, fx.dir, [{ object: 'uploads/late.csv', generation: '1', rows: 300, seed: 9 }]);
     });
     const after = await everything();
     const cut = after.indexOf(position);

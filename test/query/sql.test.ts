@@ -9,8 +9,8 @@ const SECRET = 'sql-secret';
 const spec = (qs: string): QuerySpec => parseQuery(new URLSearchParams(qs), { cursorSecret: SECRET }).spec;
 const duck = duckDbDialect();
 const bq = bigQueryDialect('proj.ds.flights');
-const TIE_ORDER = '_source_object ASC NULLS LAST, _source_generation ASC NULLS LAST, _source_line ASC NULLS LAST';
-const TIE_SELECT = '_source_object, _source_generation, _source_line';
+const TIE_ORDER = '_source_generation ASC NULLS LAST, _source_line ASC NULLS LAST, _source_object ASC NULLS LAST';
+const TIE_SELECT = '_source_generation, _source_line, _source_object';
 
 describe('compileSelect', () => {
   const filtered = spec('select=carrier,tailnum&carrier=in.(UA,"A,A")&tailnum=ilike.n1*&name=not.like.*Inc*&dep_time=is.null&arr_time=not.is.null&month=not.in.(1,2)&time_hour=gte.2013-01-01 05:00:00&from=2013-01-01&limit=5');
@@ -36,9 +36,9 @@ describe('compileSelect', () => {
       columns: [
         { name: 'carrier', type: 'string' },
         { name: 'tailnum', type: 'string' },
-        { name: '_source_object', type: 'string' },
         { name: '_source_generation', type: 'integer' },
         { name: '_source_line', type: 'integer' },
+        { name: '_source_object', type: 'string' },
       ],
     });
   });
@@ -75,9 +75,9 @@ describe('compileSelect', () => {
         'FROM flights',
         'WHERE carrier = $p0 AND (' +
           '(dep_delay < $p1) OR ' +
-          '(dep_delay = $p2 AND (_source_object > $p3 OR _source_object IS NULL)) OR ' +
-          '(dep_delay = $p4 AND _source_object = $p5 AND (_source_generation > $p6 OR _source_generation IS NULL)) OR ' +
-          '(dep_delay = $p7 AND _source_object = $p8 AND _source_generation = $p9 AND (_source_line > $p10 OR _source_line IS NULL)))',
+          '(dep_delay = $p2 AND (_source_generation > $p3 OR _source_generation IS NULL)) OR ' +
+          '(dep_delay = $p4 AND _source_generation = $p5 AND (_source_line > $p6 OR _source_line IS NULL)) OR ' +
+          '(dep_delay = $p7 AND _source_generation = $p8 AND _source_line = $p9 AND (_source_object > $p10 OR _source_object IS NULL)))',
         `ORDER BY dep_delay DESC NULLS FIRST, ${TIE_ORDER}`,
         'LIMIT 7',
       ].join('\n'),
@@ -86,14 +86,14 @@ describe('compileSelect', () => {
       ['UA', 'string'],
       [5, 'number'],
       [5, 'number'],
-      ['o', 'string'],
-      [5, 'number'],
-      ['o', 'string'],
       ['1712345678901234567', 'integer'],
       [5, 'number'],
-      ['o', 'string'],
       ['1712345678901234567', 'integer'],
       [9, 'integer'],
+      [5, 'number'],
+      ['1712345678901234567', 'integer'],
+      [9, 'integer'],
+      ['o', 'string'],
     ]);
     expect(compileSelect(next, bq).sql).toContain('(dep_delay < @p1) OR');
   });

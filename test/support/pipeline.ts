@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../functions/core/config.js';
-import { createLogger } from '../../functions/core/logger.js';
+import { createLogger, type Logger } from '../../functions/core/logger.js';
 import { startLocalPipeline, type LocalPipeline } from '../../functions/local/pipeline.js';
 import { createRuntime, type Runtime } from '../../functions/runtime.js';
 
@@ -52,10 +52,10 @@ export function profileEnv(profile: TestProfile): Record<string, string> {
   };
 }
 
-export async function startTestPipeline(options: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestPipeline> {
+export async function startTestPipeline(options: { dataDir?: string; env?: Record<string, string>; log?: Logger } = {}): Promise<TestPipeline> {
   const dataDir = options.dataDir ?? (await tempDir());
   const config: Config = loadConfig({ DATA_DIR: dataDir, MIN_BACKOFF_MS: '20', MAX_BACKOFF_MS: '100', ...options.env });
-  const rt = await createRuntime(config, quietLogger());
+  const rt = await createRuntime(config, options.log ?? quietLogger());
   const pipeline = await startLocalPipeline(rt, 0, '127.0.0.1');
   return {
     ...pipeline,

@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@google-cloud/bigquery';
+import { withPartitionBounds } from '../../core/partition.js';
 import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, QuerySpec } from '../../core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema, CLUSTER_COLUMNS, COLUMNS, PARTITION_COLUMN, TABLE } from '../../core/schema.js';
@@ -127,11 +128,11 @@ export class BigQueryWarehouse implements Warehouse {
   }
 
   async query(spec: QuerySpec): Promise<QueryResult> {
-    return this.run(compileSelect(spec, bigQueryDialect(this.qualified(this.table))));
+    return this.run(compileSelect(withPartitionBounds(spec), bigQueryDialect(this.qualified(this.table))));
   }
 
   async count(spec: QuerySpec): Promise<number> {
-    const { rows } = await this.run(compileCount(spec, bigQueryDialect(this.qualified(this.table))));
+    const { rows } = await this.run(compileCount(withPartitionBounds(spec), bigQueryDialect(this.qualified(this.table))));
     return Number(rows[0]?.count ?? 0);
   }
 
@@ -145,7 +146,7 @@ export class BigQueryWarehouse implements Warehouse {
    * overwrite=true lets a job that died half-way be replaced cleanly.
    */
   async exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome> {
-    const { sql, params } = compileExport(spec, columns, bigQueryDialect(this.qualified(this.table)));
+    const { sql, params } = compileExport(withPartitionBounds(spec), columns, bigQueryDialect(this.qualified(this.table)));
     const uri = target.store.uri(`${target.prefix}*.csv.gz`, '');
     if (!/^gs:\/\/[a-z0-9._-]+\/[A-Za-z0-9._\/*-]+$/.test(uri)) throw new Error(`cannot export to ${uri}: not a plain gs:// URI`);
     const statement = `EXPORT DATA OPTIONS (uri = '${uri}', format = 'CSV', compression = 'GZIP', header = true, overwrite = true) AS\n${sql}`;

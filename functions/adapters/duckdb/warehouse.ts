@@ -48,7 +48,8 @@ const numericIntegers = (compiled: CompiledQuery): Set<string> =>
 /** Integers arrive as numbers, or as decimal strings when they exceed 2^53. */
 const bigint = (v: Scalar): bigint => BigInt(v as number | string);
 
-function bind(params: TypedParam[]): { values: Record<string, unknown>; types: Record<string, DuckDBType> } {
+/** DuckDB values and types for compiled parameters; exported so the query benchmark binds exactly as the warehouse does. */
+export function bindParams(params: TypedParam[]): { values: Record<string, unknown>; types: Record<string, DuckDBType> } {
   const values: Record<string, unknown> = {};
   const types: Record<string, DuckDBType> = {};
   for (const p of params) {
@@ -72,8 +73,10 @@ function bind(params: TypedParam[]): { values: Record<string, unknown>; types: R
 
 export class DuckDbWarehouse implements Warehouse {
   private instance?: DuckDBInstance;
+  /** Read connections not in use; a query waits for one rather than queueing behind a busy one. */
+  private idle: DuckDBConnection[] = [];
+  private readonly waiting: ((c: DuckDBConnection) => void)[] = [];
   private readers: DuckDBConnection[] = [];
-  private next = 0;
   private writer?: DuckDBConnection;
   /** Loads share one connection, and a connection holds one transaction: they run one at a time. */
   private loads: Promise<unknown> = Promise.resolve();
@@ -93,6 +96,7 @@ export class DuckDbWarehouse implements Warehouse {
       object VARCHAR NOT NULL, generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
       PRIMARY KEY (object, generation))`);
     for (let i = 0; i < this.readConnections; i++) this.readers.push(await this.instance.connect());
+    this.idle = [...this.readers];
   }
 
   load(items: LoadItem[]): Promise<LoadOutcome[]> {
@@ -156,9 +160,9 @@ export class DuckDbWarehouse implements Warehouse {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'flights-export-'));
     const file = path.join(dir, FIRST_EXPORT_FILE);
     try {
-      const { values, types } = bind(compiled.params);
+      const { values, types } = bindParams(compiled.params);
       const copy = `COPY (${compiled.sql}) TO '${file.replaceAll("'", "''")}' (FORMAT csv, HEADER, COMPRESSION gzip)`;
-      const result = await this.reader().run(copy, values as never, types);
+      const result = await this.withReader((db) => db.run(copy, values as never, types));
       await target.store.write(`${target.prefix}${FIRST_EXPORT_FILE}`, createReadStream(file), { contentType: 'application/gzip' });
       return { rows: Number(result.rowsChanged) };
     } finally {
@@ -168,8 +172,8 @@ export class DuckDbWarehouse implements Warehouse {
 
   /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
   async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
-    const { values, types } = bind(params);
-    const reader = await this.reader().runAndReadAll(sql, values as never, types);
+    const { values, types } = bindParams(params);
+    const reader = await this.withReader((db) => db.runAndReadAll(sql, values as never, types));
     const columns = reader.columnNames();
     const rows = reader.getRowObjectsJson().map((row) => {
       for (const c of columns) if (integers.has(c) && row[c] !== null) row[c] = Number(row[c]);
@@ -178,16 +182,25 @@ export class DuckDbWarehouse implements Warehouse {
     return { columns, rows };
   }
 
+  private async withReader<T>(work: (db: DuckDBConnection) => Promise<T>): Promise<T> {
+    if (!this.readers.length) throw new Error('DuckDbWarehouse used before init()');
+    const db = this.idle.pop() ?? (await new Promise<DuckDBConnection>((resolve) => this.waiting.push(resolve)));
+    try {
+      return await work(db);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(db);
+      else this.idle.push(db);
+    }
+  }
+
   async close(): Promise<void> {
     for (const c of [...this.readers, this.writer]) c?.closeSync();
     this.readers = [];
+    this.idle = [];
     this.writer = undefined;
     this.instance?.closeSync();
     this.instance = undefined;
-  }
-
-  private reader(): DuckDBConnection {
-    return this.connection(this.readers[this.next++ % this.readers.length]);
   }
 
   private connection(c: DuckDBConnection | undefined): DuckDBConnection {

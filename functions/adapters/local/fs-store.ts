@@ -6,12 +6,13 @@
  * unreferenced temp file.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { withFileLock } from './file-lock.js';
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -28,11 +29,16 @@ import type { LocalUrlSigner } from './url-signer.js';
 
 export type FinalizeListener = (info: ObjectInfo) => Promise<void>;
 
-/** GCS generations are microsecond timestamps; keep them strictly increasing within a process. */
+/**
+ * GCS generations are microsecond timestamps; keep them strictly increasing
+ * within a process, and past the object's current generation, which another
+ * process sharing the directory may have written in the same millisecond.
+ */
 let lastGeneration = 0n;
-function nextGeneration(): string {
+function nextGeneration(current = '0'): string {
   const now = BigInt(Date.now()) * 1000n;
   lastGeneration = now > lastGeneration ? now : lastGeneration + 1n;
+  if (lastGeneration <= BigInt(current)) lastGeneration = BigInt(current) + 1n;
   return lastGeneration.toString();
 }
 
@@ -54,19 +60,24 @@ export class FsObjectStore implements ObjectStore {
   private readonly objectsDir: string;
   private readonly metaDir: string;
   private readonly tmpDir: string;
+  private readonly locksDir: string;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly listeners: FinalizeListener[] = [];
 
-  /** `signer` makes signed URLs that the local gateway serves (functions/local/storage-routes.ts). */
+  /**
+   * `crossProcess`: other processes write to the same directory, so preconditions take a file lock too.
+   * `signer`: makes signed URLs that the local gateway serves (functions/local/storage-routes.ts).
+   */
   constructor(
     root: string,
     readonly bucket: string,
-    private readonly signer?: LocalUrlSigner,
+    private readonly options: { crossProcess?: boolean; signer?: LocalUrlSigner } = {},
   ) {
     const base = path.join(root, bucket);
     this.objectsDir = path.join(base, 'objects');
     this.metaDir = path.join(base, 'meta');
     this.tmpDir = path.join(base, 'tmp');
+    this.locksDir = path.join(base, 'locks');
   }
 
   /** Called after each object is finalized: where a GCS bucket would send a notification. */
@@ -87,9 +98,12 @@ export class FsObjectStore implements ObjectStore {
         done(null, chunk);
       },
     });
+    const file = createWriteStream(tmp);
     try {
-      await pipeline(source, measure, createWriteStream(tmp), { signal: options.signal });
+      await pipeline(source, measure, file, { signal: options.signal });
     } catch (e) {
+      // An abort can reject before the file is even open: removing it before it has closed would leave it behind.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
       await fs.rm(tmp, { force: true });
       throw e;
     }
@@ -177,8 +191,9 @@ export class FsObjectStore implements ObjectStore {
 
   async signedUrl(name: string, options: SignedUrlOptions): Promise<SignedRequest> {
     checkName(name);
-    if (!this.signer) throw new Error('this local store has no URL signer');
-    return this.signer.sign(this.bucket, name, { method: signedMethod(options.action), headers: signedHeaders(options), expiresAt: options.expiresAt });
+    const { signer } = this.options;
+    if (!signer) throw new Error('this local store has no URL signer');
+    return signer.sign(this.bucket, name, { method: signedMethod(options.action), headers: signedHeaders(options), expiresAt: options.expiresAt });
   }
 
   private async commit(
@@ -196,7 +211,7 @@ export class FsObjectStore implements ObjectStore {
       }
       const now = new Date().toISOString();
       const { ifGenerationMatch: _ignored, ...rest } = fields;
-      const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(), metageneration: '1', timeCreated: now, updated: now, ...rest };
+      const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(current?.generation), metageneration: '1', timeCreated: now, updated: now, ...rest };
       const content = this.contentPath(name, next.generation);
       await fs.mkdir(path.dirname(content), { recursive: true });
       await fs.rename(tmp, content);
@@ -218,7 +233,8 @@ export class FsObjectStore implements ObjectStore {
   /** Serializes read-check-write on one name, as GCS does server-side. */
   private async locked<T>(name: string, work: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(name) ?? Promise.resolve();
-    const run = previous.then(work, work);
+    const exclusive = this.options.crossProcess ? () => withFileLock(this.lockPath(name), work) : work;
+    const run = previous.then(exclusive, exclusive);
     const tail = run.catch(() => undefined);
     this.locks.set(name, tail);
     try {
@@ -226,6 +242,11 @@ export class FsObjectStore implements ObjectStore {
     } finally {
       if (this.locks.get(name) === tail) this.locks.delete(name);
     }
+  }
+
+  /** Hashed, so lock files stay flat and never look like object names. */
+  private lockPath(name: string): string {
+    return path.join(this.locksDir, `${createHash('sha256').update(name).digest('hex').slice(0, 32)}.lock`);
   }
 
   private metaPath(name: string): string {

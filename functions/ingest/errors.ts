@@ -1,0 +1,30 @@
+/** What a failed upload tells the client: every fault a client can cause maps to a 4xx problem. */
+import { ClientClosedError } from '../core/http.js';
+import { Problem } from '../core/problem.js';
+import { isGzipError } from './decode.js';
+import { InvalidCsvError } from './validator.js';
+
+function invalidCsv(e: InvalidCsvError): Problem {
+  const first = e.faults[0];
+  const where = first ? ` First at line ${first.line}${first.column ? `, column ${first.column}` : ''}: ${first.reason}.` : '';
+  const [slug, title] = e.status === 413 ? ['too-large', 'Payload Too Large'] : ['invalid-csv', 'Invalid CSV'];
+  return new Problem(e.status, slug, title, `The file has ${e.faultCount} fault(s) and was not stored.${where}`, {
+    ...(e.fileName ? { file: e.fileName } : {}),
+    errorCount: e.faultCount,
+    errors: e.faults,
+  });
+}
+
+/**
+ * The client-facing outcome of a failure: a problem to answer with, `closed`
+ * when the client is gone (nobody to answer), or undefined for our own fault.
+ */
+export function clientOutcome(e: unknown): Problem | 'closed' | undefined {
+  if (e instanceof Problem) return e.status < 500 ? e : undefined;
+  if (e instanceof InvalidCsvError) return invalidCsv(e);
+  if (e instanceof ClientClosedError) return 'closed';
+  if (isGzipError(e)) return new Problem(400, 'invalid-gzip', 'Invalid gzip', `The body is declared gzip but does not decompress: ${(e as Error).message}.`);
+  return undefined;
+}
+
+export const malformedMultipart = (e: Error): Problem => new Problem(400, 'malformed-multipart', 'Malformed multipart body', e.message);

@@ -1,0 +1,114 @@
+/**
+ * The files of one `POST /upload` request, one after another as they stream:
+ * the parts named `file` of a multipart/form-data body, or a whole CSV body.
+ * Nothing here buffers a file.
+ */
+import busboy from 'busboy';
+import type { IncomingHttpHeaders } from 'node:http';
+import { pipeline, type Readable, type Transform } from 'node:stream';
+import type { IngestLimits } from '../core/config.js';
+import type { BodySource } from '../core/http.js';
+import { Problem } from '../core/problem.js';
+import { gunzip, isGzipPart, isGzipType, requestIsGzip } from './decode.js';
+import { clientOutcome, malformedMultipart } from './errors.js';
+import type { ByteBudget } from './limits.js';
+
+export interface IncomingFile {
+  stream: Readable;
+  /** Decoding still to apply to `stream` (gunzip for a `.csv.gz` part). */
+  decoders: Transform[];
+  fileName?: string;
+  contentType: string;
+}
+
+export interface Budgets {
+  wire: ByteBudget;
+  decompressed: ByteBudget;
+}
+
+/** Types a CSV arrives as: browsers send `.csv` files as application/vnd.ms-excel on Windows. */
+const CSV_TYPES = new Set(['text/csv', 'application/csv', 'text/plain', 'application/octet-stream', 'application/vnd.ms-excel']);
+
+function mediaType(headerValue: string | undefined): { type: string; charset?: string } {
+  const [type = '', ...params] = (headerValue ?? '').split(';').map((p) => p.trim());
+  const charset = params.map((p) => /^charset="?([^"]*)"?$/i.exec(p)?.[1]).find(Boolean);
+  return { type: type.toLowerCase(), ...(charset ? { charset: charset.toLowerCase() } : {}) };
+}
+
+const unsupported = (got: string): Problem =>
+  new Problem(415, 'unsupported-media-type', 'Unsupported Media Type', `Send multipart/form-data with a "file" field, or a text/csv body (UTF-8, optionally gzip); got ${got || 'no Content-Type'}.`);
+
+function checkCsvType(headerValue: string | undefined): { gzip: boolean; type: string } {
+  const { type, charset } = mediaType(headerValue);
+  if (charset && charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') throw unsupported(headerValue ?? '');
+  if (isGzipType(type)) return { gzip: true, type };
+  if (CSV_TYPES.has(type)) return { gzip: false, type };
+  throw unsupported(headerValue ?? '');
+}
+
+/** The body as the CSV or multipart bytes: the request's own gzip coding undone and every byte metered. */
+function decodedBody(headers: IncomingHttpHeaders, body: BodySource, budgets: Budgets, fail: (e: Error) => void): Readable {
+  const coded = !body.decoded && requestIsGzip(headers);
+  const stages = [body.stream, budgets.wire.meter(), ...(coded ? gunzip(budgets.decompressed) : [])];
+  return pipeline(stages as [Readable, Transform], (e) => e && fail(e)) as unknown as Readable;
+}
+
+/**
+ * Calls `onFile` for each file in turn and resolves with the results once the
+ * body is consumed. `fail` is how a request-level failure (a malformed body,
+ * too many files) stops the whole request; the caller tears the body down.
+ */
+export function forEachFile<T>(
+  headers: IncomingHttpHeaders,
+  body: BodySource,
+  limits: Pick<IngestLimits, 'maxFilesPerRequest'>,
+  budgets: Budgets,
+  fail: (e: Error) => void,
+  onFile: (file: IncomingFile) => Promise<T>,
+): Promise<T[]> {
+  const { type } = mediaType(headers['content-type']);
+  if (type !== 'multipart/form-data') {
+    const { gzip, type: csvType } = checkCsvType(headers['content-type']);
+    const stream = decodedBody(headers, body, budgets, fail);
+    return onFile({ stream, decoders: gzip ? gunzip(budgets.decompressed) : [], contentType: csvType }).then((r) => [r]);
+  }
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers, limits: { files: limits.maxFilesPerRequest, fields: 100, fieldSize: 64 * 1024, headerPairs: 100 } });
+    } catch (e) {
+      return reject(malformedMultipart(e as Error));
+    }
+    // Busboy finishes only once every file stream it gave out has ended; a file whose upload failed
+    // never will, so the parser itself must be torn down with the failure.
+    const stop = (e: Error): void => {
+      fail(e);
+      parser.destroy(e);
+    };
+    const results: Promise<T>[] = [];
+    parser.on('file', (field, stream, info) => {
+      if (field !== 'file') return void stream.resume();
+      let gzip: boolean;
+      try {
+        gzip = isGzipPart(info.mimeType, info.filename) || checkCsvType(info.mimeType).gzip;
+      } catch (e) {
+        return stop(e as Error);
+      }
+      const result = onFile({ stream, decoders: gzip ? gunzip(budgets.decompressed) : [], contentType: info.mimeType, ...(info.filename ? { fileName: info.filename } : {}) });
+      result.catch(stop);
+      results.push(result);
+    });
+    parser.on('filesLimit', () =>
+      stop(new Problem(413, 'too-many-files', 'Too many files', `At most ${limits.maxFilesPerRequest} files may be sent in one request.`, { limit: limits.maxFilesPerRequest })),
+    );
+    pipeline(decodedBody(headers, body, budgets, fail), parser, (e) => {
+      if (e) {
+        // Only busboy fails in its own words here; the other streams fail with what they already classify.
+        fail(clientOutcome(e) ? e : malformedMultipart(e));
+        return reject(e);
+      }
+      if (results.length === 0) return reject(new Problem(400, 'no-file', 'No file', 'Send the CSV as a multipart form field named "file", or as a text/csv body.'));
+      Promise.all(results).then(resolve, reject);
+    });
+  });
+}

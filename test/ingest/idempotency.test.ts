@@ -1,0 +1,97 @@
+/** The same file, or the same Idempotency-Key, never makes a second object or a second load. */
+import request from 'supertest';
+import { gzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { flightsCsv } from '../support/generate-flights.js';
+import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { multipart, names, send } from './http.js';
+
+let p: TestPipeline | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+const csv = flightsCsv(50, 7);
+const loaded = async (uploadId: string): Promise<void> =>
+  void (await eventually(async () => ((await request(p!.url).get(`/uploads/${uploadId}`)).body.status === 'loaded' ? true : undefined)));
+const rowCount = async (): Promise<number> => (await request(p!.url).get('/getdata').query({ limit: 1000 })).body.rows.length;
+
+describe('idempotent uploads', () => {
+  it('the same file twice → one object, one load; the second answer is 200 with the first upload', async () => {
+    p = await startTestPipeline();
+    const first = await request(p.url).post('/upload').attach('file', Buffer.from(csv), 'a.csv');
+    expect(first.status).toBe(201);
+    await loaded(first.body.uploadId);
+    const second = await request(p.url).post('/upload').set('content-type', 'text/csv').send(csv);
+    expect(second.status).toBe(200);
+    expect(second.body).toEqual(first.body);
+    expect(second.headers.location).toBe(first.headers.location);
+    // A gzipped copy is the same file: the digest is of the CSV, not of the bytes on the wire.
+    const gz = await send(p.url, gzipSync(csv), { 'content-encoding': 'gzip' });
+    expect([gz.status, gz.body]).toEqual([200, first.body]);
+
+    expect(await names(p.rt.store, 'incoming/')).toEqual([first.body.object]);
+    expect(await names(p.rt.store, 'staging/')).toEqual([]);
+    expect(await names(p.rt.store, 'uploads/')).toEqual([`uploads/${first.body.uploadId}.json`]);
+    expect(await rowCount()).toBe(50);
+  });
+
+  it('two racing uploads of one file agree: exactly one is stored', async () => {
+    p = await startTestPipeline();
+    const replies = await Promise.all([1, 2, 3].map(() => send(p!.url, csv)));
+    const statuses = replies.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    // A loser sees the winner's result (200), or, if the winner has not finished, 409 with Retry-After.
+    for (const r of replies.filter((x) => x.status !== 201)) {
+      expect([200, 409]).toContain(r.status);
+      if (r.status === 409) expect(r.headers['retry-after']).toBe('1');
+    }
+    expect(await names(p.rt.store, 'incoming/')).toHaveLength(1);
+    expect(await names(p.rt.store, 'staging/')).toEqual([]);
+  });
+
+  it('outside the window the same file is a new upload', async () => {
+    p = await startTestPipeline({ env: { IDEMPOTENCY_WINDOW_SECONDS: '0' } });
+    const a = await send(p.url, csv);
+    const b = await send(p.url, csv);
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(b.body.uploadId).not.toBe(a.body.uploadId);
+    expect(await names(p.rt.store, 'incoming/')).toHaveLength(2);
+  });
+
+  it('an Idempotency-Key repeat → 200 with the same body, without reading the new body', async () => {
+    p = await startTestPipeline();
+    const first = await send(p.url, csv, { 'idempotency-key': 'k-1' });
+    expect(first.status).toBe(201);
+    const again = await send(p.url, flightsCsv(5, 99), { 'idempotency-key': 'k-1' });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.location).toBe(first.headers.location);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    const form = multipart([{ fileName: 'x.csv', data: csv }, { fileName: 'y.csv', data: flightsCsv(3, 5) }]);
+    const many = await send(p.url, form.body, { 'content-type': form.contentType, 'idempotency-key': 'k-2' });
+    expect(many.status).toBe(201);
+    expect(many.body.uploads).toHaveLength(2);
+    expect(many.body.uploads[0]).toEqual(first.body); // the same content as k-1's file: not stored again
+    expect((await send(p.url, 'ignored', { 'idempotency-key': 'k-2' })).body).toEqual(many.body);
+    expect(await names(p.rt.store, 'incoming/')).toHaveLength(2);
+  });
+
+  it('a failed upload releases its key, so the corrected file can be sent with the same key', async () => {
+    p = await startTestPipeline();
+    const bad = await send(p.url, csv.replace('2013,', '2013x,'), { 'idempotency-key': 'retry-me' });
+    expect(bad.status).toBe(422);
+    expect(await names(p.rt.store, 'idempotency/')).toEqual([]);
+    const good = await send(p.url, csv, { 'idempotency-key': 'retry-me' });
+    expect(good.status).toBe(201);
+  });
+
+  it('refuses a malformed Idempotency-Key', async () => {
+    p = await startTestPipeline();
+    const res = await send(p.url, csv, { 'idempotency-key': 'x'.repeat(256) });
+    expect(res.status).toBe(400);
+    expect(res.body.type).toBe('/problems/invalid-idempotency-key');
+    expect(await names(p.rt.store, 'incoming/')).toEqual([]);
+  });
+});

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../functions/core/config.js';
+import { createRuntime } from '../../functions/runtime.js';
+import { quietLogger } from '../support/pipeline.js';
+
+describe('configuration', () => {
+  it('runs everything embedded by default and everything on Google Cloud with PROFILE=cloud', () => {
+    expect(loadConfig({})).toMatchObject({ store: 'local', bus: 'local', warehouse: 'duckdb', flushSpacingMs: 0, port: 8080, host: '127.0.0.1' });
+    expect(loadConfig({ PROFILE: 'cloud' })).toMatchObject({ store: 'gcs', bus: 'pubsub', warehouse: 'bigquery', flushSpacingMs: 120_000 });
+    expect(loadConfig({ PROFILE: 'cloud', BUS: 'local' }).bus).toBe('local');
+  });
+
+  it('names the variable and the allowed values when a setting is wrong', () => {
+    expect(() => loadConfig({ WAREHOUSE: 'postgres' })).toThrow('WAREHOUSE must be one of duckdb, bigquery, got "postgres"');
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow('PORT must be an integer');
+  });
+
+  it('refuses a store the warehouse cannot read from, before touching anything', async () => {
+    await expect(createRuntime(loadConfig({ STORE: 'gcs' }), quietLogger())).rejects.toThrow('STORE=gcs cannot feed WAREHOUSE=duckdb');
+  });
+
+  it('requires a cursor secret in the cloud, where instances must agree on it', async () => {
+    await expect(createRuntime(loadConfig({ PROFILE: 'cloud' }), quietLogger())).rejects.toThrow('CURSOR_SECRET must be set');
+  });
+});

@@ -1,0 +1,78 @@
+/** The small pure pieces of ingest: header parsing, identity, tracing, the gate and the idempotency index. */
+import { describe, expect, it } from 'vitest';
+import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
+import { traceFields } from '../../functions/core/logger.js';
+import { IdempotencyIndex } from '../../functions/core/uploads.js';
+import { requestIsGzip, isGzipPart } from '../../functions/ingest/decode.js';
+import { ConcurrencyGate } from '../../functions/ingest/gate.js';
+import { uploaderIdentity } from '../../functions/ingest/identity.js';
+import { declaredLengthProblem } from '../../functions/ingest/limits.js';
+import { sanitizeFileName } from '../../functions/ingest/store-upload.js';
+import { tempDir } from '../support/pipeline.js';
+
+describe('ingest parts', () => {
+  it('keeps only a harmless base name of a client file name', () => {
+    expect(sanitizeFileName('../../etc/passwd')).toBe('passwd');
+    expect(sanitizeFileName('C:\\Users\\a\\f.csv')).toBe('f.csv');
+    expect(sanitizeFileName('a\u0000b\u001b[31m.csv')).toBe('ab[31m.csv');
+    expect(sanitizeFileName('..')).toBeUndefined();
+    expect(sanitizeFileName('x'.repeat(500))).toHaveLength(200);
+  });
+
+  it('takes the uploader from API Gateway, then IAP, and ignores what does not decode', () => {
+    const info = (claims: object) => Buffer.from(JSON.stringify(claims)).toString('base64url');
+    expect(uploaderIdentity({ 'x-apigateway-api-userinfo': info({ sub: 's-1' }) })).toBe('s-1');
+    expect(uploaderIdentity({ 'x-apigateway-api-userinfo': 'not json', 'x-goog-authenticated-user-email': 'accounts.google.com:a@b.c' })).toBe('a@b.c');
+    expect(uploaderIdentity({})).toBeUndefined();
+  });
+
+  it('reads the trace from X-Cloud-Trace-Context first, then traceparent', () => {
+    const t = 'ab'.repeat(16);
+    expect(traceFields({ 'x-cloud-trace-context': `${t}/42;o=0`, traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01` }, 'p')).toEqual({
+      'logging.googleapis.com/trace': `projects/p/traces/${t}`,
+      'logging.googleapis.com/spanId': '42',
+      'logging.googleapis.com/trace_sampled': false,
+    });
+    expect(traceFields({ traceparent: `00-${t}-${'d'.repeat(16)}-01` }, 'p')['logging.googleapis.com/trace_sampled']).toBe(true);
+    expect(traceFields({ traceparent: 'garbage' }, 'p')).toEqual({});
+  });
+
+  it('accepts gzip and identity codings only; recognizes gzip parts by type or name', () => {
+    expect(requestIsGzip({})).toBe(false);
+    expect(requestIsGzip({ 'content-encoding': 'identity' })).toBe(false);
+    expect(requestIsGzip({ 'content-encoding': 'GZIP' })).toBe(true);
+    expect(() => requestIsGzip({ 'content-encoding': 'gzip, br' })).toThrow(/Only gzip/);
+    expect(isGzipPart('application/octet-stream', 'f.CSV.GZ')).toBe(true);
+    expect(isGzipPart('application/x-gzip', undefined)).toBe(true);
+    expect(isGzipPart('text/csv', 'f.csv')).toBe(false);
+  });
+
+  it('refuses a declared length over the limit, and not one within it', () => {
+    expect(declaredLengthProblem({ 'content-length': '11' }, 10, 'local')?.status).toBe(413);
+    expect(declaredLengthProblem({ 'content-length': '10' }, 10, 'local')).toBeUndefined();
+    expect(declaredLengthProblem({}, 10, 'local')).toBeUndefined();
+  });
+
+  it('admits up to its capacity, and again after a release (released once only)', () => {
+    const gate = new ConcurrencyGate(2);
+    const a = gate.tryEnter()!;
+    expect(gate.tryEnter()).toBeDefined();
+    expect(gate.tryEnter()).toBeUndefined();
+    a();
+    a();
+    expect(gate.tryEnter()).toBeDefined();
+    expect(gate.tryEnter()).toBeUndefined();
+  });
+
+  it('lets exactly one of many racing claims win, replays its result, and takes over an expired entry', async () => {
+    const store = new FsObjectStore(await tempDir(), 'b');
+    const index = new IdempotencyIndex<string>(store, 60_000);
+    const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => index.claim('sha256', 'f00d', `owner-${i}`)));
+    const winners = claims.filter((c) => c.won);
+    expect(winners).toHaveLength(1);
+    await index.complete('sha256', 'f00d', winners[0] as Extract<(typeof claims)[number], { won: true }>, 'result');
+    expect(await index.claim('sha256', 'f00d', 'late')).toEqual({ won: false, entry: expect.objectContaining({ result: 'result' }) });
+    const later = new Date(Date.now() + 61_000);
+    expect((await index.claim('sha256', 'f00d', 'next', later)).won).toBe(true);
+  });
+});

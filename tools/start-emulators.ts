@@ -1,0 +1,169 @@
+/**
+ * `npm run start:emulators`: the functions as Cloud Functions runs them, each
+ * under the real functions-framework in a process of its own, wired the way
+ * the cloud wires them, on this machine:
+ * - Pub/Sub is the real emulator (started here unless PUBSUB_EMULATOR_HOST
+ *   names a running one);
+ * - Cloud Storage is the filesystem bucket in DATA_DIR (no GCS emulator runs
+ *   offline here), publishing its notifications to the emulator;
+ * - BigQuery is DuckDB in DATA_DIR, opened per operation because several
+ *   processes share it (SHARED_DATA_DIR, see functions/adapters/duckdb/shared.ts);
+ * - this process stands in for API Gateway (routes from openapi/openapi.yaml,
+ *   proxied to the HTTP functions), for storage.googleapis.com (the bucket's
+ *   signed URLs and resumable sessions, on the gateway's port), Eventarc (pulls the subscriptions, pushes
+ *   CloudEvents) and Cloud Scheduler (a flush every FLUSH_TICK_MS).
+ *
+ * Ports: the gateway on PORT (8080), the emulator on PUBSUB_EMULATOR_PORT
+ * (8085), the functions from FUNCTIONS_PORT (8090) upwards, or on free ports
+ * with FUNCTIONS_PORT=0. SIGINT or SIGTERM stops everything it started.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { int, loadConfig } from '../functions/core/config.js';
+import { createLogger } from '../functions/core/logger.js';
+import { createGateway, specFile } from '../functions/local/gateway.js';
+import { proxyTo } from '../functions/local/proxy.js';
+import { storageRoutes } from '../functions/local/storage-routes.js';
+import { createBus, createRuntime, deadLetterSubscription, exportSubscription, loaderSubscription, validatorSubscription } from '../functions/runtime.js';
+import { pushToFunction, scheduleFlushes } from './eventarc.js';
+import { startFunction, type FunctionProcess } from './functions-framework.js';
+import { freePort } from './ports.js';
+import { startPubSubEmulator } from './pubsub-emulator.js';
+
+const FUNCTIONS = ['upload', 'uploads', 'validateUpload', 'loadFlights', 'flushLoads', 'deadLetter', 'getdata', 'exports', 'runExport'] as const;
+type FunctionName = (typeof FUNCTIONS)[number];
+const PROJECT = 'demo';
+
+const log = createLogger();
+const cleanups: (() => Promise<void>)[] = [];
+let stopping = false;
+
+/** Undoes what started, newest first, and exits. */
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => log.error({ err }, 'stopping failed'));
+  process.exit(code);
+}
+
+async function functionPorts(): Promise<number[]> {
+  const first = int(process.env, 'FUNCTIONS_PORT', 8090);
+  const ports: number[] = [];
+  for (const [i] of FUNCTIONS.entries()) ports.push(first ? first + i : await freePort());
+  return ports;
+}
+
+async function startFunctions(env: NodeJS.ProcessEnv): Promise<Record<FunctionName, FunctionProcess>> {
+  const ports = await functionPorts();
+  const started = await Promise.allSettled(FUNCTIONS.map((target, i) => startFunction(target, ports[i]!, env)));
+  for (const result of started) if (result.status === 'fulfilled') cleanups.push(result.value.stop);
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const processes = started.map((r) => (r as PromiseFulfilledResult<FunctionProcess>).value);
+  for (const fn of processes) {
+    // Cloud Run would start a new instance; here a dead function stops the whole set rather than leave it half working.
+    void fn.exited.then((code) => {
+      if (stopping) return;
+      log.error({ function: fn.target, code }, 'function process exited; stopping');
+      void shutdown(code === 0 ? 0 : 1);
+    });
+  }
+  return Object.fromEntries(processes.map((fn) => [fn.target, fn])) as Record<FunctionName, FunctionProcess>;
+}
+
+async function main(): Promise<void> {
+  const existingEmulator = process.env.PUBSUB_EMULATOR_HOST;
+  const emulator = existingEmulator ? undefined : await startPubSubEmulator({ projectId: PROJECT, port: int(process.env, 'PUBSUB_EMULATOR_PORT', 8085) });
+  if (emulator) cleanups.push(emulator.stop);
+  const emulatorHost = existingEmulator ?? emulator!.host;
+
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STORE: 'local',
+    BUS: 'pubsub',
+    WAREHOUSE: 'duckdb',
+    PUBSUB_EMULATOR_HOST: emulatorHost,
+    GOOGLE_CLOUD_PROJECT: PROJECT,
+    SHARED_DATA_DIR: '1',
+  };
+  const requested = loadConfig(env);
+  // Absolute, so every process means the same directory; the gateway's address known up front, so the functions sign URLs for it.
+  env.DATA_DIR = requested.dataDir;
+  env.PORT = String(requested.port || (await freePort()));
+  env.PUBLIC_URL ||= `http://${requested.host}:${env.PORT}`;
+  const config = loadConfig(env);
+
+  const functions = await startFunctions(env);
+
+  const bus = createBus(config, log);
+  cleanups.push(() => bus.close());
+  const loader = loaderSubscription(config);
+  const deadLetters = deadLetterSubscription(config);
+  await bus.subscribe(loader, pushToFunction(functions.loadFlights.url, PROJECT, loader));
+  await bus.subscribe(deadLetters, pushToFunction(functions.deadLetter.url, PROJECT, deadLetters));
+  const validator = validatorSubscription(config);
+  const exporter = exportSubscription(config);
+  await bus.subscribe(validator, pushToFunction(functions.validateUpload.url, PROJECT, validator));
+  await bus.subscribe(exporter, pushToFunction(functions.runExport.url, PROJECT, exporter));
+
+  // The bucket's own endpoint: its sessions finalize objects here, so this runtime publishes their notifications.
+  const rt = await createRuntime(config, log);
+  cleanups.push(() => rt.close());
+
+  const schedule = new AbortController();
+  const ticks = scheduleFlushes(functions.flushLoads.url, PROJECT, config.flushTickMs, schedule.signal, (err) => log.warn({ err }, 'scheduled flush failed'));
+  cleanups.push(async () => {
+    schedule.abort();
+    await ticks;
+  });
+
+  const http = { upload: proxyTo(functions.upload.url), uploads: proxyTo(functions.uploads.url), getdata: proxyTo(functions.getdata.url), exports: proxyTo(functions.exports.url) };
+  const gateway = createGateway(http, undefined, rt.localBucket && storageRoutes(rt.localBucket, log));
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = gateway.listen(config.port, config.host, () => resolve(s)).on('error', reject);
+  });
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const { address, port } = server.address() as AddressInfo;
+  const url = `http://${address}:${port}`;
+  const triggers: Record<FunctionName, string> = {
+    upload: '← gateway',
+    uploads: '← gateway',
+    validateUpload: `← Pub/Sub ${validator.name} (Eventarc stand-in)`,
+    loadFlights: `← Pub/Sub ${loader.name} (Eventarc stand-in)`,
+    flushLoads: `← every ${config.flushTickMs} ms (Cloud Scheduler stand-in)`,
+    deadLetter: `← Pub/Sub ${deadLetters.name} (Eventarc stand-in)`,
+    getdata: '← gateway',
+    exports: '← gateway',
+    runExport: `← Pub/Sub ${exporter.name} (Eventarc stand-in)`,
+  };
+  const row = (name: string, where: string, what: string) => `  ${name.padEnd(15)}${where.padEnd(25)}${what}`;
+  console.log(
+    [
+      `Flights pipeline on the emulators (data in ${config.dataDir})`,
+      '',
+      row('gateway', url, `API Gateway stand-in, routes from ${specFile()}`),
+      ...FUNCTIONS.map((name) => row(name, functions[name].url, `functions-framework ${triggers[name]}`)),
+      row('Pub/Sub', emulatorHost, `${emulator ? 'emulator started here' : 'existing emulator'}, project ${PROJECT}`),
+      row('Cloud Storage', 'filesystem', `${config.dataDir}/buckets (no GCS emulator runs offline)`),
+      row('BigQuery', 'DuckDB', `${config.dataDir}/warehouse.duckdb`),
+      '',
+      `  curl -F file=@samples/flights-sample.csv ${url}/upload`,
+      `  curl ${url}/uploads/<uploadId>`,
+      `  curl '${url}/getdata'`,
+      '',
+      'Ctrl-C stops everything.',
+    ].join('\n'),
+  );
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void shutdown(0));
+try {
+  await main();
+} catch (err) {
+  log.error({ err }, 'could not start');
+  await shutdown(1);
+}
