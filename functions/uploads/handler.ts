@@ -10,12 +10,20 @@ import type { Request, Response } from 'express';
 import { methodNotAllowed, sendError } from '../core/http.js';
 import { newUploadId } from '../core/ids.js';
 import { landingName, type SignedUploadRecord } from '../core/landing.js';
+import { IdempotencyIndex } from '../core/uploads.js';
+import { inProgress } from '../ingest/commit.js';
+import { idempotencyKey } from '../ingest/handler.js';
 import type { Runtime } from '../runtime.js';
-import { parseUploadIntent } from './request.js';
+import { parseUploadIntent, type UploadIntent } from './request.js';
 
-async function create(rt: Runtime, req: Request, res: Response): Promise<void> {
-  const { urlTtlSeconds, maxBytes } = rt.config.signedUploads;
-  const intent = await parseUploadIntent(req, maxBytes);
+/** What an Idempotency-Key replays: the first answer, URL included (it stays valid until it expires). */
+type Answer = { uploadId: string; status: 'awaiting'; upload: Awaited<ReturnType<Runtime['store']['signedUrl']>> };
+
+/** Keys share ingest's index; the prefix keeps a key used for POST /upload and for POST /uploads apart. */
+const keyId = (key: string): string => `signed-upload:${key}`;
+
+async function issue(rt: Runtime, intent: UploadIntent): Promise<Answer> {
+  const { urlTtlSeconds } = rt.config.signedUploads;
   const uploadId = newUploadId();
   const object = landingName(uploadId);
   const expiresAt = new Date(Date.now() + urlTtlSeconds * 1000);
@@ -35,14 +43,36 @@ async function create(rt: Runtime, req: Request, res: Response): Promise<void> {
   };
   await rt.signedUploads.create(uploadId, record);
   rt.log.info({ uploadId, bytes: intent.size }, 'signed upload issued');
-  res.status(201).location(`/uploads/${uploadId}`).json({ uploadId, status: 'awaiting', upload });
+  return { uploadId, status: 'awaiting', upload };
+}
+
+/** A repeated request with the same Idempotency-Key gets the first answer (200, Idempotent-Replayed), not a second upload. */
+async function create(rt: Runtime, keys: IdempotencyIndex<Answer>, req: Request, res: Response): Promise<void> {
+  const key = idempotencyKey(req.headers);
+  const intent = await parseUploadIntent(req, rt.config.signedUploads.maxBytes);
+  const claim = key ? await keys.claim('key', keyId(key), 'uploads') : undefined;
+  if (claim && !claim.won) {
+    if (!claim.entry.result) throw inProgress('An upload with this Idempotency-Key');
+    res.status(200).location(`/uploads/${claim.entry.result.uploadId}`).setHeader('Idempotent-Replayed', 'true');
+    res.json(claim.entry.result);
+    return;
+  }
+  try {
+    const answer = await issue(rt, intent);
+    if (claim?.won) await keys.complete('key', keyId(key!), claim, answer);
+    res.status(201).location(`/uploads/${answer.uploadId}`).json(answer);
+  } catch (e) {
+    if (claim?.won) await keys.release('key', keyId(key!), claim);
+    throw e;
+  }
 }
 
 export function uploadsHandler(rt: Runtime) {
+  const keys = new IdempotencyIndex<Answer>(rt.store, rt.config.ingest.idempotencyWindowMs);
   return async (req: Request, res: Response): Promise<void> => {
     try {
       if (req.method !== 'POST') throw methodNotAllowed(req, ['POST']);
-      await create(rt, req, res);
+      await create(rt, keys, req, res);
     } catch (e) {
       sendError(res, e, rt.log);
     }

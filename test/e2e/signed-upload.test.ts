@@ -1,7 +1,11 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { createGzip } from 'node:zlib';
 import http from 'node:http';
 import path from 'node:path';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { landingName } from '../../functions/core/landing.js';
@@ -11,6 +15,7 @@ import { writeFlightsCsv } from '../support/flight-files.js';
 import { eventually, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
 
 const MiB = 1024 * 1024;
+const run = promisify(execFile);
 
 async function objectNames(p: TestPipeline, prefix: string): Promise<string[]> {
   const names: string[] = [];
@@ -231,9 +236,45 @@ describe('what a signed upload refuses (4xx, nothing under incoming/)', () => {
     expect((await objectNames(p, 'incoming/')).some((n) => n.includes(signed.uploadId))).toBe(false);
   });
 
+  it('replays the first answer to a repeated Idempotency-Key instead of issuing a second upload', async () => {
+    const post = () => request(p.url).post('/uploads').set('content-type', 'application/json').set('idempotency-key', 'batch-7').send(JSON.stringify(intent()));
+    const first = await post();
+    const again = await post();
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(200);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.body).toEqual(first.body);
+  });
+
+  it('takes gzip, and treats content already stored as a duplicate of that upload, as ingest does', async () => {
+    const gz = `${file}.gz`;
+    await pipeline(createReadStream(file), createGzip(), createWriteStream(gz));
+    const gzSize = (await fs.stat(gz)).size;
+    const signed = await requestSignedUpload(p.url, { fileName: 'small.csv.gz', size: gzSize, contentType: 'application/gzip' });
+    await resumeUpload(await startSession(signed.upload), gz);
+    const status = await eventually(async () => {
+      const body = await statusOf(p, signed.uploadId);
+      return ['loaded', 'duplicate', 'failed'].includes(body.status) ? body : undefined;
+    });
+    // The same CSV was stored by an earlier test in this suite: ingest's content index names it.
+    expect(status).toMatchObject({ status: 'duplicate' });
+    expect((await statusOf(p, status.duplicateOf)).status).toBe('loaded');
+    expect((await objectNames(p, 'incoming/')).some((n) => n.includes(signed.uploadId))).toBe(false);
+  });
+
+  it('flights-cli uploads a file above its inline limit through the signed path', async () => {
+    const other = path.join(path.dirname(file), 'cli.csv');
+    await writeFlightsCsv(other, 300, 77);
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'tools/flights-cli.ts', 'upload', other, '--url', p.url, '--inline-max', '1000']);
+    const uploadId = stdout.trim();
+    expect((await settled(p, uploadId)).loadedRows).toBe(300);
+    await expect(fs.stat(`${other}.upload.json`)).rejects.toThrow();
+  });
+
   it('leaves nothing under incoming/ for any refused upload', async () => {
     const incoming = await objectNames(p, 'incoming/');
     const loaded = await Promise.all(incoming.map(async (n) => (await p.rt.store.stat(n))?.metadata.uploadId));
     for (const id of loaded) expect((await statusOf(p, id!)).status).toBe('loaded');
+    expect(await objectNames(p, 'staging/')).toEqual([]);
   });
 });
