@@ -20,6 +20,9 @@ describe('openapi/openapi.yaml', () => {
         { method: 'post', path: '/upload', target: 'upload' },
         { method: 'get', path: '/uploads/{uploadId}', target: 'upload' },
         { method: 'get', path: '/getdata', target: 'getdata' },
+        { method: 'post', path: '/uploads', target: 'uploads' },
+        { method: 'post', path: '/exports', target: 'exports' },
+        { method: 'get', path: '/exports/{exportId}', target: 'exports' },
       ]),
     );
   });
