@@ -9,6 +9,31 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
 
+export interface Versioned<T> {
+  value: T;
+  generation: string;
+}
+
+export async function readJson<T>(store: ObjectStore, name: string): Promise<Versioned<T> | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const info = await store.stat(name);
+    if (!info) return undefined;
+    try {
+      const body = await text(store.read(name, { generation: info.generation }));
+      return { value: JSON.parse(body) as T, generation: info.generation };
+    } catch (e) {
+      // Replaced or deleted between stat and read: look again, so a racing update is never taken for a missing record.
+      if (!(e instanceof ObjectNotFoundError) || attempt >= 10) throw e;
+    }
+  }
+}
+
+/** Writes only if the object is still at `ifGenerationMatch` ('0': absent); throws PreconditionFailedError otherwise. */
+export async function writeJson(store: ObjectStore, name: string, value: unknown, ifGenerationMatch: string): Promise<string> {
+  const info = await store.write(name, Readable.from([JSON.stringify(value)]), { contentType: 'application/json', ifGenerationMatch });
+  return info.generation;
+}
+
 export class JsonRecords<T extends object> {
   constructor(
     private readonly store: ObjectStore,
@@ -46,20 +71,10 @@ export class JsonRecords<T extends object> {
   }
 
   private async write(id: string, value: T, ifGenerationMatch: string): Promise<void> {
-    await this.store.write(this.name(id), Readable.from([JSON.stringify(value)]), { contentType: 'application/json', ifGenerationMatch });
+    await writeJson(this.store, this.name(id), value, ifGenerationMatch);
   }
 
-  private async read(id: string): Promise<{ value: T; generation: string } | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      const info = await this.store.stat(this.name(id));
-      if (!info) return undefined;
-      try {
-        const body = await text(this.store.read(this.name(id), { generation: info.generation }));
-        return { value: JSON.parse(body) as T, generation: info.generation };
-      } catch (e) {
-        // Replaced between stat and read: read the new generation.
-        if (!(e instanceof ObjectNotFoundError) || attempt >= 10) throw e;
-      }
-    }
+  private read(id: string): Promise<Versioned<T> | undefined> {
+    return readJson<T>(this.store, this.name(id));
   }
 }

@@ -5,34 +5,8 @@
  * on the object generation, so they need nothing but the ObjectStore port.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { text } from 'node:stream/consumers';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
-
-interface Versioned<T> {
-  value: T;
-  generation: string;
-}
-
-async function readJson<T>(store: ObjectStore, name: string): Promise<Versioned<T> | undefined> {
-  for (let attempt = 0; ; attempt++) {
-    const info = await store.stat(name);
-    if (!info) return undefined;
-    try {
-      const body = await text(store.read(name, { generation: info.generation }));
-      return { value: JSON.parse(body) as T, generation: info.generation };
-    } catch (e) {
-      // Replaced or deleted between stat and read: look again, so a racing update is never taken for a missing record.
-      if (!(e instanceof ObjectNotFoundError) || attempt >= 10) throw e;
-    }
-  }
-}
-
-/** Writes only if the object is still at `ifGenerationMatch` ('0': absent); throws PreconditionFailedError otherwise. */
-async function writeJson(store: ObjectStore, name: string, value: unknown, ifGenerationMatch: string): Promise<string> {
-  const info = await store.write(name, Readable.from([JSON.stringify(value)]), { contentType: 'application/json', ifGenerationMatch });
-  return info.generation;
-}
+import { JsonRecords, readJson, writeJson } from './records.js';
 
 export type UploadState = 'stored' | 'loading' | 'loaded' | 'failed';
 
@@ -54,37 +28,11 @@ export interface UploadRecord {
 
 export const UPLOADS_PREFIX = 'uploads/';
 
-export class UploadLedger {
-  constructor(private readonly store: ObjectStore) {}
-
-  private name(uploadId: string): string {
-    return `${UPLOADS_PREFIX}${uploadId}.json`;
+/** Upload status records, `uploads/<uploadId>.json`. */
+export class UploadLedger extends JsonRecords<UploadRecord> {
+  constructor(store: ObjectStore) {
+    super(store, UPLOADS_PREFIX);
   }
-
-  async create(record: UploadRecord): Promise<void> {
-    await writeJson(this.store, this.name(record.uploadId), record, '0');
-  }
-
-  async get(uploadId: string): Promise<UploadRecord | undefined> {
-    return (await readJson<UploadRecord>(this.store, this.name(uploadId)))?.value;
-  }
-
-  /** Applies `change` to the current record, retrying when another writer got there first. */
-  async update(uploadId: string, change: (current: UploadRecord) => Partial<UploadRecord>): Promise<UploadRecord | undefined> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await readJson<UploadRecord>(this.store, this.name(uploadId));
-      if (!current) return undefined;
-      const next = { ...current.value, ...change(current.value), updatedAt: new Date().toISOString() };
-      try {
-        await writeJson(this.store, this.name(uploadId), next, current.generation);
-        return next;
-      } catch (e) {
-        if (!(e instanceof PreconditionFailedError)) throw e;
-      }
-    }
-    throw new Error(`upload ${uploadId}: too many concurrent updates`);
-  }
-
 }
 
 export const IDEMPOTENCY_PREFIX = 'idempotency/';

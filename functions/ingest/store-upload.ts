@@ -127,7 +127,7 @@ export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLe
     updatedAt: now,
     ...(staged.fileName ? { fileName: staged.fileName } : {}),
   };
-  await ledger.create(record);
+  await ledger.create(record.uploadId, record);
   try {
     const promoted = await store.copy(staged.staging, object, { ifGenerationMatch: '0', metadata: staged.metadata }).catch(async (e: Error) => {
       await ledger.update(uploadId, () => ({ status: 'failed', reason: `could not store the file: ${e.message}` }));

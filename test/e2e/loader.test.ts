@@ -57,7 +57,7 @@ describe('the loader', () => {
     await p.rt.bus.subscribe({ ...deadLetterSubscription(p.rt.config), name: 'test-dead-letters' }, async (m) => void dead.push(m.data.toString()));
     // A file that skipped ingest's validation: the warehouse refuses it on every attempt.
     const object = 'incoming/2013/01/01/poison.csv';
-    await p.rt.ledger.create({ uploadId: 'poison', status: 'stored', object, bytes: 10, rows: 1, sha256: '', createdAt: '', updatedAt: '' });
+    await p.rt.ledger.create('poison', { uploadId: 'poison', status: 'stored', object, bytes: 10, rows: 1, sha256: '', createdAt: '', updatedAt: '' });
     await p.rt.store.write(object, Readable.from(['year,month\nnot,a number\n']), { metadata: { uploadId: 'poison' } });
     const record = await eventually(async () => {
       const r = await p!.rt.ledger.get('poison');
