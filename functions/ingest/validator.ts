@@ -4,12 +4,12 @@
  * with line and column; a file with any fault fails at its end, so the object
  * being written is aborted and never finalized.
  */
-import { parse, type Parser } from 'csv-parse';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { IngestLimits } from '../core/config.js';
 import { CANONICAL_HEADER, COLUMNS } from '../core/schema.js';
 import type { CsvFault } from '../core/problem.js';
 import { canonicalCell, isValidDate } from './cells.js';
+import { CsvRecords, CsvSyntaxError, type CsvSyntaxCode } from './csv-records.js';
 import { mapHeader, type HeaderMap } from './header.js';
 
 export type ValidationLimits = Pick<IngestLimits, 'maxRows' | 'maxColumns' | 'maxFieldChars' | 'maxRecordChars'> & {
@@ -34,12 +34,11 @@ export class InvalidCsvError extends Error {
   }
 }
 
-const PARSE_ERRORS: Record<string, string> = {
-  CSV_QUOTE_NOT_CLOSED: 'a quoted field is never closed',
-  CSV_INVALID_CLOSING_QUOTE: 'a closing quote must be followed by a comma or the end of the line',
-  CSV_MAX_RECORD_SIZE: 'a record is longer than the limit (a quote left open, or a runaway field)',
-  CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'characters after a closing quote',
-  INVALID_OPENING_QUOTE: 'a quote inside an unquoted field (quote the whole field and double the quote)',
+const PARSE_ERRORS: Record<CsvSyntaxCode, string> = {
+  'unclosed-quote': 'a quoted field is never closed',
+  'invalid-closing-quote': 'a closing quote must be followed by a comma or the end of the line',
+  'record-too-long': 'a record is longer than the limit (a quote left open, or a runaway field)',
+  'invalid-opening-quote': 'a quote inside an unquoted field (quote the whole field and double the quote)',
 };
 
 const YEAR = COLUMNS.findIndex((c) => c.name === 'year');
@@ -47,64 +46,45 @@ const MONTH = COLUMNS.findIndex((c) => c.name === 'month');
 const DAY = COLUMNS.findIndex((c) => c.name === 'day');
 const OUTPUT_CHUNK = 64 * 1024;
 
-function embeddedLineBreaks(record: string[]): number {
-  let breaks = 0;
-  for (const field of record) {
-    for (let at = field.indexOf('\n'); at !== -1; at = field.indexOf('\n', at + 1)) breaks++;
-  }
-  return breaks;
-}
-
 export class CsvValidator extends Transform {
   rows = 0;
   private readonly faults: CsvFault[] = [];
   private faultCount = 0;
   private header?: HeaderMap;
-  private lastLine = 0;
   private pending = '';
-  private readonly parser: Parser;
+  private readonly parser: CsvRecords;
   private fatal?: Error;
 
   constructor(private readonly limits: ValidationLimits = DEFAULT_LIMITS) {
     super({ readableHighWaterMark: OUTPUT_CHUNK });
-    // Lines are counted here rather than with csv-parse's `info`, which builds an object per record
-    // (a tenth of the parse time): a record spans one line plus the line breaks inside its quoted fields.
-    this.parser = parse({ bom: true, relax_column_count: true, max_record_size: limits.maxRecordChars });
-    this.parser.on('data', (record: string[]) => {
-      const line = this.lastLine + 1;
-      this.lastLine = line + embeddedLineBreaks(record);
+    this.parser = new CsvRecords(limits.maxRecordChars, (record, line) => {
       if (!this.fatal) this.onRecord(record, line);
     });
-    this.parser.on('error', (e) => this.onParseError(e));
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (this.fatal) return done(this.fatal);
-    this.parser.write(chunk, (e) => {
-      if (e) this.onParseError(e);
-      done(this.fatal);
-    });
+    if (!this.fatal) this.feed((p) => p.write(chunk));
+    done(this.fatal);
   }
 
   override _flush(done: TransformCallback): void {
+    if (!this.fatal) this.feed((p) => p.end());
     if (this.fatal) return done(this.fatal);
-    this.parser.end((e?: Error | null) => {
-      if (e) this.onParseError(e);
-      if (this.fatal) return done(this.fatal);
-      if (!this.header) this.fault({ line: 1, reason: 'the file is empty: a header line is required' });
-      else if (this.rows === 0 && this.faultCount === 0) this.fault({ line: this.lastLine + 1, reason: 'the file has a header but no rows' });
-      if (this.faultCount > 0) return done(new InvalidCsvError(this.faults, this.faultCount, this.rows));
-      this.flushOutput(true);
-      done();
-    });
+    if (!this.header) this.fault({ line: 1, reason: 'the file is empty: a header line is required' });
+    else if (this.rows === 0 && this.faultCount === 0) this.fault({ line: this.parser.nextLine, reason: 'the file has a header but no rows' });
+    if (this.faultCount > 0) return done(new InvalidCsvError(this.faults, this.faultCount, this.rows));
+    this.flushOutput(true);
+    done();
   }
 
-  private onParseError(e: Error & { code?: string; index?: number }): void {
-    this.fatal ??= new InvalidCsvError(
-      [{ line: this.lastLine + 1, column: (e.index ?? 0) + 1, reason: (e.code && PARSE_ERRORS[e.code]) ?? e.message }],
-      this.faultCount + 1,
-      this.rows,
-    );
+  /** Runs the reader, turning a syntax error into the file's fatal fault. */
+  private feed(step: (parser: CsvRecords) => void): void {
+    try {
+      step(this.parser);
+    } catch (e) {
+      if (!(e instanceof CsvSyntaxError)) throw e;
+      this.fatal ??= new InvalidCsvError([{ line: e.line, column: e.column, reason: PARSE_ERRORS[e.code] }], this.faultCount + 1, this.rows);
+    }
   }
 
   private onRecord(record: string[], line: number): void {
