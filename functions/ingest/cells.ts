@@ -5,16 +5,20 @@
  */
 import { NULL_TOKENS, type Column } from '../core/schema.js';
 
-/** A canonical cell, or the reason the raw cell is not valid. */
-export type CellResult = { ok: true; value: string } | { ok: false; reason: string };
+/** Why a raw cell is not valid. */
+export interface CellFault {
+  readonly reason: string;
+}
+
+/** A canonical cell, or its fault: a bare string on the success path, so a valid cell allocates nothing. */
+export type CellResult = string | CellFault;
 
 const INTEGER = /^[+-]?\d+(\.0*)?$/;
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?Z?$/;
 const NEEDS_QUOTES = /[",\r\n]/;
 
-const ok = (value: string): CellResult => ({ ok: true, value });
-const fail = (reason: string): CellResult => ({ ok: false, reason });
+const fail = (reason: string): CellFault => ({ reason });
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
@@ -25,34 +29,78 @@ export function isValidDate(year: number, month: number, day: number): boolean {
   return day <= (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!);
 }
 
-function inRange(column: Column, n: number): CellResult | undefined {
+function inRange(column: Column, n: number): CellFault | undefined {
   if (column.min !== undefined && n < column.min) return fail(`${n} is below the minimum ${column.min}`);
   if (column.max !== undefined && n > column.max) return fail(`${n} is above the maximum ${column.max}`);
   return undefined;
 }
 
+/**
+ * The value of `text` from `from` on when it is 1 to 15 plain digits without a
+ * leading zero, else -1. Such text is already what String(Number(text)) gives
+ * (15 digits are exact in a double), so the common cell needs no regex and no copy.
+ */
+function plainDigits(text: string, from: number): number {
+  const length = text.length - from;
+  if (length < 1 || length > 15 || (length > 1 && text.charCodeAt(from) === 48)) return -1;
+  let value = 0;
+  for (let i = from; i < text.length; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 function integerCell(column: Column, text: string): CellResult {
+  const plain = plainDigits(text, 0);
+  if (plain >= 0) return inRange(column, plain) ?? text;
   if (!INTEGER.test(text)) return fail('expected an integer');
   const n = Number(text);
   if (!Number.isSafeInteger(n)) return fail('integer out of range');
-  return inRange(column, n) ?? ok(String(n));
+  return inRange(column, n) ?? String(n);
 }
 
 function numberCell(column: Column, text: string): CellResult {
+  const negative = text.charCodeAt(0) === 45; // '-'
+  const plain = plainDigits(text, negative ? 1 : 0);
+  if (plain > 0 || (plain === 0 && !negative)) return inRange(column, negative ? -plain : plain) ?? text; // not "-0", which prints as "0"
   if (!NUMBER.test(text)) return fail('expected a number');
   const n = Number(text);
   if (!Number.isFinite(n)) return fail('number out of range');
-  return inRange(column, n) ?? ok(String(n));
+  return inRange(column, n) ?? String(n);
+}
+
+/** Two digits at `at`, or NaN. */
+function twoDigits(text: string, at: number): number {
+  const tens = text.charCodeAt(at) - 48;
+  const ones = text.charCodeAt(at + 1) - 48;
+  return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : NaN;
+}
+
+/** `YYYY-MM-DD HH:MM:SS` exactly, the form every export writes, is checked by position and kept as it is. */
+function canonicalTimestamp(text: string): CellResult | undefined {
+  if (text.length !== 19 || text[4] !== '-' || text[7] !== '-' || text[10] !== ' ' || text[13] !== ':' || text[16] !== ':') return undefined;
+  const year = twoDigits(text, 0) * 100 + twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  const hour = twoDigits(text, 11);
+  const minute = twoDigits(text, 14);
+  const second = twoDigits(text, 17);
+  if (Number.isNaN(year + month + day + hour + minute + second)) return undefined; // NaN spreads through the sum
+  return isValidDate(year, month, day) && hour <= 23 && minute <= 59 && second <= 59 ? text : fail('not a real date and time');
 }
 
 function timestampCell(text: string): CellResult {
+  const fast = canonicalTimestamp(text);
+  if (fast !== undefined) return fast;
   const m = TIMESTAMP.exec(text);
   if (!m) return fail('expected a timestamp like 2013-01-01 05:00:00');
   const [, y, mo, d, h, mi, s = '00', frac = ''] = m;
   if (!isValidDate(Number(y), Number(mo), Number(d)) || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) {
     return fail('not a real date and time');
   }
-  return ok(`${y}-${mo}-${d} ${h}:${mi}:${s}${frac}`);
+  return `${y}-${mo}-${d} ${h}:${mi}:${s}${frac}`;
 }
 
 function stringCell(column: Column, text: string): CellResult {
@@ -60,12 +108,12 @@ function stringCell(column: Column, text: string): CellResult {
   if (text.includes('\0')) return fail('contains a NUL byte');
   if (column.maxLength !== undefined && text.length > column.maxLength) return fail(`longer than ${column.maxLength} characters`);
   if (column.pattern && !column.pattern.test(text)) return fail(`does not match ${column.pattern.source}`);
-  return ok(NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
+  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export function canonicalCell(column: Column, raw: string): CellResult {
   const text = column.type === 'string' ? raw : raw.trim();
-  if (NULL_TOKENS.has(text)) return column.nullable ? ok('') : fail('a value is required');
+  if (NULL_TOKENS.has(text)) return column.nullable ? '' : fail('a value is required');
   switch (column.type) {
     case 'integer':
       return integerCell(column, text);

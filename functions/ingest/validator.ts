@@ -110,8 +110,8 @@ export class CsvValidator extends Transform {
         continue;
       }
       const raw = record[position]!;
-      const cell = raw.length > this.limits.maxFieldChars ? { ok: false as const, reason: `longer than the limit of ${this.limits.maxFieldChars} characters` } : canonicalCell(column, raw);
-      if (cell.ok) out[i] = cell.value;
+      const cell = raw.length > this.limits.maxFieldChars ? { reason: `longer than the limit of ${this.limits.maxFieldChars} characters` } : canonicalCell(column, raw);
+      if (typeof cell === 'string') out[i] = cell;
       else {
         valid = false;
         this.fault({ line, column: position + 1, field: column.name, value: raw.slice(0, 200), reason: cell.reason });
