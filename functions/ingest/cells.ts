@@ -17,6 +17,8 @@ const INTEGER = /^[+-]?\d+(\.0*)?$/;
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?Z?$/;
 const NEEDS_QUOTES = /[",\r\n]/;
+/** Longer text cannot be a NULL token, so most cells skip the set lookup, which hashes the string. */
+const NULL_TOKEN_MAX = Math.max(...[...NULL_TOKENS].map((token) => token.length));
 
 const fail = (reason: string): CellFault => ({ reason });
 
@@ -113,7 +115,7 @@ function stringCell(column: Column, text: string): CellResult {
 
 export function canonicalCell(column: Column, raw: string): CellResult {
   const text = column.type === 'string' ? raw : raw.trim();
-  if (NULL_TOKENS.has(text)) return column.nullable ? '' : fail('a value is required');
+  if (text.length <= NULL_TOKEN_MAX && NULL_TOKENS.has(text)) return column.nullable ? '' : fail('a value is required');
   switch (column.type) {
     case 'integer':
       return integerCell(column, text);

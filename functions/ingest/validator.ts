@@ -52,6 +52,8 @@ export class CsvValidator extends Transform {
   private faultCount = 0;
   private header?: HeaderMap;
   private pending = '';
+  /** The canonical row being built, reused from row to row. */
+  private readonly out: string[] = new Array<string>(COLUMNS.length + 1).fill('');
   private readonly parser: CsvRecords;
   private fatal?: Error;
 
@@ -100,7 +102,7 @@ export class CsvValidator extends Transform {
       this.fault({ line, column: Math.min(record.length, width) + 1, reason: `expected ${width} fields, found ${record.length}` });
       return;
     }
-    const out: string[] = new Array(COLUMNS.length + 1);
+    const out = this.out;
     let valid = true;
     for (let i = 0; i < COLUMNS.length; i++) {
       const position = positions[i]!;
