@@ -42,11 +42,11 @@ function inRange(column: Column, n: number): CellFault | undefined {
  * leading zero, else -1. Such text is already what String(Number(text)) gives
  * (15 digits are exact in a double), so the common cell needs no regex and no copy.
  */
-function plainDigits(text: string, from: number): number {
-  const length = text.length - from;
+function plainDigits(text: string, from: number, to = text.length): number {
+  const length = to - from;
   if (length < 1 || length > 15 || (length > 1 && text.charCodeAt(from) === 48)) return -1;
   let value = 0;
-  for (let i = from; i < text.length; i++) {
+  for (let i = from; i < to; i++) {
     const digit = text.charCodeAt(i) - 48;
     if (digit < 0 || digit > 9) return -1;
     value = value * 10 + digit;
@@ -63,15 +63,23 @@ function integerCell(column: Column, text: string): CellResult {
   return inRange(column, n) ?? String(n);
 }
 
+/** The value of text[from, to) when it is plainDigits with an optional minus (but not "-0", which prints as "0"), else NaN. */
+function plainNumber(text: string, from: number, to: number): number {
+  const negative = text.charCodeAt(from) === 45; // '-'
+  const plain = plainDigits(text, negative ? from + 1 : from, to);
+  return plain > 0 || (plain === 0 && !negative) ? (negative ? -plain : plain) : NaN;
+}
+
 function numberCell(column: Column, text: string): CellResult {
-  const negative = text.charCodeAt(0) === 45; // '-'
-  const plain = plainDigits(text, negative ? 1 : 0);
-  if (plain > 0 || (plain === 0 && !negative)) return inRange(column, negative ? -plain : plain) ?? text; // not "-0", which prints as "0"
+  const plain = plainNumber(text, 0, text.length);
+  if (!Number.isNaN(plain)) return inRange(column, plain) ?? text;
   if (!NUMBER.test(text)) return fail('expected a number');
   const n = Number(text);
   if (!Number.isFinite(n)) return fail('number out of range');
   return inRange(column, n) ?? String(n);
 }
+
+const [DASH, SPACE, COLON] = ['-', ' ', ':'].map((c) => c.charCodeAt(0));
 
 /** Two digits at `at`, or NaN. */
 function twoDigits(text: string, at: number): number {
@@ -80,22 +88,27 @@ function twoDigits(text: string, at: number): number {
   return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : NaN;
 }
 
-/** `YYYY-MM-DD HH:MM:SS` exactly, the form every export writes, is checked by position and kept as it is. */
-function canonicalTimestamp(text: string): CellResult | undefined {
-  if (text.length !== 19 || text[4] !== '-' || text[7] !== '-' || text[10] !== ' ' || text[13] !== ':' || text[16] !== ':') return undefined;
-  const year = twoDigits(text, 0) * 100 + twoDigits(text, 2);
-  const month = twoDigits(text, 5);
-  const day = twoDigits(text, 8);
-  const hour = twoDigits(text, 11);
-  const minute = twoDigits(text, 14);
-  const second = twoDigits(text, 17);
+/**
+ * `YYYY-MM-DD HH:MM:SS` exactly at `at` (the 19 characters from there), the form
+ * every export writes: whether it is a real date and time, or undefined when
+ * the text has another form.
+ */
+function exactTimestamp(text: string, at: number): boolean | undefined {
+  if (text.charCodeAt(at + 4) !== DASH || text.charCodeAt(at + 7) !== DASH || text.charCodeAt(at + 10) !== SPACE) return undefined;
+  if (text.charCodeAt(at + 13) !== COLON || text.charCodeAt(at + 16) !== COLON) return undefined;
+  const year = twoDigits(text, at) * 100 + twoDigits(text, at + 2);
+  const month = twoDigits(text, at + 5);
+  const day = twoDigits(text, at + 8);
+  const hour = twoDigits(text, at + 11);
+  const minute = twoDigits(text, at + 14);
+  const second = twoDigits(text, at + 17);
   if (Number.isNaN(year + month + day + hour + minute + second)) return undefined; // NaN spreads through the sum
-  return isValidDate(year, month, day) && hour <= 23 && minute <= 59 && second <= 59 ? text : fail('not a real date and time');
+  return isValidDate(year, month, day) && hour <= 23 && minute <= 59 && second <= 59;
 }
 
 function timestampCell(text: string): CellResult {
-  const fast = canonicalTimestamp(text);
-  if (fast !== undefined) return fast;
+  const exact = text.length === 19 ? exactTimestamp(text, 0) : undefined;
+  if (exact !== undefined) return exact ? text : fail('not a real date and time');
   const m = TIMESTAMP.exec(text);
   if (!m) return fail('expected a timestamp like 2013-01-01 05:00:00');
   const [, y, mo, d, h, mi, s = '00', frac = ''] = m;
@@ -105,12 +118,16 @@ function timestampCell(text: string): CellResult {
   return `${y}-${mo}-${d} ${h}:${mi}:${s}${frac}`;
 }
 
-function stringCell(column: Column, text: string): CellResult {
+function stringFault(column: Column, text: string): CellFault | undefined {
   if (text.includes('\uFFFD')) return fail('not valid UTF-8');
   if (text.includes('\0')) return fail('contains a NUL byte');
   if (column.maxLength !== undefined && text.length > column.maxLength) return fail(`longer than ${column.maxLength} characters`);
   if (column.pattern && !column.pattern.test(text)) return fail(`does not match ${column.pattern.source}`);
-  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  return undefined;
+}
+
+function stringCell(column: Column, text: string): CellResult {
+  return stringFault(column, text) ?? (NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
 }
 
 export function canonicalCell(column: Column, raw: string): CellResult {
@@ -125,5 +142,33 @@ export function canonicalCell(column: Column, raw: string): CellResult {
       return timestampCell(text);
     case 'string':
       return stringCell(column, text);
+  }
+}
+
+/**
+ * For a field of a plain line (no quote, comma, CR or LF in it): whether
+ * text[start, end) is a valid cell already in canonical form, checked in place
+ * where the type allows, so that the row can be written out as it came. The
+ * cell's number for integer and number columns, 0 for the others, and NaN for
+ * "not known to be valid and canonical": then canonicalCell decides.
+ */
+export function canonicalValueAt(column: Column, text: string, start: number, end: number): number {
+  if (start === end) return column.nullable ? 0 : NaN;
+  switch (column.type) {
+    case 'integer': {
+      const n = plainDigits(text, start, end);
+      return n >= 0 && !inRange(column, n) ? n : NaN;
+    }
+    case 'number': {
+      const n = plainNumber(text, start, end);
+      return !Number.isNaN(n) && !inRange(column, n) ? n : NaN;
+    }
+    case 'timestamp':
+      return end - start === 19 && exactTimestamp(text, start) === true ? 0 : NaN;
+    case 'string': {
+      const cell = text.slice(start, end);
+      if (cell.length <= NULL_TOKEN_MAX && NULL_TOKENS.has(cell)) return NaN; // NULL: written as '', not as it came
+      return stringFault(column, cell) ? NaN : 0; // nothing in a plain field needs quotes, so the cell is unchanged
+    }
   }
 }

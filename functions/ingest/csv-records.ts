@@ -27,7 +27,15 @@ export class CsvSyntaxError extends Error {
   }
 }
 
-export type RecordSink = (fields: string[], line: number) => void;
+export interface RecordSink {
+  record(fields: string[], line: number): void;
+  /**
+   * A record that is one line with no quote and no CR, given without its line
+   * end: its fields are `text.split(',')`. Lets the caller check it in place;
+   * without it, the record is split and given to `record`.
+   */
+  plainLine?(text: string, line: number): void;
+}
 
 const QUOTE = 34;
 const COMMA = 44;
@@ -77,8 +85,8 @@ export class CsvRecords {
   }
 
   /**
-   * The fast path takes a whole line with no quote and no bare CR and splits
-   * it on commas; anything else goes through `scanRecord`, one record at a time.
+   * The fast path takes a whole line with no quote and no bare CR, to be split
+   * on commas; anything else goes through `scanRecord`, one record at a time.
    */
   private consume(final: boolean): void {
     const s = this.text;
@@ -94,7 +102,9 @@ export class CsvRecords {
       if (quote < p) quote = indexOr(s, '"', p, n);
       const end = cr === nl - 1 ? cr : nl;
       if (nl < n && quote > nl && cr >= end && end - p <= this.maxRecordChars) {
-        this.sink(end === p ? [''] : s.slice(p, end).split(','), this.line);
+        const text = s.slice(p, end);
+        if (this.sink.plainLine) this.sink.plainLine(text, this.line);
+        else this.sink.record(text.split(','), this.line);
         this.line += 1;
         p = nl + 1;
         continue;
@@ -170,7 +180,7 @@ export class CsvRecords {
   }
 
   private emit(fields: string[], breaks: number, next: number): number {
-    this.sink(fields, this.line);
+    this.sink.record(fields, this.line);
     this.line += 1 + breaks;
     return next;
   }

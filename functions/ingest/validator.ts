@@ -8,7 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { IngestLimits } from '../core/config.js';
 import { CANONICAL_HEADER, COLUMNS } from '../core/schema.js';
 import type { CsvFault } from '../core/problem.js';
-import { canonicalCell, isValidDate } from './cells.js';
+import { canonicalCell, canonicalValueAt, isValidDate } from './cells.js';
 import { CsvRecords, CsvSyntaxError, type CsvSyntaxCode } from './csv-records.js';
 import { mapHeader, type HeaderMap } from './header.js';
 
@@ -51,6 +51,8 @@ export class CsvValidator extends Transform {
   private readonly faults: CsvFault[] = [];
   private faultCount = 0;
   private header?: HeaderMap;
+  /** Whether the file's columns are the schema's, in its order: then a valid row can be written out as it came. */
+  private inSchemaOrder = false;
   private pending = '';
   /** The canonical row being built, reused from row to row. */
   private readonly out: string[] = new Array<string>(COLUMNS.length + 1).fill('');
@@ -59,8 +61,13 @@ export class CsvValidator extends Transform {
 
   constructor(private readonly limits: ValidationLimits = DEFAULT_LIMITS) {
     super({ readableHighWaterMark: OUTPUT_CHUNK });
-    this.parser = new CsvRecords(limits.maxRecordChars, (record, line) => {
-      if (!this.fatal) this.onRecord(record, line);
+    this.parser = new CsvRecords(limits.maxRecordChars, {
+      record: (record, line) => {
+        if (!this.fatal) this.onRecord(record, line);
+      },
+      plainLine: (text, line) => {
+        if (!this.fatal) this.onPlainLine(text, line);
+      },
     });
   }
 
@@ -87,6 +94,42 @@ export class CsvValidator extends Transform {
       if (!(e instanceof CsvSyntaxError)) throw e;
       this.fatal ??= new InvalidCsvError([{ line: e.line, column: e.column, reason: PARSE_ERRORS[e.code] }], this.faultCount + 1, this.rows);
     }
+  }
+
+  /**
+   * The common row: columns in the schema's order, every cell valid and already
+   * canonical. It is checked in place and written out as it came; any other
+   * row, or any doubt, goes through onRecord, which gives the same output or the fault.
+   */
+  private onPlainLine(text: string, line: number): void {
+    if (!this.inSchemaOrder || this.faultCount > 0 || this.rows >= this.limits.maxRows || !this.isCanonicalRow(text)) {
+      this.onRecord(text.split(','), line);
+      return;
+    }
+    this.rows += 1;
+    this.pending += `${text},${line}\n`;
+    this.flushOutput(false);
+  }
+
+  private isCanonicalRow(text: string): boolean {
+    let start = 0;
+    let year = 0;
+    let month = 0;
+    let day = 0;
+    for (let i = 0; i < COLUMNS.length; i++) {
+      const comma = text.indexOf(',', start);
+      const last = i === COLUMNS.length - 1;
+      if (last !== (comma === -1)) return false; // not exactly one field per column
+      const end = last ? text.length : comma;
+      if (end - start > this.limits.maxFieldChars) return false;
+      const value = canonicalValueAt(COLUMNS[i]!, text, start, end);
+      if (Number.isNaN(value)) return false;
+      if (i === YEAR) year = value;
+      else if (i === MONTH) month = value;
+      else if (i === DAY) day = value;
+      start = end + 1;
+    }
+    return isValidDate(year, month, day);
   }
 
   private onRecord(record: string[], line: number): void {
@@ -140,6 +183,7 @@ export class CsvValidator extends Transform {
       return;
     }
     this.header = mapped.map;
+    this.inSchemaOrder = mapped.map.width === COLUMNS.length && mapped.map.positions.every((position, i) => position === i);
     this.pending = CANONICAL_HEADER.join(',') + '\n';
   }
 

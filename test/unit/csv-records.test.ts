@@ -12,7 +12,7 @@ interface Read {
 function read(input: string | Buffer, cuts: number[] = [], maxRecordChars = 1 << 20): Read {
   const bytes = typeof input === 'string' ? Buffer.from(input) : input;
   const records: [string[], number][] = [];
-  const reader = new CsvRecords(maxRecordChars, (fields, line) => void records.push([fields, line]));
+  const reader = new CsvRecords(maxRecordChars, { record: (fields, line) => void records.push([fields, line]) });
   let from = 0;
   for (const cut of [...cuts, bytes.length]) {
     reader.write(bytes.subarray(from, cut));
@@ -109,6 +109,19 @@ describe('CsvRecords', () => {
     expect(fault(`a,"${'x\n'.repeat(20)}"\n`, [], 10)).toEqual({ code: 'record-too-long', line: 1, column: 2 });
     expect(fault(`h\na,${'x'.repeat(20)}`, [5], 10)).toEqual({ code: 'record-too-long', line: 2, column: 2 });
     expect(read('0123456789\n', [], 10).records).toEqual([[['0123456789'], 1]]);
+  });
+
+  it('gives quote-free lines whole to plainLine, when the caller takes them, and the other records split', () => {
+    const seen: unknown[] = [];
+    const reader = new CsvRecords(1 << 20, { record: (fields, line) => void seen.push({ fields, line }), plainLine: (text, line) => void seen.push({ text, line }) });
+    reader.write(Buffer.from('a,b\r\n"c",d\n\ne,f'));
+    reader.end();
+    expect(seen).toEqual([
+      { text: 'a,b', line: 1 },
+      { fields: ['c', 'd'], line: 2 },
+      { text: '', line: 3 },
+      { fields: ['e', 'f'], line: 4 },
+    ]);
   });
 
   it('agrees with csv-parse on records and fault kinds over random LF and CRLF inputs', () => {
