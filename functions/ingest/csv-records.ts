@@ -132,7 +132,7 @@ export class CsvRecords {
         for (;;) {
           const q = s.indexOf('"', from);
           const stop = q === -1 ? n : q;
-          if (stop > limit) throw tooLong();
+          if (stop >= limit) throw tooLong(); // the closing quote, at stop or later, would be past the bound
           breaks += countLineFeeds(s, from, stop);
           if (q === -1 || (q === n - 1 && !final)) {
             if (!final) return INCOMPLETE;

@@ -109,6 +109,8 @@ describe('CsvRecords', () => {
     expect(fault(`a,"${'x\n'.repeat(20)}"\n`, [], 10)).toEqual({ code: 'record-too-long', line: 1, column: 2 });
     expect(fault(`h\na,${'x'.repeat(20)}`, [5], 10)).toEqual({ code: 'record-too-long', line: 2, column: 2 });
     expect(read('0123456789\n', [], 10).records).toEqual([[['0123456789'], 1]]);
+    expect(read('a,"xxxxxx"\n', [], 10).records).toEqual([[['a', 'xxxxxx'], 1]]);
+    expect(fault('a,"xxxxxxx"\n', [], 10)).toEqual({ code: 'record-too-long', line: 1, column: 2 });
   });
 
   it('gives quote-free lines whole to plainLine, when the caller takes them, and the other records split', () => {
