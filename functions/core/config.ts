@@ -11,7 +11,7 @@ export interface IngestLimits {
   maxColumns: number;
   /** Characters in one cell. */
   maxFieldChars: number;
-  /** Characters in one record: csv-parse buffers a record whole, so this bounds its memory. */
+  /** Characters in one record: the CSV reader buffers a record whole, so this bounds its memory. */
   maxRecordChars: number;
   maxFilesPerRequest: number;
   /** A request still streaming after this long is answered 408 and dropped. */

@@ -74,14 +74,18 @@ export class IdempotencyIndex<T> {
   async claim(kind: IdempotencyKind, id: string, owner: string, now = new Date()): Promise<Claim<T>> {
     const name = this.name(kind, id);
     const entry: IdempotencyEntry<T> = { owner, claimedAt: now.toISOString() };
+    // Most keys and contents are new: try to create the entry first and read it only when that fails,
+    // which saves a request per upload. Only a write under a precondition ever wins, as before.
+    let expected = '0';
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await readJson<IdempotencyEntry<T>>(this.store, name);
-      if (current && now.getTime() - Date.parse(current.value.claimedAt) < this.windowMs) return { won: false, entry: current.value };
       try {
-        return { won: true, entry, generation: await writeJson(this.store, name, entry, current?.generation ?? '0') };
+        return { won: true, entry, generation: await writeJson(this.store, name, entry, expected) };
       } catch (e) {
         if (!(e instanceof PreconditionFailedError)) throw e;
       }
+      const current = await readJson<IdempotencyEntry<T>>(this.store, name);
+      if (current && now.getTime() - Date.parse(current.value.claimedAt) < this.windowMs) return { won: false, entry: current.value };
+      expected = current?.generation ?? '0';
     }
     throw new Error(`${name}: too many concurrent claims`);
   }

@@ -110,7 +110,11 @@ export async function stageUpload(
   return { uploadId, staging, bytes: digest.bytes, rows: validator.rows, sha256, metadata, ...(fileName ? { fileName } : {}) };
 }
 
-/** Makes a staged file visible to the loader, with its upload record created first so the loader always finds it. */
+/**
+ * Makes a staged file visible to the loader, with its upload record created
+ * first so the loader always finds it. The staging copy is the caller's to
+ * discard, success or not, so that it can do so alongside its own last step.
+ */
 export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLedger }, staged: StagedUpload): Promise<StoredUpload> {
   const { store, ledger } = deps;
   const { uploadId, bytes, rows, sha256 } = staged;
@@ -128,15 +132,11 @@ export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLe
     ...(staged.fileName ? { fileName: staged.fileName } : {}),
   };
   await ledger.create(record.uploadId, record);
-  try {
-    const promoted = await store.copy(staged.staging, object, { ifGenerationMatch: '0', metadata: staged.metadata }).catch(async (e: Error) => {
-      await ledger.update(uploadId, () => ({ status: 'failed', reason: `could not store the file: ${e.message}` }));
-      throw e;
-    });
-    return { uploadId, object, generation: promoted.generation, bytes, rows, sha256, status: 'stored' };
-  } finally {
-    await discardStaged(store, staged);
-  }
+  const promoted = await store.copy(staged.staging, object, { ifGenerationMatch: '0', metadata: staged.metadata }).catch(async (e: Error) => {
+    await ledger.update(uploadId, () => ({ status: 'failed', reason: `could not store the file: ${e.message}` }));
+    throw e;
+  });
+  return { uploadId, object, generation: promoted.generation, bytes, rows, sha256, status: 'stored' };
 }
 
 export const discardStaged = (store: ObjectStore, staged: StagedUpload): Promise<void> => store.delete(staged.staging).catch(() => undefined);

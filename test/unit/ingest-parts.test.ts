@@ -75,4 +75,22 @@ describe('ingest parts', () => {
     const later = new Date(Date.now() + 61_000);
     expect((await index.claim('sha256', 'f00d', 'next', later)).won).toBe(true);
   });
+
+  it('claims something new with one store request, and a released entry can be claimed again', async () => {
+    const store = new FsObjectStore(await tempDir(), 'b');
+    const calls: string[] = [];
+    const counted = new Proxy(store, {
+      get: (target, prop, receiver) => {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (...args: unknown[]) => (calls.push(String(prop)), value.apply(target, args)) : value;
+      },
+    });
+    const index = new IdempotencyIndex<string>(counted, 60_000);
+    const first = await index.claim('key', 'k', 'a');
+    expect(calls).toEqual(['write']);
+    if (!first.won) throw new Error('the first claim must win');
+    await index.release('key', 'k', first);
+    expect((await index.claim('key', 'k', 'b')).won).toBe(true);
+    expect(await index.claim('key', 'k', 'c')).toEqual({ won: false, entry: expect.objectContaining({ owner: 'b' }) });
+  });
 });

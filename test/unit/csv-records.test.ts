@@ -1,0 +1,158 @@
+/** The ingest CSV reader: RFC 4180 records, their lines, its faults, and chunk boundaries anywhere. */
+import { parse } from 'csv-parse/sync';
+import { describe, expect, it } from 'vitest';
+import { CsvRecords, CsvSyntaxError } from '../../functions/ingest/csv-records.js';
+
+interface Read {
+  records: [string[], number][];
+  nextLine: number;
+}
+
+/** Feeds `input` in the given chunks (byte offsets), then ends. */
+function read(input: string | Buffer, cuts: number[] = [], maxRecordChars = 1 << 20): Read {
+  const bytes = typeof input === 'string' ? Buffer.from(input) : input;
+  const records: [string[], number][] = [];
+  const reader = new CsvRecords(maxRecordChars, { record: (fields, line) => void records.push([fields, line]) });
+  let from = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    reader.write(bytes.subarray(from, cut));
+    from = cut;
+  }
+  reader.end();
+  return { records, nextLine: reader.nextLine };
+}
+
+function fault(input: string | Buffer, cuts: number[] = [], maxRecordChars?: number): Pick<CsvSyntaxError, 'code' | 'line' | 'column'> {
+  try {
+    read(input, cuts, maxRecordChars);
+  } catch (e) {
+    if (e instanceof CsvSyntaxError) return { code: e.code, line: e.line, column: e.column };
+    throw e;
+  }
+  throw new Error('no fault');
+}
+
+/** Every way to cut `input` in two, and in three around its middle. */
+function cutsOf(bytes: Buffer): number[][] {
+  const all: number[][] = [];
+  for (let a = 0; a <= bytes.length; a++) all.push([a]);
+  const mid = bytes.length >> 1;
+  for (let a = 0; a <= mid; a++) all.push([a, mid]);
+  return all;
+}
+
+describe('CsvRecords', () => {
+  it('reads quoted fields: commas, doubled quotes, line breaks, empty quotes', () => {
+    const { records } = read('a,"b,c","say ""hi""","two\nlines",""\n');
+    expect(records).toEqual([[['a', 'b,c', 'say "hi"', 'two\nlines', ''], 1]]);
+  });
+
+  it('reads LF, CRLF and bare CR line ends, with or without a final one', () => {
+    for (const eol of ['\n', '\r\n', '\r']) {
+      for (const last of ['', eol]) {
+        expect(read(`a,b${eol}c,d${last}`)).toEqual({ records: [[['a', 'b'], 1], [['c', 'd'], 2]], nextLine: 3 });
+      }
+    }
+  });
+
+  it('keeps empty fields, and gives a blank line as one empty field on its own line', () => {
+    expect(read(',a,,\n\n,\n').records).toEqual([
+      [['', 'a', '', ''], 1],
+      [[''], 2],
+      [['', ''], 3],
+    ]);
+  });
+
+  it('numbers each record by the line it starts on, counting line breaks inside quotes', () => {
+    const { records, nextLine } = read('h\n"x\ny\r\nz",1\nlast\n');
+    expect(records.map(([, line]) => line)).toEqual([1, 2, 5]);
+    expect(nextLine).toBe(6);
+  });
+
+  it('drops a UTF-8 BOM only at the start, and decodes multi-byte characters', () => {
+    expect(read('\uFEFFa,é\n\uFEFFb\n').records).toEqual([
+      [['a', 'é'], 1],
+      [['\uFEFFb'], 2],
+    ]);
+  });
+
+  it('turns bytes that are not UTF-8 into U+FFFD, as csv-parse did', () => {
+    expect(read(Buffer.from([0x61, 0x2c, 0xe9, 0x0a])).records).toEqual([[['a', '\uFFFD'], 1]]);
+  });
+
+  it('gives the same records wherever the chunks are cut: a BOM, a CRLF, a quote, a doubled quote, an é split in two', () => {
+    const input = Buffer.from('\uFEFFid,name\r\n1,"a ""q"" é"\r\n2,"x\r\ny"\r\n3,\r\n,""');
+    const whole = read(input);
+    expect(whole.records).toEqual([
+      [['id', 'name'], 1],
+      [['1', 'a "q" é'], 2],
+      [['2', 'x\r\ny'], 3],
+      [['3', ''], 5],
+      [['', ''], 6],
+    ]);
+    for (const cuts of cutsOf(input)) expect(read(input, cuts)).toEqual(whole);
+  });
+
+  it('reports a quote left open at the line where its record starts, and the field', () => {
+    const input = 'h\n1,2\n3,"open\nmore\n';
+    for (const cuts of cutsOf(Buffer.from(input))) expect(fault(input, cuts)).toEqual({ code: 'unclosed-quote', line: 3, column: 2 });
+  });
+
+  it('refuses characters after a closing quote, and a quote inside an unquoted field', () => {
+    expect(fault('h\na,"b"x,c\n')).toEqual({ code: 'invalid-closing-quote', line: 2, column: 2 });
+    expect(fault('h\n"a" ,b\n')).toEqual({ code: 'invalid-closing-quote', line: 2, column: 1 });
+    expect(fault('h\na,b,United "Air"\n')).toEqual({ code: 'invalid-opening-quote', line: 2, column: 3 });
+  });
+
+  it('stops a record longer than the bound at the field that crosses it, quoted or not, before the rest arrives', () => {
+    expect(fault(`a,${'x'.repeat(20)},c\n`, [], 10)).toEqual({ code: 'record-too-long', line: 1, column: 2 });
+    expect(fault(`a,"${'x\n'.repeat(20)}"\n`, [], 10)).toEqual({ code: 'record-too-long', line: 1, column: 2 });
+    expect(fault(`h\na,${'x'.repeat(20)}`, [5], 10)).toEqual({ code: 'record-too-long', line: 2, column: 2 });
+    expect(read('0123456789\n', [], 10).records).toEqual([[['0123456789'], 1]]);
+    expect(read('a,"xxxxxx"\n', [], 10).records).toEqual([[['a', 'xxxxxx'], 1]]);
+    expect(fault('a,"xxxxxxx"\n', [], 10)).toEqual({ code: 'record-too-long', line: 1, column: 2 });
+  });
+
+  it('gives quote-free lines whole to plainLine, when the caller takes them, and the other records split', () => {
+    const seen: unknown[] = [];
+    const reader = new CsvRecords(1 << 20, { record: (fields, line) => void seen.push({ fields, line }), plainLine: (text, line) => void seen.push({ text, line }) });
+    reader.write(Buffer.from('a,b\r\n"c",d\n\ne,f'));
+    reader.end();
+    expect(seen).toEqual([
+      { text: 'a,b', line: 1 },
+      { fields: ['c', 'd'], line: 2 },
+      { text: '', line: 3 },
+      { fields: ['e', 'f'], line: 4 },
+    ]);
+  });
+
+  it('agrees with csv-parse on records and fault kinds over random LF and CRLF inputs', () => {
+    const kinds: Record<string, string> = {
+      CSV_QUOTE_NOT_CLOSED: 'unclosed-quote',
+      CSV_INVALID_CLOSING_QUOTE: 'invalid-closing-quote',
+      INVALID_OPENING_QUOTE: 'invalid-opening-quote',
+    };
+    let seed = 7;
+    const next = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 3000; i++) {
+      const eol = i % 2 ? '\r\n' : '\n';
+      const tokens = ['a', 'bc', ',', '"', '""', eol, 'é', ' '];
+      const input = Array.from({ length: 1 + next(12) }, () => tokens[next(tokens.length)]).join('');
+      let expected: unknown;
+      try {
+        expected = { records: parse(input, { bom: true, relax_column_count: true }) };
+      } catch (e) {
+        const { code, index } = e as { code: string; index: number };
+        expected = { code: kinds[code], column: index + 1 };
+      }
+      let actual: unknown;
+      try {
+        actual = { records: read(input).records.map(([fields]) => fields) };
+      } catch (e) {
+        if (!(e instanceof CsvSyntaxError)) throw e;
+        actual = { code: e.code, column: e.column };
+      }
+      expect(actual, JSON.stringify(input)).toEqual(expected);
+    }
+  });
+});
