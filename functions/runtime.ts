@@ -7,15 +7,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { BigQueryWarehouse } from './adapters/bigquery/warehouse.js';
-import { SharedDuckDbWarehouse } from './adapters/duckdb/shared.js';
-import { DuckDbWarehouse } from './adapters/duckdb/warehouse.js';
-import { GcsObjectStore } from './adapters/gcs/store.js';
 import { DurableLocalBus } from './adapters/local/durable-bus.js';
 import { FsObjectStore } from './adapters/local/fs-store.js';
 import { ResumableSessions } from './adapters/local/resumable.js';
 import { LocalUrlSigner } from './adapters/local/url-signer.js';
-import { PubSubBus } from './adapters/pubsub/bus.js';
 import { loadConfig, type Config } from './core/config.js';
 import { exportLedger, type ExportRecord } from './core/exports.js';
 import { LANDING_PREFIX, signedUploadRecords, type SignedUploadRecord } from './core/landing.js';
@@ -108,13 +103,19 @@ async function localSecret(dataDir: string, fileName: string): Promise<string> {
   return (await fs.readFile(file, 'utf8')).trim();
 }
 
-function createStore(config: Config, signer: LocalUrlSigner | undefined): ObjectStore {
-  if (config.store === 'gcs') return new GcsObjectStore(config.bucket, { projectId: config.projectId });
+// Adapters load on demand: a function instance pays the start-up cost (and memory) of the clients it uses, not all of them.
+
+async function createStore(config: Config, signer: LocalUrlSigner | undefined): Promise<ObjectStore> {
+  if (config.store === 'gcs') {
+    const { GcsObjectStore } = await import('./adapters/gcs/store.js');
+    return new GcsObjectStore(config.bucket, { projectId: config.projectId });
+  }
   return new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket, { crossProcess: config.sharedDataDir, ...(signer ? { signer } : {}) });
 }
 
-export function createBus(config: Config, log: Logger): EventBus {
+export async function createBus(config: Config, log: Logger): Promise<EventBus> {
   if (config.bus === 'pubsub') {
+    const { PubSubBus } = await import('./adapters/pubsub/bus.js');
     const emulator = config.pubsubEmulatorHost;
     // Naming the universe keeps the client from asking the metadata server, which a laptop does not have.
     const options = emulator ? { apiEndpoint: emulator, emulatorMode: true, universeDomain: 'googleapis.com' } : {};
@@ -123,10 +124,14 @@ export function createBus(config: Config, log: Logger): EventBus {
   return new DurableLocalBus(path.join(config.dataDir, 'bus'), log);
 }
 
-function createWarehouse(config: Config): Warehouse {
-  if (config.warehouse === 'bigquery') return new BigQueryWarehouse({ projectId: config.projectId, ...config.bigQuery });
+async function createWarehouse(config: Config): Promise<Warehouse> {
+  if (config.warehouse === 'bigquery') {
+    const { BigQueryWarehouse } = await import('./adapters/bigquery/warehouse.js');
+    return new BigQueryWarehouse({ projectId: config.projectId, ...config.bigQuery });
+  }
   const file = path.join(config.dataDir, 'warehouse.duckdb');
-  return config.sharedDataDir ? new SharedDuckDbWarehouse(file) : new DuckDbWarehouse(file);
+  if (config.sharedDataDir) return new (await import('./adapters/duckdb/shared.js')).SharedDuckDbWarehouse(file);
+  return new (await import('./adapters/duckdb/warehouse.js')).DuckDbWarehouse(file);
 }
 
 export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
@@ -140,9 +145,9 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
   // GCS signs with the service account; only the local bucket, which lives in the data directory, needs a key of its own.
   const signer = config.store === 'local' ? new LocalUrlSigner(config.urlSigningSecret || (await localSecret(config.dataDir, 'url-signing.key'))) : undefined;
   if (config.publicUrl) signer?.bind(config.publicUrl);
-  const store = createStore(config, signer);
-  const bus = createBus(config, log);
-  const warehouse = createWarehouse(config);
+  const store = await createStore(config, signer);
+  const bus = await createBus(config, log);
+  const warehouse = await createWarehouse(config);
   await warehouse.init();
   if (store instanceof FsObjectStore) {
     // What `gcloud storage buckets notifications create --object-prefix=…` (one per prefix, same topic) sets up for a real bucket.

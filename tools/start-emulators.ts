@@ -95,7 +95,7 @@ async function main(): Promise<void> {
 
   const functions = await startFunctions(env);
 
-  const bus = createBus(config, log);
+  const bus = await createBus(config, log);
   cleanups.push(() => bus.close());
   const loader = loaderSubscription(config);
   const deadLetters = deadLetterSubscription(config);

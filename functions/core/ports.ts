@@ -160,6 +160,17 @@ export interface ExportOutcome {
   rows: number;
 }
 
+/** A warehouse job that failed for a reason worth showing the client (a byte cap, a bad query), not a server fault. */
+export class WarehouseJobError extends Error {
+  override readonly name: string = 'WarehouseJobError';
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface Warehouse {
   /** Creates the table and the load manifest if they do not exist. */
   init(): Promise<void>;

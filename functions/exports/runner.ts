@@ -10,9 +10,9 @@
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { exportFilesPrefix, exportJobId, type ExportFile } from '../core/exports.js';
+import { WarehouseJobError } from '../core/ports.js';
 import { UPLOAD_ID } from '../core/ids.js';
 import { fromCloudEvent } from '../core/notification.js';
-import { BigQueryJobError } from '../adapters/bigquery/warehouse.js';
 import type { Runtime } from '../runtime.js';
 
 /** Undefined for anything that is not an export request: retrying cannot make it one. */
@@ -27,7 +27,7 @@ function exportIdOf(event: CloudEvent<unknown>): string | undefined {
 
 /** What the client is told: BigQuery's own reason is actionable (e.g. the bytes-billed limit); anything else is ours. */
 const failureReason = (e: unknown): string =>
-  e instanceof BigQueryJobError ? `${e.reason}: ${e.message}` : 'the export failed on the server; it has been logged';
+  e instanceof WarehouseJobError ? `${e.reason}: ${e.message}` : 'the export failed on the server; it has been logged';
 
 export function exportRunner(rt: Runtime) {
   return async (event: CloudEvent<unknown>): Promise<void> => {

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@google-cloud/bigquery';
 import { withPartitionBounds } from '../../core/partition.js';
-import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
+import { WarehouseJobError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, QuerySpec } from '../../core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema, CLUSTER_COLUMNS, COLUMNS, PARTITION_COLUMN, TABLE } from '../../core/schema.js';
 import { bigQueryDialect, compileCount, compileExport, compileSelect } from '../../core/sql.js';
@@ -57,14 +57,14 @@ export function loadJobId(table: string, items: readonly LoadItem[]): string {
   return `load_${createHash('sha256').update(`${table}\n\n${keys.join('\n\n')}`).digest('hex').slice(0, 40)}`;
 }
 
-export class BigQueryJobError extends Error {
+export class BigQueryJobError extends WarehouseJobError {
   override readonly name = 'BigQueryJobError';
   constructor(
     readonly jobId: string,
-    readonly reason: string,
+    reason: string,
     message: string,
   ) {
-    super(`BigQuery job ${jobId} failed (${reason}): ${message}`);
+    super(reason, `BigQuery job ${jobId} failed (${reason}): ${message}`);
   }
 }
 
