@@ -26,6 +26,7 @@ import {
 } from '../../core/ports.js';
 import { signedHeaders, signedMethod } from '../../core/signed-url.js';
 import type { LocalUrlSigner } from './url-signer.js';
+import { KeyedQueue } from '../../core/keyed-queue.js';
 
 export type FinalizeListener = (info: ObjectInfo) => Promise<void>;
 
@@ -61,7 +62,7 @@ export class FsObjectStore implements ObjectStore {
   private readonly metaDir: string;
   private readonly tmpDir: string;
   private readonly locksDir: string;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly queue = new KeyedQueue();
   private readonly listeners: FinalizeListener[] = [];
 
   /**
@@ -232,17 +233,10 @@ export class FsObjectStore implements ObjectStore {
 
   /** Serializes read-check-write on one name, as GCS does server-side. */
   private async locked<T>(name: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(name) ?? Promise.resolve();
     const exclusive = this.options.crossProcess ? () => withFileLock(this.lockPath(name), work) : work;
-    const run = previous.then(exclusive, exclusive);
-    const tail = run.catch(() => undefined);
-    this.locks.set(name, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(name) === tail) this.locks.delete(name);
-    }
+    return this.queue.run(name, exclusive);
   }
+
 
   /** Hashed, so lock files stay flat and never look like object names. */
   private lockPath(name: string): string {

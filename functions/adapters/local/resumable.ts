@@ -16,6 +16,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PreconditionFailedError, type ObjectInfo, type ObjectStore } from '../../core/ports.js';
 import { Problem } from '../../core/problem.js';
+import { KeyedQueue } from '../../core/keyed-queue.js';
 
 /** As long as GCS keeps a session URI valid. */
 export const SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -63,7 +64,7 @@ export class ResumableSessions {
    * would interleave, and a status query must see what a broken request kept
    * once that request has finished failing.
    */
-  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly queue = new KeyedQueue();
 
   constructor(
     private readonly dir: string,
@@ -82,11 +83,11 @@ export class ResumableSessions {
 
   /** What has arrived; a finished session reports its object. */
   status(id: string): Promise<Progress> {
-    return this.serialized(id, () => this.statusNow(id));
+    return this.queue.run(id, () => this.statusNow(id));
   }
 
   append(id: string, range: Required<Pick<ChunkRange, 'start'>> & ChunkRange, body: Readable): Promise<Progress> {
-    return this.serialized(id, () => this.appendNow(id, range, body));
+    return this.queue.run(id, () => this.appendNow(id, range, body));
   }
 
   private async statusNow(id: string): Promise<Progress> {
@@ -116,18 +117,6 @@ export class ResumableSessions {
     const now = await this.received(id);
     if (total === undefined || now < total) return { done: false, received: now };
     return { done: true, object: await this.finalize(state) };
-  }
-
-  private async serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.busy.get(id) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const tail = run.catch(() => undefined);
-    this.busy.set(id, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.busy.get(id) === tail) this.busy.delete(id);
-    }
   }
 
   private async finalize(state: SessionState): Promise<ObjectInfo> {
