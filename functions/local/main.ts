@@ -8,10 +8,12 @@ const pipeline = await startLocalPipeline(rt);
 const { url } = pipeline;
 console.log(`Flights pipeline running at ${url} (data in ${rt.config.dataDir}, routes from ${specFile()})
 
-  curl -F file=@samples/flights-sample.csv ${url}/upload
-  curl ${url}/uploads/<uploadId>
-  curl '${url}/getdata'
-  curl ${url}/openapi.yaml
+  curl -F file=@samples/flights-sample.csv ${url}/upload       upload a CSV (≤ 512 MiB inline)
+  npx flights-cli upload big.csv --url ${url}                  any size, resumable (signed URL)
+  curl ${url}/uploads/<uploadId>                               stored → loading → loaded | failed
+  curl '${url}/getdata?carrier=eq.AA&limit=5'                  query (grammar: ${url}/schema)
+  curl -X POST '${url}/exports?origin=eq.JFK'                  export any number of rows
+  curl ${url}/openapi.yaml                                     the API
 `);
 
 let stopping = false;
