@@ -18,7 +18,7 @@ import { createLogger } from './core/logger.js';
 import { notificationMessage } from './core/notification.js';
 import type { EventBus, ObjectStore, SubscriptionSpec, Warehouse } from './core/ports.js';
 import type { JsonRecords } from './core/records.js';
-import { UploadLedger } from './core/uploads.js';
+import { uploadLedger, type UploadLedger } from './core/uploads.js';
 import { INCOMING_PREFIX } from './ingest/store-upload.js';
 import { flushPending, singleFlight } from './loader/flush.js';
 
@@ -161,7 +161,7 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
       await bus.publish(config.notificationTopic, data, attributes);
     });
   }
-  const ledger = new UploadLedger(store);
+  const ledger = uploadLedger(store);
   const settings = { spacingMs: config.flushSpacingMs, maxFailures: config.maxLoadFailures, deadLetterTopic: config.deadLetterTopic };
   const flush = singleFlight(() => flushPending({ store, bus, warehouse, ledger, log, settings }));
   let lastFlush: Promise<void> = Promise.resolve();

@@ -29,11 +29,8 @@ export interface UploadRecord {
 export const UPLOADS_PREFIX = 'uploads/';
 
 /** Upload status records, `uploads/<uploadId>.json`. */
-export class UploadLedger extends JsonRecords<UploadRecord> {
-  constructor(store: ObjectStore) {
-    super(store, UPLOADS_PREFIX);
-  }
-}
+export type UploadLedger = JsonRecords<UploadRecord>;
+export const uploadLedger = (store: ObjectStore): UploadLedger => new JsonRecords<UploadRecord>(store, UPLOADS_PREFIX);
 
 export const IDEMPOTENCY_PREFIX = 'idempotency/';
 
