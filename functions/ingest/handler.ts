@@ -1,6 +1,5 @@
 /** HTTP entry of the ingest function: `POST /upload` and `GET /uploads/{uploadId}`. */
 import type { Request, Response } from 'express';
-import type { IncomingHttpHeaders } from 'node:http';
 import type { IngestLimits } from '../core/config.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
 import { bodySource, discardUnreadBody, methodNotAllowed, notFound, sendError, sendProblem } from '../core/http.js';
@@ -8,7 +7,8 @@ import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
 import { IdempotencyIndex } from '../core/uploads.js';
 import type { Runtime } from '../runtime.js';
-import { commitUpload, inProgress, type Committed } from './commit.js';
+import { commitUpload, type Committed } from './commit.js';
+import { idempotencyKey, oncePerKey } from './idempotency-key.js';
 import { clientOutcome } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
@@ -21,6 +21,7 @@ export const MAX_FAULTS = 100;
 
 /** What an Idempotency-Key replays: the first response. */
 interface Replay {
+  status: number;
   location: string;
   body: unknown;
 }
@@ -31,17 +32,6 @@ interface Ingest {
   gate: ConcurrencyGate;
   keys: IdempotencyIndex<Replay>;
   contents: IdempotencyIndex<StoredUpload>;
-}
-
-/** A key is an opaque string of visible ASCII (an RFC 8941 string, quoted or not), at most 255 characters. */
-export function idempotencyKey(headers: IncomingHttpHeaders): string | undefined {
-  const raw = headers['idempotency-key'];
-  if (raw === undefined) return undefined;
-  const key = String(raw).trim().replace(/^"(.*)"$/, '$1');
-  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new Problem(400, 'invalid-idempotency-key', 'Invalid Idempotency-Key', 'The Idempotency-Key header must be 1 to 255 visible ASCII characters.');
-  }
-  return key;
 }
 
 const responseBody = (committed: Committed[]): unknown =>
@@ -102,35 +92,29 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
   const { rt, limits } = ing;
   const tooBig = declaredLengthProblem(req.headers, limits.maxUploadBytes, rt.config.profile);
   if (tooBig) throw tooBig;
-  const key = idempotencyKey(req.headers);
-  const keyClaim = key ? await ing.keys.claim('key', key, uploadId) : undefined;
-  if (keyClaim && !keyClaim.won) {
-    if (!keyClaim.entry.result) throw inProgress('An upload with this Idempotency-Key');
-    const { location, body } = keyClaim.entry.result;
-    res.status(200).location(location).setHeader('Idempotent-Replayed', 'true');
-    res.json(body);
+  const { result: reply, replayed } = await oncePerKey(ing.keys, idempotencyKey(req.headers), uploadId, async () => {
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
+      limits.requestTimeoutMs,
+    );
+    try {
+      const committed = await receive(ing, req, uploadId, abort, budgets);
+      for (const c of committed) log.info({ upload: c.upload, duplicate: c.duplicate }, c.duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
+      const status = committed.some((c) => !c.duplicate) ? 201 : 200;
+      return { status, location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed) };
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+  if (replayed) {
+    // The first request's answer, without reading this one's body.
+    res.status(200).location(reply.location).setHeader('Idempotent-Replayed', 'true').json(reply.body);
     discardUnreadBody(req);
     return 200;
   }
-  const abort = new AbortController();
-  const timer = setTimeout(
-    () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
-    limits.requestTimeoutMs,
-  );
-  try {
-    const committed = await receive(ing, req, uploadId, abort, budgets);
-    const status = committed.some((c) => !c.duplicate) ? 201 : 200;
-    const reply: Replay = { location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed) };
-    if (keyClaim?.won) await ing.keys.complete('key', key!, keyClaim, reply);
-    for (const c of committed) log.info({ upload: c.upload, duplicate: c.duplicate }, c.duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
-    res.status(status).location(reply.location).json(reply.body);
-    return status;
-  } catch (e) {
-    if (keyClaim?.won) await ing.keys.release('key', key!, keyClaim);
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
+  res.status(reply.status).location(reply.location).json(reply.body);
+  return reply.status;
 }
 
 function reject(req: Request, res: Response, log: Logger, e: unknown, httpRequest: (status: number) => object): void {

@@ -11,8 +11,7 @@ import { methodNotAllowed, sendError } from '../core/http.js';
 import { newUploadId } from '../core/ids.js';
 import { landingName, type SignedUploadRecord } from '../core/landing.js';
 import { IdempotencyIndex } from '../core/uploads.js';
-import { inProgress } from '../ingest/commit.js';
-import { idempotencyKey } from '../ingest/handler.js';
+import { idempotencyKey, oncePerKey } from '../ingest/idempotency-key.js';
 import type { Runtime } from '../runtime.js';
 import { parseUploadIntent, type UploadIntent } from './request.js';
 
@@ -50,21 +49,10 @@ async function issue(rt: Runtime, intent: UploadIntent): Promise<Answer> {
 async function create(rt: Runtime, keys: IdempotencyIndex<Answer>, req: Request, res: Response): Promise<void> {
   const key = idempotencyKey(req.headers);
   const intent = await parseUploadIntent(req, rt.config.signedUploads.maxBytes);
-  const claim = key ? await keys.claim('key', keyId(key), 'uploads') : undefined;
-  if (claim && !claim.won) {
-    if (!claim.entry.result) throw inProgress('An upload with this Idempotency-Key');
-    res.status(200).location(`/uploads/${claim.entry.result.uploadId}`).setHeader('Idempotent-Replayed', 'true');
-    res.json(claim.entry.result);
-    return;
-  }
-  try {
-    const answer = await issue(rt, intent);
-    if (claim?.won) await keys.complete('key', keyId(key!), claim, answer);
-    res.status(201).location(`/uploads/${answer.uploadId}`).json(answer);
-  } catch (e) {
-    if (claim?.won) await keys.release('key', keyId(key!), claim);
-    throw e;
-  }
+  const { result, replayed } = await oncePerKey(keys, key === undefined ? undefined : keyId(key), 'uploads', () => issue(rt, intent));
+  if (replayed) res.status(200).setHeader('Idempotent-Replayed', 'true');
+  else res.status(201);
+  res.location(`/uploads/${result.uploadId}`).json(result);
 }
 
 export function uploadsHandler(rt: Runtime) {

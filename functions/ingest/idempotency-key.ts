@@ -1,0 +1,44 @@
+/**
+ * The Idempotency-Key header: a request repeated with the same key gets the
+ * first request's result instead of doing the work again. The claim is an
+ * object created with if-generation-match=0, so racing repeats agree on one
+ * owner; a failed owner releases the key, so a corrected retry may reuse it.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { Problem } from '../core/problem.js';
+import type { IdempotencyIndex } from '../core/uploads.js';
+import { inProgress } from './commit.js';
+
+/** A key is an opaque string of visible ASCII (an RFC 8941 string, quoted or not), at most 255 characters. */
+export function idempotencyKey(headers: IncomingHttpHeaders): string | undefined {
+  const raw = headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  const key = String(raw).trim().replace(/^"(.*)"$/, '$1');
+  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new Problem(400, 'invalid-idempotency-key', 'Invalid Idempotency-Key', 'The Idempotency-Key header must be 1 to 255 visible ASCII characters.');
+  }
+  return key;
+}
+
+/** Runs `work` once per key (every time when there is none); a repeat gets the first result with `replayed`. */
+export async function oncePerKey<T>(
+  index: IdempotencyIndex<T>,
+  key: string | undefined,
+  owner: string,
+  work: () => Promise<T>,
+): Promise<{ result: T; replayed: boolean }> {
+  if (key === undefined) return { result: await work(), replayed: false };
+  const claim = await index.claim('key', key, owner);
+  if (!claim.won) {
+    if (!claim.entry.result) throw inProgress('An upload with this Idempotency-Key');
+    return { result: claim.entry.result, replayed: true };
+  }
+  try {
+    const result = await work();
+    await index.complete('key', key, claim, result);
+    return { result, replayed: false };
+  } catch (e) {
+    await index.release('key', key, claim);
+    throw e;
+  }
+}
