@@ -69,4 +69,10 @@ export function sendError(res: Response, error: unknown, log: Logger): void {
 export const methodNotAllowed = (req: Request, allowed: string[]): Problem =>
   new Problem(405, 'method-not-allowed', 'Method Not Allowed', `${req.method} is not allowed here; use ${allowed.join(' or ')}.`, { allowed });
 
+/**
+ * The query string as the grammar reads it: repeated parameters kept in order,
+ * nothing turned into nested objects (Express's own `req.query` parser would).
+ */
+export const queryParams = (req: Request): URLSearchParams => new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+
 export const notFound = (what: string): Problem => new Problem(404, 'not-found', 'Not Found', what);

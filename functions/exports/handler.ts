@@ -6,15 +6,13 @@
  */
 import type { Request, Response } from 'express';
 import { exportFilesPrefix, type ExportRecord } from '../core/exports.js';
-import { methodNotAllowed, notFound, sendError } from '../core/http.js';
+import { methodNotAllowed, notFound, queryParams, sendError } from '../core/http.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
 import type { Runtime } from '../runtime.js';
 import { parseExportRequest } from './request.js';
 
-const queryOf = (req: Request): URLSearchParams => new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
-
 async function create(rt: Runtime, req: Request, res: Response): Promise<void> {
-  const { spec, columns } = parseExportRequest(queryOf(req), rt.cursorSecret);
+  const { spec, columns } = parseExportRequest(queryParams(req), rt.cursorSecret);
   // Export ids share the upload ids' format: time-ordered and unguessable.
   const exportId = newUploadId();
   const now = new Date().toISOString();

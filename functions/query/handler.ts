@@ -1,6 +1,6 @@
 /** HTTP entry of the query function: `GET /getdata` and `GET /schema`. */
 import type { Request, Response } from 'express';
-import { methodNotAllowed, sendError } from '../core/http.js';
+import { methodNotAllowed, queryParams, sendError } from '../core/http.js';
 import { Problem } from '../core/problem.js';
 import type { QuerySpec } from '../core/query-spec.js';
 import type { Runtime } from '../runtime.js';
@@ -11,7 +11,7 @@ import { describeSchema } from './schema-doc.js';
 
 /** The same query string with `cursor` replaced: the next page's URL. */
 function nextUrl(req: Request, cursor: string): string {
-  const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+  const params = queryParams(req);
   params.set('cursor', cursor);
   return `${req.path}?${params.toString()}`;
 }
@@ -20,7 +20,7 @@ function nextUrl(req: Request, cursor: string): string {
 const PAGE_ONLY = ['cursor', 'limit', 'count', 'format'];
 
 function tooLarge(req: Request, cap: number): Problem {
-  const params = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+  const params = queryParams(req);
   for (const p of PAGE_ONLY) params.delete(p);
   const href = `/exports${params.size ? `?${params}` : ''}`;
   return new Problem(
@@ -53,6 +53,7 @@ async function* pageChunks(format: Format, rows: Record<string, unknown>[], colu
   if (format !== 'json') return yield* serialize(format, rows, columns);
   yield JSON.stringify({ rows: rows.map((r) => project(r, columns)), next, ...(total !== undefined ? { count: total } : {}) });
 }
+
 /**
  * What the warehouse is asked for a page: one row more than the page tells
  * whether a next page exists, so the last page carries no cursor. Aggregates
@@ -61,7 +62,7 @@ async function* pageChunks(format: Format, rows: Record<string, unknown>[], colu
 export const probeSpec = (spec: QuerySpec): QuerySpec => (spec.aggregate ? spec : { ...spec, limit: spec.limit + 1 });
 
 async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> {
-  const q = parseQuery(new URLSearchParams(req.originalUrl.split('?')[1] ?? ''), { cursorSecret: rt.cursorSecret });
+  const q = parseQuery(queryParams(req), { cursorSecret: rt.cursorSecret });
   const format = chooseFormat(q.format, req.headers.accept);
   const [result, total] = await Promise.all([rt.warehouse.query(probeSpec(q.spec)), q.count ? rt.warehouse.count(q.spec) : undefined]);
   const rows = result.rows.slice(0, q.spec.limit);
