@@ -4,12 +4,14 @@
  * message stays on disk until acknowledged (so it survives a restart), a
  * failed delivery comes back with exponential backoff, and after
  * `maxDeliveryAttempts` it moves to the dead-letter topic with the same
- * attributes Pub/Sub adds.
+ * attributes Pub/Sub adds. Message files are small: they are read and
+ * written with synchronous calls (small-files.ts says why).
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { atomicWriteFileSync, readFileIfExists } from './small-files.js';
 import type { BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
 
 interface StoredMessage {
@@ -24,6 +26,16 @@ interface StoredMessage {
 
 let sequence = 0;
 const messageId = (): string => `${Date.now().toString().padStart(15, '0')}-${(sequence++).toString().padStart(6, '0')}-${randomBytes(4).toString('hex')}`;
+
+/** The `.json` files of `dir`; none if it does not exist yet. */
+function jsonFiles(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
 
 export function backoffMs(attempt: number, spec: Pick<SubscriptionSpec, 'minBackoffMs' | 'maxBackoffMs'>): number {
   return Math.min(spec.maxBackoffMs, spec.minBackoffMs * 2 ** Math.max(0, attempt - 1));
@@ -43,9 +55,8 @@ class LocalSubscription implements Subscription {
   ) {}
 
   async start(): Promise<void> {
-    const files = await fs.readdir(this.dir).catch(() => [] as string[]);
-    for (const file of files.filter((f) => f.endsWith('.json')).sort()) {
-      const stored = await this.readStored(file.slice(0, -5));
+    for (const file of jsonFiles(this.dir).sort()) {
+      const stored = this.readStored(file.slice(0, -5));
       if (stored) this.schedule(stored);
     }
   }
@@ -62,10 +73,10 @@ class LocalSubscription implements Subscription {
 
   private async deliver(id: string): Promise<void> {
     if (this.closed) return;
-    const stored = await this.readStored(id);
+    const stored = this.readStored(id);
     if (!stored) return;
     stored.deliveryAttempt += 1;
-    await this.bus.writeStored(this.dir, stored);
+    this.bus.writeStored(this.dir, stored);
     const message: BusMessage = {
       id: stored.id,
       data: Buffer.from(stored.data, 'base64'),
@@ -75,7 +86,7 @@ class LocalSubscription implements Subscription {
     };
     try {
       await this.handler(message);
-      await fs.rm(this.file(id), { force: true });
+      fs.rmSync(this.file(id), { force: true });
     } catch (error) {
       await this.nack(stored, error as Error);
     }
@@ -90,22 +101,18 @@ class LocalSubscription implements Subscription {
         CloudPubSubDeadLetterSourceSubscription: this.spec.name,
         CloudPubSubDeadLetterSourceLastError: error.message.slice(0, 1024),
       });
-      await fs.rm(this.file(stored.id), { force: true });
+      fs.rmSync(this.file(stored.id), { force: true });
       return;
     }
     stored.notBefore = Date.now() + backoffMs(stored.deliveryAttempt, this.spec);
     this.log?.info({ messageId: stored.id, subscription: this.spec.name, attempt: stored.deliveryAttempt, err: error }, 'message nacked; will be redelivered');
-    await this.bus.writeStored(this.dir, stored);
+    this.bus.writeStored(this.dir, stored);
     if (!this.closed) this.schedule(stored);
   }
 
-  private async readStored(id: string): Promise<StoredMessage | undefined> {
-    try {
-      return JSON.parse(await fs.readFile(this.file(id), 'utf8')) as StoredMessage;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
+  private readStored(id: string): StoredMessage | undefined {
+    const text = readFileIfExists(this.file(id));
+    return text === undefined ? undefined : (JSON.parse(text) as StoredMessage);
   }
 
   private file(id: string): string {
@@ -130,9 +137,7 @@ export class DurableLocalBus implements EventBus {
 
   /** Creates the subscription if it does not exist, so messages published from now on are kept for it. */
   async createSubscription(spec: SubscriptionSpec): Promise<void> {
-    const file = path.join(this.root, 'subscriptions', `${spec.name}.json`);
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.writeFile(file, JSON.stringify(spec));
+    atomicWriteFileSync(path.join(this.root, 'subscriptions', `${spec.name}.json`), JSON.stringify(spec));
   }
 
   async publish(topic: string, data: Buffer, attributes: Record<string, string> = {}): Promise<string> {
@@ -144,8 +149,8 @@ export class DurableLocalBus implements EventBus {
       deliveryAttempt: 0,
       notBefore: 0,
     };
-    for (const spec of await this.subscriptionsOf(topic)) {
-      await this.writeStored(this.queueDir(spec.name), stored);
+    for (const spec of this.subscriptionsOf(topic)) {
+      this.writeStored(this.queueDir(spec.name), stored);
       this.active.get(spec.name)?.schedule(stored);
     }
     return stored.id;
@@ -167,8 +172,7 @@ export class DurableLocalBus implements EventBus {
 
   /** Messages kept for a subscription and not yet acknowledged. */
   async pending(subscription: string): Promise<number> {
-    const files = await fs.readdir(this.queueDir(subscription)).catch(() => [] as string[]);
-    return files.filter((f) => f.endsWith('.json')).length;
+    return jsonFiles(this.queueDir(subscription)).length;
   }
 
   async close(): Promise<void> {
@@ -177,21 +181,16 @@ export class DurableLocalBus implements EventBus {
   }
 
   /** Atomic: a message file is either the old version or the new one. */
-  async writeStored(dir: string, stored: StoredMessage): Promise<void> {
-    await fs.mkdir(dir, { recursive: true });
-    const file = path.join(dir, `${stored.id}.json`);
-    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-    await fs.writeFile(tmp, JSON.stringify(stored));
-    await fs.rename(tmp, file);
+  writeStored(dir: string, stored: StoredMessage): void {
+    atomicWriteFileSync(path.join(dir, `${stored.id}.json`), JSON.stringify(stored));
   }
 
-  private async subscriptionsOf(topic: string): Promise<SubscriptionSpec[]> {
+  /** Read at each publish: another process sharing the directory may have created a subscription since. */
+  private subscriptionsOf(topic: string): SubscriptionSpec[] {
     const dir = path.join(this.root, 'subscriptions');
-    const files = await fs.readdir(dir).catch(() => [] as string[]);
-    const specs = await Promise.all(
-      files.filter((f) => f.endsWith('.json')).map(async (f) => JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')) as SubscriptionSpec),
-    );
-    return specs.filter((s) => s.topic === topic);
+    return jsonFiles(dir)
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as SubscriptionSpec)
+      .filter((s) => s.topic === topic);
   }
 
   private queueDir(subscription: string): string {

@@ -3,16 +3,18 @@
  * are a file of their own; a small JSON metadata file names the live
  * generation and is replaced atomically (write + rename), so a reader sees an
  * object either whole or not at all, and a crash mid-write leaves only an
- * unreferenced temp file.
+ * unreferenced file. Metadata and objects up to SMALL_OBJECT_BYTES are
+ * written and read with synchronous calls (small-files.ts says why); larger
+ * objects stream.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import fss, { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { withFileLock } from './file-lock.js';
+import { atomicWriteFileSync, ensureDir, inDir, readFileIfExists } from './small-files.js';
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -50,11 +52,62 @@ function checkName(name: string): void {
   }
 }
 
-async function atomicWriteFile(file: string, content: string): Promise<void> {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.writeFile(tmp, content);
-  await fs.rename(tmp, file);
+/** Objects up to this size are held in memory while written and written and read in one call. */
+export const SMALL_OBJECT_BYTES = 256 * 1024;
+
+/** An object's bytes before commit: in memory when small, else in a temp file. */
+type Content = { bytes: Buffer } | { tmp: string };
+
+/**
+ * Hashes and counts what it is given, holds it in memory up to
+ * SMALL_OBJECT_BYTES and spills to `tmp` past that.
+ */
+class ObjectSink extends Writable {
+  readonly md5 = createHash('md5');
+  size = 0;
+  private chunks: Buffer[] = [];
+  private file?: WriteStream;
+
+  constructor(private readonly tmp: string) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.md5.update(chunk);
+    this.size += chunk.length;
+    if (!this.file) {
+      this.chunks.push(chunk);
+      if (this.size <= SMALL_OBJECT_BYTES) return done();
+      this.file = createWriteStream(this.tmp);
+      this.file.on('error', (e) => this.destroy(e));
+      chunk = Buffer.concat(this.chunks);
+      this.chunks = [];
+    }
+    if (this.file.write(chunk)) done();
+    else this.file.once('drain', () => done());
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    if (!this.file) return done();
+    this.file.end();
+    this.file.once('close', () => done(this.file!.errored));
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    if (!this.file || this.file.closed) return done(error);
+    this.file.destroy();
+    this.file.once('close', () => done(error));
+  }
+
+  /** Once finished: what commit() takes; a temp file only if it spilled. */
+  content(): Content {
+    return this.file ? { tmp: this.tmp } : { bytes: Buffer.concat(this.chunks) };
+  }
+
+  /** Once failed: removes the temp file if there is one. */
+  discard(): void {
+    if (this.file) fss.rmSync(this.tmp, { force: true });
+  }
 }
 
 export class FsObjectStore implements ObjectStore {
@@ -88,29 +141,18 @@ export class FsObjectStore implements ObjectStore {
 
   async write(name: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
     checkName(name);
-    await fs.mkdir(this.tmpDir, { recursive: true });
-    const tmp = path.join(this.tmpDir, randomBytes(12).toString('hex'));
-    const md5 = createHash('md5');
-    let size = 0;
-    const measure = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        md5.update(chunk);
-        size += chunk.length;
-        done(null, chunk);
-      },
-    });
-    const file = createWriteStream(tmp);
+    ensureDir(this.tmpDir);
+    const sink = new ObjectSink(path.join(this.tmpDir, randomBytes(12).toString('hex')));
     try {
-      await pipeline(source, measure, file, { signal: options.signal });
+      // pipeline waits for the sink's close, so a spilled temp file is closed before it is removed.
+      await pipeline(source, sink, { signal: options.signal });
     } catch (e) {
-      // An abort can reject before the file is even open: removing it before it has closed would leave it behind.
-      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
-      await fs.rm(tmp, { force: true });
+      sink.discard();
       throw e;
     }
-    return this.commit(name, tmp, {
-      size,
-      md5Hash: md5.digest('base64'),
+    return this.commit(name, sink.content(), {
+      size: sink.size,
+      md5Hash: sink.md5.digest('base64'),
       contentType: options.contentType ?? 'application/octet-stream',
       metadata: options.metadata ?? {},
       ifGenerationMatch: options.ifGenerationMatch,
@@ -120,53 +162,70 @@ export class FsObjectStore implements ObjectStore {
   read(name: string, options: { generation?: string } = {}): Readable {
     checkName(name);
     // A Readable is returned at once; the lookup errors surface as a stream error, as with GCS.
-    const stream = new Transform({ transform: (chunk, _e, done) => done(null, chunk) });
-    (async () => {
-      const generation = options.generation ?? (await this.stat(name))?.generation;
-      const missing = new ObjectNotFoundError(`No such object: ${this.bucket}/${name}${options.generation ? `#${options.generation}` : ''}`);
-      if (!generation) throw missing;
-      const file = await fs.open(this.contentPath(name, generation)).catch((e: NodeJS.ErrnoException) => {
-        throw e.code === 'ENOENT' ? missing : e;
-      });
-      await pipeline(file.createReadStream(), stream);
-    })().catch((e: Error) => stream.destroy(e));
+    const stream = new PassThrough();
+    const missing = (): ObjectNotFoundError =>
+      new ObjectNotFoundError(`No such object: ${this.bucket}/${name}${options.generation ? `#${options.generation}` : ''}`);
+    let fd: number;
+    let size: number;
+    try {
+      const generation = options.generation ?? this.current(name)?.generation;
+      if (!generation) throw missing();
+      // Opened now, so a generation replaced or deleted after this call is still read whole.
+      fd = fss.openSync(this.contentPath(name, generation), 'r');
+      size = fss.fstatSync(fd).size;
+    } catch (e) {
+      const error = (e as NodeJS.ErrnoException).code === 'ENOENT' ? missing() : (e as Error);
+      process.nextTick(() => stream.destroy(error));
+      return stream;
+    }
+    if (size <= SMALL_OBJECT_BYTES) {
+      try {
+        stream.end(fss.readFileSync(fd));
+      } finally {
+        fss.closeSync(fd);
+      }
+      return stream;
+    }
+    pipeline(createReadStream('', { fd }), stream).catch((e: Error) => stream.destroy(e));
     return stream;
   }
 
   async stat(name: string): Promise<ObjectInfo | undefined> {
     checkName(name);
-    try {
-      return JSON.parse(await fs.readFile(this.metaPath(name), 'utf8')) as ObjectInfo;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
+    return this.current(name);
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    const files = await fs.readdir(this.metaDir, { recursive: true }).catch(() => [] as string[]);
+    // Only the directory the prefix names is walked, not the whole bucket.
+    const dir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const files = await fs.readdir(path.join(this.metaDir, dir), { recursive: true }).catch(() => [] as string[]);
     const names = files
       .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -'.json'.length).split(path.sep).join('/'))
+      .map((f) => dir + f.slice(0, -'.json'.length).split(path.sep).join('/'))
       .filter((n) => n.startsWith(prefix))
       .sort();
     for (const name of names) {
-      const info = await this.stat(name);
+      const info = this.current(name);
       if (info) yield info;
     }
   }
 
   async copy(source: string, destination: string, options: CopyOptions = {}): Promise<ObjectInfo> {
     checkName(destination);
-    const src = await this.stat(source);
+    const src = this.current(source);
     if (!src) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${source}`);
     if (options.ifSourceGenerationMatch !== undefined && options.ifSourceGenerationMatch !== src.generation) {
       throw new PreconditionFailedError(`${source}: generation ${src.generation} does not match ${options.ifSourceGenerationMatch}`);
     }
-    await fs.mkdir(this.tmpDir, { recursive: true });
+    // A generation's bytes never change, so a hard link is a copy at any size.
     const tmp = path.join(this.tmpDir, randomBytes(12).toString('hex'));
-    await fs.copyFile(this.contentPath(source, src.generation), tmp);
-    return this.commit(destination, tmp, {
+    try {
+      inDir(this.tmpDir, () => fss.linkSync(this.contentPath(source, src.generation), tmp));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(`No such object: ${this.bucket}/${source}`);
+      await fs.copyFile(this.contentPath(source, src.generation), tmp);
+    }
+    return this.commit(destination, { tmp }, {
       size: src.size,
       md5Hash: src.md5Hash,
       contentType: src.contentType,
@@ -178,11 +237,11 @@ export class FsObjectStore implements ObjectStore {
   async delete(name: string, options: Preconditions = {}): Promise<void> {
     checkName(name);
     await this.locked(name, async () => {
-      const current = await this.stat(name);
+      const current = this.current(name);
       if (!current) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
       this.checkPrecondition(name, current, options);
-      await fs.rm(this.metaPath(name));
-      await fs.rm(this.contentPath(name, current.generation), { force: true });
+      fss.rmSync(this.metaPath(name));
+      fss.rmSync(this.contentPath(name, current.generation), { force: true });
     });
   }
 
@@ -199,29 +258,35 @@ export class FsObjectStore implements ObjectStore {
 
   private async commit(
     name: string,
-    tmp: string,
+    content: Content,
     fields: Pick<ObjectInfo, 'size' | 'md5Hash' | 'contentType' | 'metadata'> & Preconditions,
   ): Promise<ObjectInfo> {
     const info = await this.locked(name, async () => {
-      const current = await this.stat(name);
+      const current = this.current(name);
       try {
         this.checkPrecondition(name, current, fields);
       } catch (e) {
-        await fs.rm(tmp, { force: true });
+        if ('tmp' in content) fss.rmSync(content.tmp, { force: true });
         throw e;
       }
       const now = new Date().toISOString();
       const { ifGenerationMatch: _ignored, ...rest } = fields;
       const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(current?.generation), metageneration: '1', timeCreated: now, updated: now, ...rest };
-      const content = this.contentPath(name, next.generation);
-      await fs.mkdir(path.dirname(content), { recursive: true });
-      await fs.rename(tmp, content);
-      await atomicWriteFile(this.metaPath(name), JSON.stringify(next));
-      if (current) await fs.rm(this.contentPath(name, current.generation), { force: true });
+      const file = this.contentPath(name, next.generation);
+      // The generation's file name is new, so writing it in place is as safe as a rename: nothing refers to it yet.
+      inDir(path.dirname(file), () => ('tmp' in content ? fss.renameSync(content.tmp, file) : fss.writeFileSync(file, content.bytes)));
+      atomicWriteFileSync(this.metaPath(name), JSON.stringify(next));
+      if (current) fss.rmSync(this.contentPath(name, current.generation), { force: true });
       return next;
     });
     for (const listener of this.listeners) await listener(info);
     return info;
+  }
+
+  /** The live generation's metadata, if the object exists. */
+  private current(name: string): ObjectInfo | undefined {
+    const text = readFileIfExists(this.metaPath(name));
+    return text === undefined ? undefined : (JSON.parse(text) as ObjectInfo);
   }
 
   private checkPrecondition(name: string, current: ObjectInfo | undefined, options: Preconditions): void {

@@ -1,0 +1,48 @@
+/**
+ * Synchronous writes of small files for the local adapters. For a file of a
+ * few hundred bytes the thread-pool round trip of an async fs call costs far
+ * more than the work (measured on the 2-core VM this was built on: readFile
+ * 0.35 ms async vs 0.013 ms sync, write + rename 0.42 vs 0.06 ms), and one
+ * upload makes dozens of such calls for metadata, records and messages.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Directories this process has made: `mkdir -p` of one that exists still costs a syscall per level. */
+const madeDirs = new Set<string>();
+
+export function ensureDir(dir: string): void {
+  if (madeDirs.has(dir)) return;
+  fs.mkdirSync(dir, { recursive: true });
+  madeDirs.add(dir);
+}
+
+/** Runs `op`, which creates a file in `dir`, making `dir` first if needed (again, if it was removed since). */
+export function inDir<T>(dir: string, op: () => T): T {
+  ensureDir(dir);
+  try {
+    return op();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    fs.mkdirSync(dir, { recursive: true });
+    return op();
+  }
+}
+
+/** Replaces `file` whole: a reader sees the old content or the new, never part of it. */
+export function atomicWriteFileSync(file: string, content: string | Buffer): void {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  inDir(path.dirname(file), () => fs.writeFileSync(tmp, content));
+  fs.renameSync(tmp, file);
+}
+
+/** The file's text, or undefined if it does not exist. */
+export function readFileIfExists(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
