@@ -1,15 +1,21 @@
 /**
  * One uploaded file, from bytes to a promoted object: stream through the
- * validator into `staging/`, then promote to `incoming/` with an
+ * validator into staging, then promote to `incoming/` with an
  * if-generation-match=0 precondition, so the loader only ever sees complete,
  * valid files and a failure at any step leaves nothing under `incoming/`.
  * Staging and promotion are separate steps because whether to promote is only
  * known at the end of the stream (all files valid, content not a duplicate).
+ *
+ * A file whose canonical form fits in HELD_UPLOAD_BYTES is staged in memory
+ * and promoted with one write; a larger one is staged as an object under
+ * `staging/` and promoted by a copy. Small files are most uploads, and the
+ * staging object cost them a write, a copy and a delete.
  */
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ObjectStore } from '../core/ports.js';
+import { SpillingSink } from '../core/spill.js';
 import type { UploadLedger, UploadRecord } from '../core/uploads.js';
 import { CsvValidator, InvalidCsvError, type ValidationLimits } from './validator.js';
 
@@ -30,10 +36,17 @@ export interface StoredUpload {
   status: 'stored';
 }
 
-/** A complete, valid file in `staging/`, not yet visible to the loader. */
+/**
+ * Memory held per staged file at most: with the concurrent-upload limit and
+ * the files-per-request limit this bounds what small files can hold at once.
+ */
+export const HELD_UPLOAD_BYTES = 256 * 1024;
+
+/** A complete, valid file, not yet visible to the loader. */
 export interface StagedUpload {
   uploadId: string;
-  staging: string;
+  /** In memory when small, else the object under `staging/`. */
+  content: { bytes: Buffer } | { staging: string };
   bytes: number;
   rows: number;
   sha256: string;
@@ -76,7 +89,7 @@ class Digest extends Transform {
 /**
  * Streams one file through `decoders` (gunzip, when it is compressed), the
  * digest (of the CSV as sent, so a gzipped copy is the same file) and the
- * validator into `staging/`. Nothing is left behind when it fails.
+ * validator into staging. Nothing is left behind when it fails.
  */
 export async function stageUpload(
   deps: { store: ObjectStore; limits: ValidationLimits },
@@ -96,23 +109,32 @@ export async function stageUpload(
     ...(fileName ? { originalName: fileName } : {}),
     ...(meta.uploader ? { uploader: meta.uploader } : {}),
   };
-  const written = deps.store.write(staging, validator, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
+  let written: Promise<unknown> | undefined;
+  const sink = new SpillingSink(HELD_UPLOAD_BYTES, () => {
+    const stream = new PassThrough();
+    written = deps.store.write(staging, stream, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
+    return { stream, done: written };
+  });
   try {
-    await Promise.all([pipeline([source, ...decoders, digest, validator] as unknown as [Readable, Transform]), written]);
+    await pipeline([source, ...decoders, digest, validator, sink] as unknown as [Readable, Transform]);
   } catch (e) {
-    await written.catch(() => undefined);
-    await deps.store.delete(staging).catch(() => undefined);
+    if (written) {
+      await written.catch(() => undefined);
+      await deps.store.delete(staging).catch(() => undefined);
+    }
     if (e instanceof InvalidCsvError && fileName) e.fileName = fileName;
     throw e;
   }
   const sha256 = digest.hex();
   const metadata = { ...labels, sha256, rows: String(validator.rows), bytes: String(digest.bytes) };
-  return { uploadId, staging, bytes: digest.bytes, rows: validator.rows, sha256, metadata, ...(fileName ? { fileName } : {}) };
+  const held = sink.held;
+  const content = held ? { bytes: held } : { staging };
+  return { uploadId, content, bytes: digest.bytes, rows: validator.rows, sha256, metadata, ...(fileName ? { fileName } : {}) };
 }
 
 /**
  * Makes a staged file visible to the loader, with its upload record created
- * first so the loader always finds it. The staging copy is the caller's to
+ * first so the loader always finds it. A staging object is the caller's to
  * discard, success or not, so that it can do so alongside its own last step.
  */
 export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLedger }, staged: StagedUpload): Promise<StoredUpload> {
@@ -132,11 +154,18 @@ export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLe
     ...(staged.fileName ? { fileName: staged.fileName } : {}),
   };
   await ledger.create(record.uploadId, record);
-  const promoted = await store.copy(staged.staging, object, { ifGenerationMatch: '0', metadata: staged.metadata }).catch(async (e: Error) => {
+  const { content } = staged;
+  const promotion =
+    'bytes' in content
+      ? store.write(object, Readable.from([content.bytes]), { ifGenerationMatch: '0', contentType: 'text/csv', metadata: staged.metadata })
+      : store.copy(content.staging, object, { ifGenerationMatch: '0', metadata: staged.metadata });
+  const promoted = await promotion.catch(async (e: Error) => {
     await ledger.update(uploadId, () => ({ status: 'failed', reason: `could not store the file: ${e.message}` }));
     throw e;
   });
   return { uploadId, object, generation: promoted.generation, bytes, rows, sha256, status: 'stored' };
 }
 
-export const discardStaged = (store: ObjectStore, staged: StagedUpload): Promise<void> => store.delete(staged.staging).catch(() => undefined);
+export async function discardStaged(store: ObjectStore, staged: StagedUpload): Promise<void> {
+  if ('staging' in staged.content) await store.delete(staged.content.staging).catch(() => undefined);
+}

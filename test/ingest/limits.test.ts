@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { flightsCsv } from '../support/generate-flights.js';
 import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { HELD_UPLOAD_BYTES } from '../../functions/ingest/store-upload.js';
 import { multipart, names, send, type Reply } from './http.js';
 
 let p: TestPipeline | undefined;
@@ -49,6 +50,24 @@ const stagingStarted = (pipeline: TestPipeline) =>
   });
 
 describe('request limits', () => {
+  it('stages a small file in memory and a large one under staging/, and leaves no staging object', async () => {
+    p = await startTestPipeline();
+    const written: string[] = [];
+    const store = p.rt.store;
+    const write = store.write.bind(store);
+    store.write = (name, ...rest) => (written.push(name), write(name, ...rest));
+    const small = await send(p.url, flightsCsv(100, 7));
+    expect(small.status).toBe(201);
+    expect(written.filter((n) => n.startsWith('staging/'))).toEqual([]);
+    expect(written).toContain(small.body.object);
+    const large = await send(p.url, csv);
+    expect(large.status).toBe(201);
+    expect(csv.length).toBeGreaterThan(HELD_UPLOAD_BYTES);
+    expect(written.filter((n) => n.startsWith('staging/'))).toEqual([`staging/${large.body.uploadId}.csv`]);
+    expect(await names(store, 'staging/')).toEqual([]);
+    expect(await names(store, 'incoming/')).toEqual([small.body.object, large.body.object].sort());
+  });
+
   it('an upload aborted half-way leaves nothing behind, and frees its slot', async () => {
     p = await startTestPipeline({ env: { MAX_CONCURRENT_UPLOADS: '1' } });
     const { req, reply } = halfUpload(p.url);

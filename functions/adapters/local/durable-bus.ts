@@ -111,8 +111,8 @@ class LocalSubscription implements Subscription {
   }
 
   private readStored(id: string): StoredMessage | undefined {
-    const text = readFileIfExists(this.file(id));
-    return text === undefined ? undefined : (JSON.parse(text) as StoredMessage);
+    const file = readFileIfExists(this.file(id));
+    return file && (JSON.parse(file.toString('utf8')) as StoredMessage);
   }
 
   private file(id: string): string {

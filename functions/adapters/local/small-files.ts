@@ -37,10 +37,10 @@ export function atomicWriteFileSync(file: string, content: string | Buffer): voi
   fs.renameSync(tmp, file);
 }
 
-/** The file's text, or undefined if it does not exist. */
-export function readFileIfExists(file: string): string | undefined {
+/** The file's bytes, or undefined if it does not exist. */
+export function readFileIfExists(file: string): Buffer | undefined {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;

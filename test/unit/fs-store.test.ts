@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FsObjectStore, INLINE_OBJECT_BYTES, SMALL_OBJECT_BYTES } from '../../functions/adapters/local/fs-store.js';
+import { ObjectNotFoundError, PreconditionFailedError } from '../../functions/core/ports.js';
+
+let root: string;
+let store: FsObjectStore;
+beforeEach(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'fs-store-'));
+  store = new FsObjectStore(root, 'b');
+});
+afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const bytes = (n: number, seed = 1): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) % 251));
+/** In chunks, as a network stream delivers them. */
+const source = (b: Buffer): Readable => Readable.from(Array.from({ length: Math.ceil(b.length / 65536) }, (_, i) => b.subarray(i * 65536, (i + 1) * 65536)));
+const filesUnder = (dir: string): string[] => (fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, f)).isFile()) : []);
+/** Buffer.equals: toEqual walks large buffers element by element. */
+const same = (actual: Buffer, expected: Buffer): void => expect(actual.equals(expected), `${actual.length} bytes vs ${expected.length}`).toBe(true);
+const contentFiles = (): string[] => filesUnder(path.join(root, 'b', 'objects'));
+
+describe('FsObjectStore', () => {
+  // Small (inline in the metadata file), mid-sized (a content file written in one call) and large (streamed through a temp file).
+  for (const size of [0, 300, INLINE_OBJECT_BYTES + 1, SMALL_OBJECT_BYTES * 3 + 17]) {
+    it(`keeps ${size} bytes exactly through write, read, copy and delete`, async () => {
+      const data = bytes(size);
+      const info = await store.write('a/x.csv', source(data), { contentType: 'text/csv', metadata: { k: 'v' } });
+      expect(info).toMatchObject({ name: 'a/x.csv', size, contentType: 'text/csv', metadata: { k: 'v' } });
+      expect(contentFiles()).toHaveLength(size <= INLINE_OBJECT_BYTES ? 0 : 1);
+      same(await buffer(store.read('a/x.csv')), data);
+      same(await buffer(store.read('a/x.csv', { generation: info.generation })), data);
+      same(fs.readFileSync(store.uri('a/x.csv', info.generation)), data);
+
+      const copy = await store.copy('a/x.csv', 'b/y.csv', { ifGenerationMatch: '0' });
+      await store.delete('a/x.csv');
+      same(await buffer(store.read('b/y.csv')), data);
+      expect(copy).toMatchObject({ size, md5Hash: info.md5Hash, contentType: 'text/csv' });
+      await store.delete('b/y.csv');
+      expect(contentFiles()).toEqual([]);
+      expect(filesUnder(path.join(root, 'b', 'tmp'))).toEqual([]);
+    });
+  }
+
+  it('a replaced generation is gone, inline or not', async () => {
+    for (const size of [10, SMALL_OBJECT_BYTES + 1]) {
+      const first = await store.write(`r${size}`, source(bytes(size, 1)));
+      await store.write(`r${size}`, source(bytes(size, 2)), { ifGenerationMatch: first.generation });
+      await expect(buffer(store.read(`r${size}`, { generation: first.generation }))).rejects.toBeInstanceOf(ObjectNotFoundError);
+      same(await buffer(store.read(`r${size}`)), bytes(size, 2));
+    }
+  });
+
+  it('refuses a write whose precondition fails and leaves no temp file', async () => {
+    await store.write('p', source(bytes(5)));
+    for (const size of [5, SMALL_OBJECT_BYTES + 1]) {
+      await expect(store.write('p', source(bytes(size)), { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    }
+    expect(filesUnder(path.join(root, 'b', 'tmp'))).toEqual([]);
+    same(await buffer(store.read('p')), bytes(5));
+  });
+
+  it('lists only names under the prefix, also one that ends inside a name', async () => {
+    for (const name of ['in/2026/11/22/a.csv', 'in/2026/11/23/b.csv', 'in/2026/12/01/c.csv', 'out/d.csv', 'inx']) await store.write(name, source(bytes(3)));
+    const list = async (prefix: string): Promise<string[]> => {
+      const names: string[] = [];
+      for await (const info of store.list(prefix)) names.push(info.name);
+      return names;
+    };
+    expect(await list('in/2026/11/')).toEqual(['in/2026/11/22/a.csv', 'in/2026/11/23/b.csv']);
+    expect(await list('in/2026/1')).toEqual(['in/2026/11/22/a.csv', 'in/2026/11/23/b.csv', 'in/2026/12/01/c.csv']);
+    expect(await list('in')).toEqual(['in/2026/11/22/a.csv', 'in/2026/11/23/b.csv', 'in/2026/12/01/c.csv', 'inx']);
+    expect(await list('nothing/')).toEqual([]);
+  });
+});
