@@ -15,7 +15,7 @@ import { loadConfig, type Config } from './core/config.js';
 import { exportLedger, type ExportRecord } from './core/exports.js';
 import { LANDING_PREFIX, signedUploadRecords, type SignedUploadRecord } from './core/landing.js';
 import { createLogger } from './core/logger.js';
-import { notificationMessage } from './core/notification.js';
+import { notificationMessage, objectPrefixFilter } from './core/notification.js';
 import type { EventBus, ObjectStore, SubscriptionSpec, Warehouse } from './core/ports.js';
 import type { JsonRecords } from './core/records.js';
 import { uploadLedger, type UploadLedger } from './core/uploads.js';
@@ -41,7 +41,7 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** The bucket notifies the loader of incoming/ and the validator of landing/, on one topic. */
+/** The bucket notifies the loader of incoming/ and the validator of landing/, on one topic; each subscription's filter keeps its own. */
 const NOTIFIED_PREFIXES = [INCOMING_PREFIX, LANDING_PREFIX];
 
 export interface LocalBucket {
@@ -50,6 +50,7 @@ export interface LocalBucket {
   sessions: ResumableSessions;
 }
 
+/** Filtered so the validator's landing/ notifications never cost the loader a delivery (or, in the cloud, an invocation). */
 export function loaderSubscription(config: Config): SubscriptionSpec {
   return {
     name: config.loaderSubscription,
@@ -58,6 +59,7 @@ export function loaderSubscription(config: Config): SubscriptionSpec {
     deadLetterTopic: config.deadLetterTopic,
     minBackoffMs: config.minBackoffMs,
     maxBackoffMs: config.maxBackoffMs,
+    filter: objectPrefixFilter(INCOMING_PREFIX),
   };
 }
 
@@ -75,7 +77,7 @@ export function deadLetterSubscription(config: Config): SubscriptionSpec {
 
 /** The validator's own subscription to the bucket's notifications: it takes landing/, the loader incoming/. */
 export function validatorSubscription(config: Config): SubscriptionSpec {
-  return { ...loaderSubscription(config), name: config.signedUploads.validatorSubscription };
+  return { ...loaderSubscription(config), name: config.signedUploads.validatorSubscription, filter: objectPrefixFilter(LANDING_PREFIX) };
 }
 
 export function exportSubscription(config: Config): SubscriptionSpec {

@@ -3,7 +3,10 @@
  * under the real functions-framework in a process of its own, wired the way
  * the cloud wires them, on this machine:
  * - Pub/Sub is the real emulator (started here unless PUBSUB_EMULATOR_HOST
- *   names a running one);
+ *   names a running one); the subscriptions are made from the same specs as
+ *   in the cloud, filters included, but the emulator does not apply filters,
+ *   so here the loader and the validator each get (and skip) the other's
+ *   notifications;
  * - Cloud Storage is the filesystem bucket in DATA_DIR (no GCS emulator runs
  *   offline here), publishing its notifications to the emulator;
  * - BigQuery is DuckDB in DATA_DIR, opened per operation because several

@@ -58,6 +58,9 @@ export function notificationMessage(
   };
 }
 
+/** The subscription filter (SubscriptionSpec.filter) that keeps only notifications of objects whose names start with `prefix`. */
+export const objectPrefixFilter = (prefix: string): string => `hasPrefix(attributes.objectId, ${JSON.stringify(prefix)})`;
+
 export class UndecodableMessageError extends Error {
   override readonly name = 'UndecodableMessageError';
 }

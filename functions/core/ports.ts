@@ -111,6 +111,13 @@ export interface SubscriptionSpec {
   deadLetterTopic: string;
   minBackoffMs: number;
   maxBackoffMs: number;
+  /**
+   * A Pub/Sub filter expression on the attributes (e.g. `hasPrefix(attributes.objectId, "incoming/")`):
+   * only messages published to `topic` that match it are kept for the subscription, the rest are never
+   * delivered. Pub/Sub fixes it when it creates the subscription; the local bus reads the subset in
+   * core/pubsub-filter.ts. Absent or empty: every message.
+   */
+  filter?: string;
 }
 
 export interface Subscription {

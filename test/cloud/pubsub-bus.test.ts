@@ -1,20 +1,23 @@
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PubSub } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PubSubBus } from '../../functions/adapters/pubsub/bus.js';
+import { createLogger } from '../../functions/core/logger.js';
+import { objectPrefixFilter } from '../../functions/core/notification.js';
 import type { BusMessage, SubscriptionSpec } from '../../functions/core/ports.js';
 
 // The real emulator, started once for the run by test/support/global-setup.ts.
 const emulator = { host: inject('pubsubEmulatorHost'), projectId: 'demo' };
+// Naming the universe keeps gax from asking the GCE metadata server for it, which it
+// otherwise does even against the emulator; naming it also ends the automatic
+// emulator detection, hence emulatorMode.
+const options = { projectId: emulator.projectId, apiEndpoint: emulator.host, emulatorMode: true, universeDomain: 'googleapis.com' };
 let bus: PubSubBus;
 let admin: PubSub;
 
 beforeAll(() => {
-  // Naming the universe keeps gax from asking the GCE metadata server for it, which it
-  // otherwise does even against the emulator; naming it also ends the automatic
-  // emulator detection, hence emulatorMode.
-  const options = { projectId: emulator.projectId, apiEndpoint: emulator.host, emulatorMode: true, universeDomain: 'googleapis.com' };
   bus = new PubSubBus(options);
   admin = new PubSub(options);
 });
@@ -130,5 +133,66 @@ describe('PubSubBus on the Pub/Sub emulator', () => {
     await eventually(() => expect(second.map((m) => m.data.toString())).toContain('sentinel'));
     await again.close();
     expect(second.map((m) => m.data.toString())).toEqual(['sentinel']);
+  }, 60_000);
+
+  // Real Pub/Sub keeps only matching messages for a filtered subscription. The emulator (0.8.20, as shipped
+  // with gcloud 528) stores the filter and reports it, but ignores it when delivering, by streaming or unary
+  // pull alike; it does not even check its syntax. If an emulator starts applying filters, this test fails:
+  // then assert the filtering here, and the emulator profile of the e2e suite gets the filtered delivery too.
+  it('creates the subscription with its filter; the emulator reports it but still delivers every message', async () => {
+    const loader = spec({ filter: objectPrefixFilter('incoming/') });
+    const validator = spec({ name: unique('validator'), topic: loader.topic, filter: objectPrefixFilter('landing/') });
+    const got = { loader: [] as string[], validator: [] as string[] };
+    const subs = [
+      await bus.subscribe(loader, async (m) => void got.loader.push(m.data.toString())),
+      await bus.subscribe(validator, async (m) => void got.validator.push(m.data.toString())),
+    ];
+    const published = ['landing/a.csv', 'incoming/b.csv', 'elsewhere/incoming/c.csv'];
+    for (const objectId of published) await bus.publish(loader.topic, Buffer.from(objectId), { objectId });
+    await bus.publish(loader.topic, Buffer.from('no objectId'));
+    // What either would deliver; then long enough for the rest to arrive, so a filtering emulator fails the assertion, not the timeout.
+    await eventually(() => expect([got.loader.includes('incoming/b.csv'), got.validator.includes('landing/a.csv')]).toEqual([true, true]));
+    await sleep(1000);
+    await Promise.all(subs.map((s) => s.close()));
+
+    const everything = [...published, 'no objectId'].sort();
+    expect(got.loader.sort()).toEqual(everything);
+    expect(got.validator.sort()).toEqual(everything);
+    const [loaderMetadata] = await admin.subscription(loader.name).getMetadata();
+    const [validatorMetadata] = await admin.subscription(validator.name).getMetadata();
+    expect([loaderMetadata.filter, validatorMetadata.filter]).toEqual(['hasPrefix(attributes.objectId, "incoming/")', 'hasPrefix(attributes.objectId, "landing/")']);
+  }, 60_000);
+
+  it('cannot change an existing filter: warns if there was none, throws if there was another', async () => {
+    const lines: string[] = [];
+    const log = createLogger(
+      'info',
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      }),
+    );
+    const watched = new PubSubBus(options, log);
+    try {
+      const unfiltered = spec();
+      await watched.createSubscription(unfiltered);
+      await watched.createSubscription({ ...unfiltered, filter: objectPrefixFilter('incoming/') });
+      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([
+        expect.objectContaining({ severity: 'WARNING', subscription: unfiltered.name, filter: 'hasPrefix(attributes.objectId, "incoming/")' }),
+      ]);
+
+      const filtered = spec({ filter: objectPrefixFilter('landing/') });
+      await watched.createSubscription(filtered);
+      await watched.createSubscription(filtered);
+      await expect(watched.createSubscription({ ...filtered, filter: objectPrefixFilter('incoming/') })).rejects.toThrow(
+        `subscription ${filtered.name} exists with filter "hasPrefix(attributes.objectId, \\"landing/\\")"`,
+      );
+      await expect(watched.createSubscription({ ...filtered, filter: undefined })).rejects.toThrow('Pub/Sub cannot change a filter');
+      expect(lines).toHaveLength(1);
+    } finally {
+      await watched.close();
+    }
   }, 60_000);
 });

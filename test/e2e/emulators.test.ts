@@ -7,8 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PubSub } from '@google-cloud/pubsub';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../functions/core/config.js';
 import { isListening } from '../../tools/ports.js';
 import { expectedRows } from '../support/expected.js';
 import { eventually, profileEnv, tempDir } from '../support/pipeline.js';
@@ -43,10 +45,11 @@ describe('npm run start:emulators', () => {
   let script: ChildProcess;
   let served: Served;
   let exited: Promise<number | null>;
+  let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
     // Topics of its own on the shared emulator, free ports, a fresh data directory.
-    const env = { ...process.env, ...profileEnv('emulator'), DATA_DIR: await tempDir(), PORT: '0', FUNCTIONS_PORT: '0', FLUSH_TICK_MS: '200', LOG_LEVEL: 'warn' };
+    env = { ...process.env, ...profileEnv('emulator'), DATA_DIR: await tempDir(), PORT: '0', FUNCTIONS_PORT: '0', FLUSH_TICK_MS: '200', LOG_LEVEL: 'warn' };
     script = spawn(process.execPath, ['--import', 'tsx', 'tools/start-emulators.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
     exited = new Promise((resolve) => script.once('exit', (code) => resolve(code)));
     served = await readBanner(script, 90_000);
@@ -71,6 +74,19 @@ describe('npm run start:emulators', () => {
     expect(page.status).toBe(200);
     expect(page.body.rows).toEqual(expectedRows(sample));
   }, 90_000);
+
+  it('creates the loader and validator subscriptions with their filters', async () => {
+    const config = loadConfig(env);
+    const admin = new PubSub({ projectId: 'demo', apiEndpoint: inject('pubsubEmulatorHost'), emulatorMode: true, universeDomain: 'googleapis.com' });
+    try {
+      const filterOf = async (name: string) => (await admin.subscription(name).getMetadata())[0].filter;
+      expect(await filterOf(config.loaderSubscription)).toBe('hasPrefix(attributes.objectId, "incoming/")');
+      expect(await filterOf(config.signedUploads.validatorSubscription)).toBe('hasPrefix(attributes.objectId, "landing/")');
+      expect(await filterOf(`${config.deadLetterTopic}-recorder`)).toBe('');
+    } finally {
+      await admin.close();
+    }
+  });
 
   it('stops every process it started on SIGTERM, and leaves an emulator it did not start running', async () => {
     script.kill('SIGTERM');

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLocalBus, backoffMs } from '../../functions/adapters/local/durable-bus.js';
+import { loadConfig } from '../../functions/core/config.js';
 import type { BusMessage, SubscriptionSpec } from '../../functions/core/ports.js';
+import { loaderSubscription, validatorSubscription } from '../../functions/runtime.js';
 import { eventually, quietLogger, tempDir } from '../support/pipeline.js';
 
 const spec = (name = 'sub'): SubscriptionSpec => ({
@@ -85,6 +87,41 @@ describe('the durable local bus', () => {
     const b = bus(await tempDir());
     await b.createSubscription(spec());
     await b.publish('other-topic', Buffer.from('x'), {});
+    expect(await b.pending('sub')).toBe(0);
+  });
+
+  it('keeps for the loader and the validator only the notifications under their prefixes, across a restart', async () => {
+    const config = loadConfig({});
+    const topic = config.notificationTopic;
+    const loader = loaderSubscription(config);
+    const validator = validatorSubscription(config);
+    const dir = await tempDir();
+    const first = bus(dir);
+    await first.createSubscription(loader);
+    await first.createSubscription(validator);
+    // An empty filter keeps everything, as in Pub/Sub.
+    await first.createSubscription({ ...spec('everything'), topic, filter: '' });
+    await first.publish(topic, Buffer.from('l1'), { objectId: 'landing/x.csv' });
+    await first.publish(topic, Buffer.from('i1'), { objectId: 'incoming/2024-01-01/y.csv' });
+    const counts = async (b: DurableLocalBus) => [await b.pending(loader.name), await b.pending(validator.name), await b.pending('everything')];
+    expect(await counts(first)).toEqual([1, 1, 2]);
+    await first.close();
+
+    // The filter is kept with the subscription: a bus that never created it still applies it.
+    const second = bus(dir);
+    await second.publish(topic, Buffer.from('l2'), { objectId: 'landing/z.csv' });
+    expect(await counts(second)).toEqual([1, 2, 3]);
+    const got: string[] = [];
+    await second.subscribe(loader, async (m) => void got.push(m.data.toString()));
+    await eventually(async () => ((await second.pending(loader.name)) === 0 ? true : undefined));
+    expect(got).toEqual(['i1']);
+  });
+
+  it('refuses a filter it cannot apply when the subscription is made, and keeps nothing for it', async () => {
+    const b = bus(await tempDir());
+    await expect(b.createSubscription({ ...spec(), filter: 'hasSuffix(attributes.objectId, ".csv")' })).rejects.toThrow(/found hasSuffix/);
+    await expect(b.subscribe({ ...spec(), filter: 'attributes.objectId = incoming' }, async () => undefined)).rejects.toThrow(/expected a string literal/);
+    await b.publish('objects', Buffer.from('x'), { objectId: 'incoming/x.csv' });
     expect(await b.pending('sub')).toBe(0);
   });
 

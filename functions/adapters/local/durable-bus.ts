@@ -4,7 +4,9 @@
  * message stays on disk until acknowledged (so it survives a restart), a
  * failed delivery comes back with exponential backoff, and after
  * `maxDeliveryAttempts` it moves to the dead-letter topic with the same
- * attributes Pub/Sub adds. Message files are small: they are read and
+ * attributes Pub/Sub adds. A subscription's filter is applied at publish:
+ * a message it does not match is never written for that subscription, so it
+ * costs no file and no delivery. Message files are small: they are read and
  * written with synchronous calls (small-files.ts says why).
  */
 import { randomBytes } from 'node:crypto';
@@ -13,6 +15,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { atomicWriteFileSync, readFileIfExists } from './small-files.js';
 import type { BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
+import { compileFilter, type AttributeFilter } from '../../core/pubsub-filter.js';
 
 interface StoredMessage {
   id: string;
@@ -36,6 +39,9 @@ function jsonFiles(dir: string): string[] {
     throw e;
   }
 }
+
+/** Like Pub/Sub, an empty filter keeps everything. Throws on a filter core/pubsub-filter.ts cannot read. */
+const filterOf = (spec: SubscriptionSpec): AttributeFilter => (spec.filter ? compileFilter(spec.filter) : () => true);
 
 export function backoffMs(attempt: number, spec: Pick<SubscriptionSpec, 'minBackoffMs' | 'maxBackoffMs'>): number {
   return Math.min(spec.maxBackoffMs, spec.minBackoffMs * 2 ** Math.max(0, attempt - 1));
@@ -135,8 +141,14 @@ export class DurableLocalBus implements EventBus {
     private readonly log?: Logger,
   ) {}
 
-  /** Creates the subscription if it does not exist, so messages published from now on are kept for it. */
+  /**
+   * Creates the subscription if it does not exist, so messages published from now on (and matching its
+   * filter) are kept for it. Unlike Pub/Sub it rewrites an existing one, filter included, so a data
+   * directory made before a filter changed takes the new one.
+   */
   async createSubscription(spec: SubscriptionSpec): Promise<void> {
+    // Here rather than at the first publish, so a filter this bus cannot apply fails the caller, not the publisher.
+    filterOf(spec);
     atomicWriteFileSync(path.join(this.root, 'subscriptions', `${spec.name}.json`), JSON.stringify(spec));
   }
 
@@ -150,6 +162,7 @@ export class DurableLocalBus implements EventBus {
       notBefore: 0,
     };
     for (const spec of this.subscriptionsOf(topic)) {
+      if (!filterOf(spec)(attributes)) continue;
       this.writeStored(this.queueDir(spec.name), stored);
       this.active.get(spec.name)?.schedule(stored);
     }

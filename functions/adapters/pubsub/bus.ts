@@ -20,11 +20,14 @@ const BATCHING = { maxMessages: 10, maxMilliseconds: 10 };
 
 const duration = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
 
-async function ignoreAlreadyExists(create: () => Promise<unknown>): Promise<void> {
+/** Resolves false if it already existed. */
+async function createUnlessExists(create: () => Promise<unknown>): Promise<boolean> {
   try {
     await create();
+    return true;
   } catch (e) {
     if ((e as { code?: number }).code !== ALREADY_EXISTS) throw e;
+    return false;
   }
 }
 
@@ -59,13 +62,35 @@ export class PubSubBus implements EventBus {
   async createSubscription(spec: SubscriptionSpec): Promise<void> {
     await this.ensureTopic(spec.topic);
     if (spec.deadLetterTopic) await this.ensureTopic(spec.deadLetterTopic);
-    await ignoreAlreadyExists(() =>
+    const created = await createUnlessExists(() =>
       this.topic(spec.topic).createSubscription(spec.name, {
         ...(spec.deadLetterTopic
           ? { deadLetterPolicy: { deadLetterTopic: this.topic(spec.deadLetterTopic).name, maxDeliveryAttempts: spec.maxDeliveryAttempts } }
           : {}),
         retryPolicy: { minimumBackoff: duration(spec.minBackoffMs), maximumBackoff: duration(spec.maxBackoffMs) },
+        ...(spec.filter ? { filter: spec.filter } : {}),
       }),
+    );
+    if (!created) await this.checkFilter(spec);
+  }
+
+  /**
+   * Pub/Sub cannot change a subscription's filter, so an existing one keeps whatever it was made with.
+   * Without a filter it delivers more than asked, which the handlers skip (they check the prefix
+   * themselves): only a warning. With another filter it may withhold messages the subscriber needs:
+   * that throws, since only deleting the subscription (and its backlog) can fix it.
+   */
+  private async checkFilter(spec: SubscriptionSpec): Promise<void> {
+    const [metadata] = await this.client.subscription(spec.name).getMetadata();
+    const existing = metadata.filter ?? '';
+    const wanted = spec.filter ?? '';
+    if (existing === wanted) return;
+    if (!existing) {
+      this.log?.warn({ subscription: spec.name, filter: wanted }, 'subscription exists without the filter, which Pub/Sub cannot add; it delivers every message');
+      return;
+    }
+    throw new Error(
+      `subscription ${spec.name} exists with filter ${JSON.stringify(existing)}, not ${JSON.stringify(wanted)}; Pub/Sub cannot change a filter: delete the subscription to recreate it`,
     );
   }
 
@@ -109,6 +134,6 @@ export class PubSubBus implements EventBus {
   }
 
   private async ensureTopic(name: string): Promise<void> {
-    await ignoreAlreadyExists(() => this.topic(name).create());
+    await createUnlessExists(() => this.topic(name).create());
   }
 }
