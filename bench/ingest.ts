@@ -6,7 +6,10 @@
  * bare pass is printed next to it for reference), and POST /upload to the real
  * server run as a child process (`functions/local/main.ts`), whose peak RSS is
  * read from /proc/<pid>/status (VmHWM). Then 100-row files at 16 concurrent
- * uploads for latency percentiles. Prints a Markdown table.
+ * uploads, to the real server and to a raw server that writes each body to a
+ * new file: latency percentiles and the server's CPU time per upload.
+ * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
+ * dir). Prints Markdown tables.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -25,7 +28,10 @@ import { flightLines, flightsCsv, KAGGLE_HEADER } from '../test/support/generate
 const MB = 1e6;
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const sizesMb = (process.argv[2] ?? '10,100,1024').split(',').map(Number);
-const work = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-ingest-'));
+const work = await fs.mkdtemp(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'bench-ingest-'));
+/** statfs magic numbers of the filesystems this is likely to run on. */
+const FS_TYPES: Record<number, string> = { 0xef53: 'ext2/3/4', 0x01021994: 'tmpfs', 0x9123683e: 'btrfs', 0x58465342: 'xfs', 0x794c7630: 'overlayfs' };
+const fsType = FS_TYPES[(await fs.statfs(work)).type] ?? 'other';
 
 /** Streams rows to a file until it holds at least `bytes`; returns the row count. */
 async function generate(file: string, bytes: number): Promise<number> {
@@ -171,9 +177,73 @@ for (const sizeMb of sizesMb) {
   console.error(rows.at(-1));
 }
 
+/** The process's CPU time so far (user + system, all threads), in ms. */
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+interface SmallResult {
+  p50: number;
+  p95: number;
+  p99: number;
+  statuses: Record<number, number>;
+  rps: number;
+  cpuPerUpload: number;
+}
+
 /** 16 workers, each uploading distinct 100-row files back to back over keep-alive connections. */
-async function smallFiles(concurrency = 16, total = 1600): Promise<{ p50: number; p95: number; p99: number; statuses: Record<number, number>; rps: number }> {
-  const server = await startServer({ MAX_CONCURRENT_UPLOADS: String(concurrency) });
+async function smallFiles(url: string, pid: number, files: { f: string; size: number }[], concurrency: number): Promise<SmallResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  for (const { f, size } of files.slice(0, 20)) await upload(url, f, size, agent); // warm-up, not measured
+  const latencies: number[] = [];
+  const statuses: Record<number, number> = {};
+  let next = 20;
+  const cpu0 = await cpuMs(pid);
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < files.length) {
+        const { f, size } = files[next++]!;
+        const t = performance.now();
+        const s = await upload(url, f, size, agent);
+        latencies.push(performance.now() - t);
+        statuses[s] = (statuses[s] ?? 0) + 1;
+      }
+    }),
+  );
+  const elapsed = seconds(t0);
+  // The loader's share comes after the answers: let it finish before the CPU is read.
+  await new Promise((r) => setTimeout(r, 2000));
+  const cpuPerUpload = ((await cpuMs(pid)) - cpu0) / latencies.length;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  return { p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses, rps: latencies.length / elapsed, cpuPerUpload };
+}
+
+/** The small-file baseline's server, in a process of its own so that its CPU time is its own: each body to a new file, then 201. */
+const RAW_SMALL_SERVER = `
+const fs = require('node:fs'), http = require('node:http'), path = require('node:path'), { pipeline } = require('node:stream/promises');
+let n = 0;
+const server = http.createServer((req, res) => {
+  pipeline(req, fs.createWriteStream(path.join(process.env.SINK, (n++) + '.csv'))).then(() => res.writeHead(201).end('{}'), () => res.destroy());
+});
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+
+async function rawSmallFiles(files: { f: string; size: number }[], concurrency: number): Promise<SmallResult> {
+  const sink = await fs.mkdtemp(path.join(work, 'raw-small-'));
+  const child = spawn(process.execPath, ['-e', RAW_SMALL_SERVER], { env: { ...process.env, SINK: sink }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
+  try {
+    return await smallFiles(`http://127.0.0.1:${port}`, child.pid!, files, concurrency);
+  } finally {
+    child.kill();
+    await fs.rm(sink, { recursive: true, force: true });
+  }
+}
+
+async function smallFilesBoth(concurrency = 16, total = 1600): Promise<{ raw: SmallResult; ours: SmallResult }> {
   const files = await Promise.all(
     Array.from({ length: total }, async (_, i) => {
       const f = path.join(work, `small-${i}.csv`);
@@ -181,37 +251,31 @@ async function smallFiles(concurrency = 16, total = 1600): Promise<{ p50: number
       return { f, size: (await fs.stat(f)).size };
     }),
   );
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  for (const { f, size } of files.slice(0, 20)) await upload(server.url, f, size, agent); // warm-up, not measured
-  const latencies: number[] = [];
-  const statuses: Record<number, number> = {};
-  let next = 20;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < files.length) {
-        const { f, size } = files[next++]!;
-        const t = performance.now();
-        const s = await upload(server.url, f, size, agent);
-        latencies.push(performance.now() - t);
-        statuses[s] = (statuses[s] ?? 0) + 1;
-      }
-    }),
-  );
-  const elapsed = seconds(t0);
-  agent.destroy();
+  const raw = await rawSmallFiles(files, concurrency);
+  const server = await startServer({ MAX_CONCURRENT_UPLOADS: String(concurrency) });
+  const ours = await smallFiles(server.url, server.child.pid!, files, concurrency);
   await server.stop();
-  latencies.sort((a, b) => a - b);
-  const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses, rps: latencies.length / elapsed };
+  return { raw, ours };
 }
 
-const small = await smallFiles();
+const small = await smallFilesBoth();
+const files100Bytes = Buffer.byteLength(flightsCsv(100, 1000));
 await fs.rm(work, { recursive: true, force: true });
 console.log(`| size | rows | raw loopback → disk MB/s | bare reader MB/s | bare csv-parse MB/s | POST /upload MB/s (status) | rows/s | upload ÷ bare reader | server RSS idle MB | max sampled RSS during upload MB | VmHWM at the answer MB |
 |---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-100-row files, 16 concurrent uploads (${Object.entries(small.statuses).map(([s, n]) => `${n}× ${s}`).join(', ')}; ${small.rps.toFixed(0)} uploads/s):
-p50 ${small.p50.toFixed(1)} ms, p95 ${small.p95.toFixed(1)} ms, p99 ${small.p99.toFixed(1)} ms
+Servers writing to ${fsType} (${work}).
+
+100-row files (${(files100Bytes / 1000).toFixed(1)} kB), 16 concurrent uploads, 1580 measured:
+
+| server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms |
+|---|---|--:|--:|--:|--:|--:|
+${(['raw', 'ours'] as const)
+  .map((k) => {
+    const r = small[k];
+    const name = k === 'raw' ? 'raw: body → new file, 201 (baseline)' : 'POST /upload (validate, store, notify; loader in the same process)';
+    return `| ${name} | ${Object.entries(r.statuses).map(([s, n]) => `${n}× ${s}`).join(', ')} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.cpuPerUpload.toFixed(2)} |`;
+  })
+  .join('\n')}
 `);
