@@ -1,0 +1,57 @@
+/** The DuckDB warehouse's batch load: exactly once per (object, generation), all or nothing per batch. */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DuckDbWarehouse } from '../../functions/adapters/duckdb/warehouse.js';
+import { CANONICAL_HEADER } from '../../functions/core/schema.js';
+import { csvHeader, csvLine } from '../../functions/query/formats.js';
+import { generateRows } from './fixture.js';
+
+let dir: string;
+let warehouse: DuckDbWarehouse;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'duckdb-load-'));
+  warehouse = new DuckDbWarehouse(':memory:');
+  await warehouse.init();
+});
+afterEach(async () => {
+  await warehouse.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function file(object: string, generation: string, rows: number, seed = rows): Promise<{ object: string; generation: string; uri: string }> {
+  const uri = path.join(dir, `${object.replaceAll('/', '_')}.${generation}.csv`);
+  await fs.writeFile(uri, csvHeader(CANONICAL_HEADER) + generateRows(rows, seed).map((row) => csvLine(row, CANONICAL_HEADER)).join(''));
+  return { object, generation, uri };
+}
+
+const total = async (): Promise<number> => warehouse.count({ select: [], filters: [], order: [], limit: 1 });
+
+describe('DuckDbWarehouse.load', () => {
+  it('loads a batch with each file’s row count, and a repeated batch as duplicates with the first counts', async () => {
+    const batch = [await file('in/a.csv', '11', 30), await file('in/b.csv', '12', 7), await file('in/a.csv', '9007199254740993', 5)];
+    expect(await warehouse.load(batch)).toEqual([
+      { object: 'in/a.csv', generation: '11', status: 'loaded', rows: 30 },
+      { object: 'in/b.csv', generation: '12', status: 'loaded', rows: 7 },
+      { object: 'in/a.csv', generation: '9007199254740993', status: 'loaded', rows: 5 },
+    ]);
+    const again = await warehouse.load([batch[2]!, await file('in/c.csv', '13', 4), batch[0]!]);
+    expect(again).toEqual([
+      { object: 'in/a.csv', generation: '9007199254740993', status: 'duplicate', rows: 5 },
+      { object: 'in/c.csv', generation: '13', status: 'loaded', rows: 4 },
+      { object: 'in/a.csv', generation: '11', status: 'duplicate', rows: 30 },
+    ]);
+    expect(await total()).toBe(30 + 7 + 5 + 4);
+  });
+
+  it('loads nothing of a batch with a bad file, and all of it once the file is gone', async () => {
+    const good = [await file('in/a.csv', '1', 10), await file('in/b.csv', '2', 20)];
+    const bad = { object: 'in/bad.csv', generation: '3', uri: path.join(dir, 'bad.csv') };
+    await fs.writeFile(bad.uri, `${csvHeader(CANONICAL_HEADER)}not,a,flight\n`);
+    await expect(warehouse.load([good[0]!, bad, good[1]!])).rejects.toThrow();
+    expect(await total()).toBe(0);
+    expect((await warehouse.load(good)).map((o) => o.status)).toEqual(['loaded', 'loaded']);
+    expect(await total()).toBe(30);
+  });
+});
