@@ -40,8 +40,17 @@ function jsonFiles(dir: string): string[] {
   }
 }
 
+const keepAll: AttributeFilter = () => true;
+/** Compiled once per expression: publish looks them up for every message. */
+const compiledFilters = new Map<string, AttributeFilter>();
+
 /** Like Pub/Sub, an empty filter keeps everything. Throws on a filter core/pubsub-filter.ts cannot read. */
-const filterOf = (spec: SubscriptionSpec): AttributeFilter => (spec.filter ? compileFilter(spec.filter) : () => true);
+function filterOf(spec: SubscriptionSpec): AttributeFilter {
+  if (!spec.filter) return keepAll;
+  let filter = compiledFilters.get(spec.filter);
+  if (!filter) compiledFilters.set(spec.filter, (filter = compileFilter(spec.filter)));
+  return filter;
+}
 
 export function backoffMs(attempt: number, spec: Pick<SubscriptionSpec, 'minBackoffMs' | 'maxBackoffMs'>): number {
   return Math.min(spec.maxBackoffMs, spec.minBackoffMs * 2 ** Math.max(0, attempt - 1));

@@ -132,6 +132,8 @@ export class FsObjectStore implements ObjectStore {
     try {
       await pipeline(source, measure, sink, { signal: options.signal });
     } catch (e) {
+      // The sink closes only after a spilled temp file has: removing the file before that could leave it behind.
+      if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
       fss.rmSync(tmp, { force: true });
       throw e;
     }
