@@ -102,11 +102,12 @@ export class CsvValidator extends Transform {
    * row, or any doubt, goes through onRecord, which gives the same output or the fault.
    */
   private onPlainLine(text: string, line: number): void {
-    if (!this.inSchemaOrder || this.faultCount > 0 || this.rows >= this.limits.maxRows || !this.isCanonicalRow(text)) {
+    if (!this.inSchemaOrder || this.rows >= this.limits.maxRows || !this.isCanonicalRow(text)) {
       this.onRecord(text.split(','), line);
       return;
     }
     this.rows += 1;
+    if (this.faultCount > 0) return; // as in onRecord: once invalid, valid rows are only counted
     this.pending += `${text},${line}\n`;
     this.flushOutput(false);
   }
