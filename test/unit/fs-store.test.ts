@@ -75,4 +75,19 @@ describe('FsObjectStore', () => {
     expect(await list('in')).toEqual(['in/2026/11/22/a.csv', 'in/2026/11/23/b.csv', 'in/2026/12/01/c.csv', 'inx']);
     expect(await list('nothing/')).toEqual([]);
   });
+
+  it('reads a data directory written before small objects moved into their metadata file', async () => {
+    // The earlier layout: metadata alone in meta/<name>.json, the bytes in objects/<name>#<generation>.
+    const info = { bucket: 'b', name: 'uploads/old.json', generation: '1700000000000000', metageneration: '1', size: 7, contentType: 'application/json', metadata: {} };
+    fs.mkdirSync(path.join(root, 'b', 'meta', 'uploads'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'b', 'objects', 'uploads'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'b', 'meta', 'uploads', 'old.json.json'), JSON.stringify(info));
+    fs.writeFileSync(path.join(root, 'b', 'objects', 'uploads', `old.json#${info.generation}`), '{"a":1}');
+    expect(await store.stat('uploads/old.json')).toEqual(info);
+    expect((await buffer(store.read('uploads/old.json'))).toString()).toBe('{"a":1}');
+    const next = await store.write('uploads/old.json', source(Buffer.from('{"a":2}')), { ifGenerationMatch: info.generation });
+    expect((await buffer(store.read('uploads/old.json'))).toString()).toBe('{"a":2}');
+    expect(next.generation > info.generation).toBe(true);
+    expect(contentFiles()).toEqual([]);
+  });
 });
