@@ -5,9 +5,10 @@
  * a bare pass of the ingest's own CSV reader (the parser's limit; csv-parse's
  * bare pass is printed next to it for reference), and POST /upload to the real
  * server run as a child process (`functions/local/main.ts`), whose peak RSS is
- * read from /proc/<pid>/status (VmHWM). Then 100-row files at 16 concurrent
- * uploads, to the real server and to a raw server that writes each body to a
- * new file: latency percentiles and the server's CPU time per upload.
+ * read from /proc/<pid>/status (VmHWM). Then 100-row files, to the real server
+ * and to a raw server that writes each body to a new file: 16 uploads always
+ * in flight (closed loop), and fixed arrival rates with at most 16 in flight
+ * (open loop); latency percentiles and the server's CPU time per upload.
  * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
  * dir). Prints Markdown tables.
  */
@@ -183,6 +184,14 @@ async function cpuMs(pid: number): Promise<number> {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
+type Files = { f: string; size: number }[];
+
+interface Run {
+  latencies: number[];
+  statuses: Record<number, number>;
+  seconds: number;
+}
+
 interface SmallResult {
   p50: number;
   p95: number;
@@ -192,34 +201,61 @@ interface SmallResult {
   cpuPerUpload: number;
 }
 
-/** 16 workers, each uploading distinct 100-row files back to back over keep-alive connections. */
-async function smallFiles(url: string, pid: number, files: { f: string; size: number }[], concurrency: number): Promise<SmallResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  for (const { f, size } of files.slice(0, 20)) await upload(url, f, size, agent); // warm-up, not measured
-  const latencies: number[] = [];
-  const statuses: Record<number, number> = {};
-  let next = 20;
-  const cpu0 = await cpuMs(pid);
+async function timedUpload(url: string, file: Files[number], agent: http.Agent, run: Run, since: number): Promise<void> {
+  const status = await upload(url, file.f, file.size, agent);
+  run.latencies.push(performance.now() - since);
+  run.statuses[status] = (run.statuses[status] ?? 0) + 1;
+}
+
+/** Closed loop: `concurrency` workers, each uploading its next file as soon as the last is answered. */
+async function closedLoop(url: string, files: Files, concurrency: number, agent: http.Agent): Promise<Run> {
+  const run: Run = { latencies: [], statuses: {}, seconds: 0 };
+  let next = 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < files.length) {
-        const { f, size } = files[next++]!;
-        const t = performance.now();
-        const s = await upload(url, f, size, agent);
-        latencies.push(performance.now() - t);
-        statuses[s] = (statuses[s] ?? 0) + 1;
-      }
+      while (next < files.length) await timedUpload(url, files[next++]!, agent, run, performance.now());
     }),
   );
-  const elapsed = seconds(t0);
+  run.seconds = seconds(t0);
+  return run;
+}
+
+/**
+ * Open loop: uploads start on a fixed schedule, `rate` per second, whatever the server's pace, at
+ * most `maxInFlight` at once. Latency counts from the scheduled start, so a server that falls
+ * behind is charged for the wait (no coordinated omission).
+ */
+async function openLoop(url: string, files: Files, rate: number, maxInFlight: number, agent: http.Agent): Promise<Run> {
+  const run: Run = { latencies: [], statuses: {}, seconds: 0 };
+  const inFlight = new Set<Promise<void>>();
+  const t0 = performance.now();
+  for (const [i, file] of files.entries()) {
+    const scheduled = t0 + (i * 1000) / rate;
+    const wait = scheduled - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+    const done: Promise<void> = timedUpload(url, file, agent, run, scheduled).finally(() => inFlight.delete(done));
+    inFlight.add(done);
+  }
+  await Promise.all(inFlight);
+  run.seconds = seconds(t0);
+  return run;
+}
+
+/** Runs `load` against the server process `pid`: latency percentiles, and its CPU time per upload. */
+async function measure(url: string, pid: number, warmUp: Files, load: (agent: http.Agent) => Promise<Run>): Promise<SmallResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  for (const file of warmUp) await upload(url, file.f, file.size, agent);
+  const cpu0 = await cpuMs(pid);
+  const run = await load(agent);
   // The loader's share comes after the answers: let it finish before the CPU is read.
   await new Promise((r) => setTimeout(r, 2000));
-  const cpuPerUpload = ((await cpuMs(pid)) - cpu0) / latencies.length;
+  const cpuPerUpload = ((await cpuMs(pid)) - cpu0) / run.latencies.length;
   agent.destroy();
-  latencies.sort((a, b) => a - b);
+  const latencies = run.latencies.sort((a, b) => a - b);
   const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses, rps: latencies.length / elapsed, cpuPerUpload };
+  return { p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: run.statuses, rps: latencies.length / run.seconds, cpuPerUpload };
 }
 
 /** The small-file baseline's server, in a process of its own so that its CPU time is its own: each body to a new file, then 201. */
@@ -231,19 +267,36 @@ const server = http.createServer((req, res) => {
 });
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
 
-async function rawSmallFiles(files: { f: string; size: number }[], concurrency: number): Promise<SmallResult> {
+async function startRawSmallServer(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const sink = await fs.mkdtemp(path.join(work, 'raw-small-'));
   const child = spawn(process.execPath, ['-e', RAW_SMALL_SERVER], { env: { ...process.env, SINK: sink }, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
-  try {
-    return await smallFiles(`http://127.0.0.1:${port}`, child.pid!, files, concurrency);
-  } finally {
-    child.kill();
-    await fs.rm(sink, { recursive: true, force: true });
-  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    async stop() {
+      child.kill();
+      await fs.rm(sink, { recursive: true, force: true });
+    },
+  };
 }
 
-async function smallFilesBoth(concurrency = 16, total = 1600): Promise<{ raw: SmallResult; ours: SmallResult }> {
+const CONCURRENCY = 16;
+const CLOSED_LOOP_UPLOADS = 1600;
+/** Open-loop arrival rates (uploads/s), each for OPEN_LOOP_SECONDS. */
+const RATES = [50, 100, 200];
+const OPEN_LOOP_SECONDS = 5;
+const WARM_UP = 20;
+
+interface SmallRow {
+  load: string;
+  raw: SmallResult;
+  ours: SmallResult;
+}
+
+/** Every upload to our server is a distinct file (the same bytes twice would be an idempotent replay); the raw server reuses them. */
+async function smallFileLoads(): Promise<SmallRow[]> {
+  const total = WARM_UP + CLOSED_LOOP_UPLOADS + RATES.reduce((n, rate) => n + rate * OPEN_LOOP_SECONDS, 0);
   const files = await Promise.all(
     Array.from({ length: total }, async (_, i) => {
       const f = path.join(work, `small-${i}.csv`);
@@ -251,14 +304,33 @@ async function smallFilesBoth(concurrency = 16, total = 1600): Promise<{ raw: Sm
       return { f, size: (await fs.stat(f)).size };
     }),
   );
-  const raw = await rawSmallFiles(files, concurrency);
-  const server = await startServer({ MAX_CONCURRENT_UPLOADS: String(concurrency) });
-  const ours = await smallFiles(server.url, server.child.pid!, files, concurrency);
+  let taken = 0;
+  const take = (n: number): Files => files.slice(taken, (taken += n));
+  const warmUp = take(WARM_UP);
+  type Load = { name: string; files: Files; run: (url: string, files: Files, agent: http.Agent) => Promise<Run> };
+  const loads: Load[] = [
+    { name: `closed loop, ${CONCURRENCY} uploads always in flight`, files: take(CLOSED_LOOP_UPLOADS), run: (url, batch, agent) => closedLoop(url, batch, CONCURRENCY, agent) },
+    ...RATES.map((rate) => ({
+      name: `open loop, ${rate} uploads/s, ≤ ${CONCURRENCY} in flight`,
+      files: take(rate * OPEN_LOOP_SECONDS),
+      run: (url: string, batch: Files, agent: http.Agent) => openLoop(url, batch, rate, CONCURRENCY, agent),
+    })),
+  ];
+  const raw = await startRawSmallServer();
+  const rawResults: SmallResult[] = [];
+  for (const l of loads) rawResults.push(await measure(raw.url, raw.pid, warmUp, (agent) => l.run(raw.url, l.files, agent)));
+  await raw.stop();
+  const server = await startServer({ MAX_CONCURRENT_UPLOADS: String(CONCURRENCY) });
+  const rows: SmallRow[] = [];
+  for (const [i, l] of loads.entries()) {
+    const ours = await measure(server.url, server.child.pid!, i === 0 ? warmUp : [], (agent) => l.run(server.url, l.files, agent));
+    rows.push({ load: l.name, raw: rawResults[i]!, ours });
+  }
   await server.stop();
-  return { raw, ours };
+  return rows;
 }
 
-const small = await smallFilesBoth();
+const small = await smallFileLoads();
 const files100Bytes = Buffer.byteLength(flightsCsv(100, 1000));
 await fs.rm(work, { recursive: true, force: true });
 console.log(`| size | rows | raw loopback → disk MB/s | bare reader MB/s | bare csv-parse MB/s | POST /upload MB/s (status) | rows/s | upload ÷ bare reader | server RSS idle MB | max sampled RSS during upload MB | VmHWM at the answer MB |
@@ -267,15 +339,17 @@ ${rows.join('\n')}
 
 Servers writing to ${fsType} (${work}).
 
-100-row files (${(files100Bytes / 1000).toFixed(1)} kB), 16 concurrent uploads, 1580 measured:
+100-row files (${(files100Bytes / 1000).toFixed(1)} kB). Raw: a server that writes each body to a new file and answers 201 (the baseline).
+Ours: POST /upload (validate, store, notify; the loader in the same process). Open-loop latency counts from each upload's scheduled start.
 
-| server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms |
-|---|---|--:|--:|--:|--:|--:|
-${(['raw', 'ours'] as const)
-  .map((k) => {
-    const r = small[k];
-    const name = k === 'raw' ? 'raw: body → new file, 201 (baseline)' : 'POST /upload (validate, store, notify; loader in the same process)';
-    return `| ${name} | ${Object.entries(r.statuses).map(([s, n]) => `${n}× ${s}`).join(', ')} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.cpuPerUpload.toFixed(2)} |`;
-  })
+| load | server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms |
+|---|---|---|--:|--:|--:|--:|--:|
+${small
+  .flatMap((row) =>
+    (['raw', 'ours'] as const).map((k) => {
+      const r = row[k];
+      return `| ${row.load} | ${k} | ${Object.entries(r.statuses).map(([s, n]) => `${n}× ${s}`).join(', ')} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.cpuPerUpload.toFixed(2)} |`;
+    }),
+  )
   .join('\n')}
 `);

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { withFileLock } from './file-lock.js';
-import { atomicWriteFileSync, ensureDir, inDir, readFileIfExists } from './small-files.js';
+import { atomicWriteFileSync, ensureDir, inDir, readFileIfExists, yieldToEventLoop } from './small-files.js';
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -185,6 +185,7 @@ export class FsObjectStore implements ObjectStore {
 
   async stat(name: string): Promise<ObjectInfo | undefined> {
     checkName(name);
+    await yieldToEventLoop();
     return this.entry(name)?.info;
   }
 
@@ -205,6 +206,7 @@ export class FsObjectStore implements ObjectStore {
 
   async copy(source: string, destination: string, options: CopyOptions = {}): Promise<ObjectInfo> {
     checkName(destination);
+    await yieldToEventLoop();
     const entry = this.entry(source);
     if (!entry) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${source}`);
     const src = entry.info;
@@ -305,6 +307,7 @@ export class FsObjectStore implements ObjectStore {
 
   /** Serializes read-check-write on one name, as GCS does server-side. */
   private async locked<T>(name: string, work: () => Promise<T>): Promise<T> {
+    await yieldToEventLoop();
     const exclusive = this.options.crossProcess ? () => withFileLock(this.lockPath(name), work) : work;
     return this.queue.run(name, exclusive);
   }
