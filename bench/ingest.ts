@@ -243,14 +243,27 @@ async function openLoop(url: string, files: Files, rate: number, maxInFlight: nu
   return run;
 }
 
-/** Runs `load` against the server process `pid`: latency percentiles, and its CPU time per upload. */
+/** Waits (at most a minute) until the process has used under 5% of a core for half a second: the loader has caught up. */
+async function idle(pid: number): Promise<void> {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+    const before = await cpuMs(pid);
+    await new Promise((r) => setTimeout(r, 500));
+    if ((await cpuMs(pid)) - before < 25) return;
+  }
+}
+
+/**
+ * Runs `load` against the server process `pid`: latency percentiles, and its
+ * CPU time per upload, counted from an idle server until it is idle again, so
+ * that the loader's work for these uploads (after their answers) is in it.
+ */
 async function measure(url: string, pid: number, warmUp: Files, load: (agent: http.Agent) => Promise<Run>): Promise<SmallResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   for (const file of warmUp) await upload(url, file.f, file.size, agent);
+  await idle(pid);
   const cpu0 = await cpuMs(pid);
   const run = await load(agent);
-  // The loader's share comes after the answers: let it finish before the CPU is read.
-  await new Promise((r) => setTimeout(r, 2000));
+  await idle(pid);
   const cpuPerUpload = ((await cpuMs(pid)) - cpu0) / run.latencies.length;
   agent.destroy();
   const latencies = run.latencies.sort((a, b) => a - b);

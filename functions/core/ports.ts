@@ -68,8 +68,12 @@ export interface SignedRequest {
 
 export interface ObjectStore {
   readonly bucket: string;
-  /** Streams `source` into `name`; the object becomes visible only once complete. */
-  write(name: string, source: Readable, options?: WriteOptions): Promise<ObjectInfo>;
+  /**
+   * Writes `source` to `name`; the object becomes visible only once complete.
+   * A Buffer (a record, a marker, a small file already in memory) goes in one
+   * request; a Readable streams, for sizes not known in advance.
+   */
+  write(name: string, source: Readable | Buffer, options?: WriteOptions): Promise<ObjectInfo>;
   read(name: string, options?: { generation?: string }): Readable;
   stat(name: string): Promise<ObjectInfo | undefined>;
   list(prefix: string): AsyncIterable<ObjectInfo>;

@@ -5,7 +5,6 @@
  * writers never lose each other's changes and nothing but the ObjectStore
  * port is needed.
  */
-import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
 
@@ -30,7 +29,7 @@ export async function readJson<T>(store: ObjectStore, name: string): Promise<Ver
 
 /** Writes only if the object is still at `ifGenerationMatch` ('0': absent); throws PreconditionFailedError otherwise. */
 export async function writeJson(store: ObjectStore, name: string, value: unknown, ifGenerationMatch: string): Promise<string> {
-  const info = await store.write(name, Readable.from([JSON.stringify(value)]), { contentType: 'application/json', ifGenerationMatch });
+  const info = await store.write(name, Buffer.from(JSON.stringify(value)), { contentType: 'application/json', ifGenerationMatch });
   return info.generation;
 }
 

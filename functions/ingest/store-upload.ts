@@ -157,7 +157,7 @@ export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLe
   const { content } = staged;
   const promotion =
     'bytes' in content
-      ? store.write(object, Readable.from([content.bytes]), { ifGenerationMatch: '0', contentType: 'text/csv', metadata: staged.metadata })
+      ? store.write(object, content.bytes, { ifGenerationMatch: '0', contentType: 'text/csv', metadata: staged.metadata })
       : store.copy(content.staging, object, { ifGenerationMatch: '0', metadata: staged.metadata });
   const promoted = await promotion.catch(async (e: Error) => {
     await ledger.update(uploadId, () => ({ status: 'failed', reason: `could not store the file: ${e.message}` }));

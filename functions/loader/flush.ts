@@ -6,7 +6,6 @@
  * bisected so one poison file cannot hold back the others, and a file that
  * keeps failing on its own is quarantined with a readable reason.
  */
-import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import type { Logger } from 'pino';
 import { ObjectNotFoundError, PreconditionFailedError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
@@ -56,7 +55,7 @@ export async function acquireFlushLease(store: ObjectStore, spacingMs: number, n
       const last = (JSON.parse(await text(store.read(LEASE, { generation: current.generation }))) as { at: number }).at;
       if (now - last < spacingMs) return false;
     }
-    await store.write(LEASE, Readable.from([JSON.stringify({ at: now })]), {
+    await store.write(LEASE, Buffer.from(JSON.stringify({ at: now })), {
       contentType: 'application/json',
       ifGenerationMatch: current?.generation ?? '0',
     });
@@ -76,7 +75,7 @@ async function quarantine(deps: FlushDeps, file: PendingFile): Promise<void> {
   await store.copy(file.object, target, { ifSourceGenerationMatch: file.generation, metadata: { reason: reason.slice(0, 1024) } }).catch((e: Error) => {
     log.warn({ err: e, object: file.object }, 'quarantine copy failed; the report still records the reason');
   });
-  await store.write(`${target}.report.json`, Readable.from([JSON.stringify(report, null, 2)]), { contentType: 'application/json' });
+  await store.write(`${target}.report.json`, Buffer.from(JSON.stringify(report, null, 2)), { contentType: 'application/json' });
   await store.delete(file.object, { ifGenerationMatch: file.generation }).catch(() => undefined);
   await bus.publish(settings.deadLetterTopic, Buffer.from(JSON.stringify(report)), {
     source: 'loader',

@@ -5,7 +5,6 @@
  * markers outlive any function instance, so a crash loses no file.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { PreconditionFailedError, type ObjectStore } from '../core/ports.js';
 
@@ -23,7 +22,7 @@ export const PENDING_PREFIX = 'loader/pending/';
 const markerName = (object: string, generation: string): string =>
   `${PENDING_PREFIX}${createHash('sha256').update(`${object}#${generation}`).digest('hex').slice(0, 32)}.json`;
 
-const body = (file: PendingFile) => Readable.from([JSON.stringify(file)]);
+const body = (file: PendingFile): Buffer => Buffer.from(JSON.stringify(file));
 
 export class PendingFiles {
   constructor(private readonly store: ObjectStore) {}

@@ -13,7 +13,6 @@
  * file takes minutes of CPU, where the loader is a quick mark-and-flush, so it
  * gets its own memory, timeout and retries.
  */
-import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { uploadIdOfLanding, type SignedUploadRecord } from '../core/landing.js';
@@ -44,7 +43,7 @@ async function quarantine(rt: Runtime, landed: ObjectNotification, uploadId: str
   const target = `${QUARANTINE_PREFIX}${landed.name}`;
   await rt.store.copy(landed.name, target, { ifSourceGenerationMatch: landed.generation });
   const report = { object: landed.name, generation: landed.generation, uploadId, problem: problem.toJSON(), at: new Date().toISOString() };
-  await rt.store.write(`${target}.report.json`, Readable.from([JSON.stringify(report, null, 2)]), { contentType: 'application/json' });
+  await rt.store.write(`${target}.report.json`, Buffer.from(JSON.stringify(report, null, 2)), { contentType: 'application/json' });
 }
 
 function landedUpload(event: CloudEvent<unknown>, rt: Runtime): ObjectNotification | undefined {

@@ -41,6 +41,19 @@ describe('GcsObjectStore against the JSON API', () => {
     expect(await buffer(store.read('staging/a b.csv', { generation: info.generation }))).toEqual(expected);
   });
 
+  it('writes a Buffer in one multipart request, with its precondition, content type and metadata', async () => {
+    const record = Buffer.from(JSON.stringify({ uploadId: 'u-2', status: 'stored' }));
+    const info = await store.write('uploads/u-2.json', record, { contentType: 'application/json', metadata: { kind: 'record' }, ifGenerationMatch: '0' });
+
+    const uploads = fake.find('POST', /^\/upload\//);
+    expect(uploads).toHaveLength(1);
+    expect(uploads[0]?.query).toMatchObject({ uploadType: 'multipart', ifGenerationMatch: '0' });
+    expect(fake.find('PUT', /^\/upload\//)).toEqual([]);
+    expect(info).toMatchObject({ name: 'uploads/u-2.json', contentType: 'application/json', size: record.length, metadata: { kind: 'record' } });
+    expect(await buffer(store.read('uploads/u-2.json'))).toEqual(record);
+    await expect(store.write('uploads/u-2.json', record, { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+  });
+
   it('sends ifGenerationMatch on a conditional write and maps 412 to PreconditionFailedError', async () => {
     await store.write('final/x.csv', csv(1), { ifGenerationMatch: '0' });
     expect(fake.find('POST', /^\/upload\//)[0]?.query.ifGenerationMatch).toBe('0');

@@ -59,6 +59,31 @@ class HttpError extends Error {
   }
 }
 
+/** The parts of a multipart body: each one's headers (lower-cased) and bytes. */
+function multipartParts(body: Buffer, boundary: string): { headers: Record<string, string>; body: Buffer }[] {
+  const delimiter = Buffer.from(`--${boundary}`);
+  const parts = [];
+  let at = body.indexOf(delimiter);
+  while (at >= 0) {
+    const start = at + delimiter.length;
+    if (body.subarray(start, start + 2).toString() === '--') break; // the closing delimiter
+    const next = body.indexOf(delimiter, start);
+    if (next < 0) break;
+    const part = body.subarray(start + 2, next - 2); // past the CRLF after the delimiter, before the CRLF ending the part
+    const split = part.indexOf('\r\n\r\n');
+    const headers = Object.fromEntries(
+      part
+        .subarray(0, split)
+        .toString('utf8')
+        .split('\r\n')
+        .map((line) => [line.slice(0, line.indexOf(':')).trim().toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+    );
+    parts.push({ headers, body: part.subarray(split + 4) });
+    at = next;
+  }
+  return parts;
+}
+
 export class FakeGcs {
   readonly requests: RecordedRequest[] = [];
   /** Live objects by `bucket/name`. */
@@ -99,8 +124,10 @@ export class FakeGcs {
   private route(method: string, path: string, query: Record<string, string>, headers: http.IncomingHttpHeaders, body: Buffer, res: http.ServerResponse): void {
     let m: RegExpMatchArray | null;
     if (method === 'POST' && (m = path.match(/^\/upload\/storage\/v1\/b\/([^/]+)\/o$/))) {
+      const bucket = decodeURIComponent(m[1] as string);
+      if (query.uploadType === 'multipart') return this.multipartUpload(bucket, query, headers, body, res);
       if (query.uploadType !== 'resumable') throw new HttpError(501, 'notImplemented', `fake: uploadType=${query.uploadType} not supported`);
-      return this.startSession(decodeURIComponent(m[1] as string), query, headers, body, res);
+      return this.startSession(bucket, query, headers, body, res);
     }
     if (method === 'PUT' && /^\/upload\/storage\/v1\/b\/[^/]+\/o$/.test(path)) return this.putSession(query, headers, body, res);
     if ((m = path.match(/^\/storage\/v1\/b\/([^/]+)\/o\/([^/]+)\/rewriteTo\/b\/([^/]+)\/o\/([^/]+)$/)) && method === 'POST') {
@@ -114,6 +141,20 @@ export class FakeGcs {
     }
     if (method === 'GET' && (m = path.match(/^\/storage\/v1\/b\/([^/]+)\/o$/))) return this.list(decodeURIComponent(m[1] as string), query, res);
     throw new HttpError(404, 'notFound', `fake: no route for ${method} ${path}`);
+  }
+
+  /** One request: a multipart/related body of the JSON resource, then the bytes. */
+  private multipartUpload(bucket: string, query: Record<string, string>, headers: http.IncomingHttpHeaders, body: Buffer, res: http.ServerResponse): void {
+    const boundary = /boundary="?([^";]+)"?/.exec(String(headers['content-type'] ?? ''))?.[1];
+    if (!String(headers['content-type']).startsWith('multipart/related') || !boundary) throw new HttpError(400, 'invalid', 'expected a multipart/related body');
+    const parts = multipartParts(body, boundary);
+    if (parts.length !== 2) throw new HttpError(400, 'invalid', `expected 2 parts, got ${parts.length}`);
+    const metadata = JSON.parse(parts[0]!.body.toString('utf8')) as Record<string, unknown>;
+    const name = (metadata.name as string | undefined) ?? query.name;
+    if (!name) throw new HttpError(400, 'required', 'Required parameter: name');
+    const contentType = (metadata.contentType as string | undefined) ?? parts[1]!.headers['content-type'] ?? 'application/octet-stream';
+    const stored = this.commit(bucket, name, parts[1]!.body, { ...metadata, contentType }, query.ifGenerationMatch);
+    sendJson(res, 200, stored.resource);
   }
 
   private startSession(bucket: string, query: Record<string, string>, headers: http.IncomingHttpHeaders, body: Buffer, res: http.ServerResponse): void {

@@ -45,6 +45,17 @@ describe('FsObjectStore', () => {
     });
   }
 
+  it('stores a Buffer exactly as the same bytes streamed', async () => {
+    for (const size of [0, 300, INLINE_OBJECT_BYTES + 1, SMALL_OBJECT_BYTES + 1]) {
+      const data = bytes(size, 7);
+      const streamed = await store.write(`s/${size}`, source(data), { contentType: 'text/csv', metadata: { k: 'v' } });
+      const direct = await store.write(`d/${size}`, data, { contentType: 'text/csv', metadata: { k: 'v' } });
+      expect(direct).toMatchObject({ size, md5Hash: streamed.md5Hash, contentType: 'text/csv', metadata: { k: 'v' } });
+      same(await buffer(store.read(`d/${size}`)), data);
+      await expect(store.write(`d/${size}`, data, { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    }
+  });
+
   it('a replaced generation is gone, inline or not', async () => {
     for (const size of [10, SMALL_OBJECT_BYTES + 1]) {
       const first = await store.write(`r${size}`, source(bytes(size, 1)));

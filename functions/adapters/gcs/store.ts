@@ -76,20 +76,22 @@ export class GcsObjectStore implements ObjectStore {
     this.storage = storage instanceof Storage ? storage : new Storage(storage);
   }
 
-  async write(name: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
+  /** A Buffer goes as one multipart request (`resumable: false`); a stream as a resumable upload. */
+  async write(name: string, source: Readable | Buffer, options: WriteOptions = {}): Promise<ObjectInfo> {
     const file = this.file(name);
-    const sink = file.createWriteStream({
-      resumable: true,
+    const upload = {
       ...preconditionOpts(options),
       metadata: { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {} },
-    });
+    };
     try {
-      await pipeline(source, sink, ...(options.signal ? [{ signal: options.signal }] : []));
+      if (Buffer.isBuffer(source)) await file.save(source, { ...upload, resumable: false });
+      else await pipeline(source, file.createWriteStream({ ...upload, resumable: true }), ...(options.signal ? [{ signal: options.signal }] : []));
     } catch (e) {
       throw mapError(e, `write gs://${this.bucket}/${name}`);
     }
     return toInfo(file.metadata);
   }
+
 
   read(name: string, options: { generation?: string } = {}): Readable {
     const source = this.file(name, options.generation).createReadStream();

@@ -112,8 +112,11 @@ export class FsObjectStore implements ObjectStore {
     this.listeners.push(listener);
   }
 
-  async write(name: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
+  async write(name: string, source: Readable | Buffer, options: WriteOptions = {}): Promise<ObjectInfo> {
     checkName(name);
+    if (Buffer.isBuffer(source)) {
+      return this.commit(name, { bytes: source }, { size: source.length, md5Hash: createHash('md5').update(source).digest('base64'), ...this.fields(options) });
+    }
     ensureDir(this.tmpDir);
     const tmp = path.join(this.tmpDir, randomBytes(12).toString('hex'));
     const md5 = createHash('md5');
@@ -138,13 +141,11 @@ export class FsObjectStore implements ObjectStore {
       throw e;
     }
     const held = sink.held;
-    return this.commit(name, held ? { bytes: held } : { tmp }, {
-      size,
-      md5Hash: md5.digest('base64'),
-      contentType: options.contentType ?? 'application/octet-stream',
-      metadata: options.metadata ?? {},
-      ifGenerationMatch: options.ifGenerationMatch,
-    });
+    return this.commit(name, held ? { bytes: held } : { tmp }, { size, md5Hash: md5.digest('base64'), ...this.fields(options) });
+  }
+
+  private fields(options: WriteOptions): Pick<ObjectInfo, 'contentType' | 'metadata'> & Preconditions {
+    return { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {}, ifGenerationMatch: options.ifGenerationMatch };
   }
 
   read(name: string, options: { generation?: string } = {}): Readable {
