@@ -105,38 +105,58 @@ export class DuckDbWarehouse implements Warehouse {
     return run;
   }
 
+  /**
+   * One transaction per batch, and a fixed number of statements besides one
+   * insert per new file: one manifest lookup for the whole batch, the insert
+   * prepared once and bound per file, one manifest insert.
+   */
   private async loadNow(items: LoadItem[]): Promise<LoadOutcome[]> {
     const db = this.connection(this.writer);
-    const outcomes: LoadOutcome[] = [];
+    const key = (object: string, generation: string): string => `${object}#${generation}`;
     await db.run('BEGIN TRANSACTION');
     try {
       const loadedAt = new Date().toISOString();
-      for (const item of items) {
-        const existing = await db.runAndReadAll(`SELECT rows FROM ${MANIFEST} WHERE object = $object AND generation = $generation`, {
-          object: item.object,
-          generation: BigInt(item.generation),
-        });
-        const previous = existing.getRowObjectsJson()[0];
-        if (previous) {
-          outcomes.push({ object: item.object, generation: item.generation, status: 'duplicate', rows: Number(previous.rows) });
-          continue;
+      const found = await db.runAndReadAll(
+        `SELECT object, generation::VARCHAR AS generation, rows FROM ${MANIFEST} WHERE list_contains($objects, object)`,
+        { objects: listValue(items.map((i) => i.object)) },
+        { objects: LIST(VARCHAR) },
+      );
+      const previous = new Map(found.getRowObjectsJson().map((r) => [key(String(r.object), String(r.generation)), Number(r.rows)]));
+      const outcomes: LoadOutcome[] = [];
+      const load = await db.prepare(LOAD_SQL);
+      try {
+        for (const item of items) {
+          const rows = previous.get(key(item.object, item.generation));
+          if (rows !== undefined) {
+            outcomes.push({ object: item.object, generation: item.generation, status: 'duplicate', rows });
+            continue;
+          }
+          load.bind({ path: item.uri, object: item.object, generation: BigInt(item.generation), loadedAt });
+          const inserted = await load.run();
+          outcomes.push({ object: item.object, generation: item.generation, status: 'loaded', rows: Number(inserted.rowsChanged) });
         }
-        const inserted = await db.run(LOAD_SQL, { path: item.uri, object: item.object, generation: BigInt(item.generation), loadedAt });
-        const rows = Number(inserted.rowsChanged);
-        await db.run(`INSERT INTO ${MANIFEST} VALUES ($object, $generation, $rows, $loadedAt::TIMESTAMP)`, {
-          object: item.object,
-          generation: BigInt(item.generation),
-          rows: BigInt(rows),
-          loadedAt,
-        });
-        outcomes.push({ object: item.object, generation: item.generation, status: 'loaded', rows });
+      } finally {
+        load.destroySync();
+      }
+      const loaded = outcomes.filter((o) => o.status === 'loaded');
+      if (loaded.length) {
+        await db.run(
+          `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`,
+          {
+            objects: listValue(loaded.map((o) => o.object)),
+            generations: listValue(loaded.map((o) => BigInt(o.generation))),
+            rows: listValue(loaded.map((o) => BigInt(o.rows))),
+            loadedAt,
+          },
+          { objects: LIST(VARCHAR), generations: LIST(BIGINT), rows: LIST(BIGINT), loadedAt: VARCHAR },
+        );
       }
       await db.run('COMMIT');
+      return outcomes;
     } catch (e) {
       await db.run('ROLLBACK').catch(() => undefined);
       throw e;
     }
-    return outcomes;
   }
 
   async query(spec: QuerySpec): Promise<QueryResult> {
