@@ -92,7 +92,6 @@ export class GcsObjectStore implements ObjectStore {
     return toInfo(file.metadata);
   }
 
-
   read(name: string, options: { generation?: string } = {}): Readable {
     const source = this.file(name, options.generation).createReadStream();
     const out = new PassThrough();
