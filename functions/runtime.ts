@@ -165,7 +165,7 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
   }
   const ledger = uploadLedger(store);
   const settings = { spacingMs: config.flushSpacingMs, maxFailures: config.maxLoadFailures, deadLetterTopic: config.deadLetterTopic };
-  const flush = singleFlight(() => flushPending({ store, bus, warehouse, ledger, log, settings }));
+  const flush = singleFlight(() => flushPending({ store, bus, warehouse, ledger, log, settings }), config.flushGatherMs);
   let lastFlush: Promise<void> = Promise.resolve();
   return {
     config,

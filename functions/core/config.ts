@@ -54,6 +54,11 @@ export interface Config {
   flushSpacingMs: number;
   /** How often the embedded pipeline retries pending files; in the cloud Cloud Scheduler does this. */
   flushTickMs: number;
+  /**
+   * How long a flush waits before it lists pending files, so that files announced meanwhile share its
+   * warehouse transaction (group commit). Locally a transaction per small upload cost more CPU than the upload.
+   */
+  flushGatherMs: number;
   /** Failed loads of one file before it is quarantined. */
   maxLoadFailures: number;
   /** Secret that signs pagination cursors. */
@@ -160,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBackoffMs: int(env, 'MAX_BACKOFF_MS', 60_000),
     flushSpacingMs: int(env, 'FLUSH_SPACING_MS', cloud ? 120_000 : 0),
     flushTickMs: int(env, 'FLUSH_TICK_MS', 1000),
+    flushGatherMs: int(env, 'FLUSH_GATHER_MS', cloud ? 0 : 50),
     maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
     cursorSecret: env.CURSOR_SECRET ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',

@@ -134,19 +134,29 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   return report;
 }
 
-/** Runs flushes one at a time in this process; a trigger during a flush runs one more afterwards. */
-export function singleFlight(flush: () => Promise<unknown>): () => Promise<void> {
+/**
+ * Runs flushes one at a time in this process; a trigger during a flush runs one more afterwards.
+ * `gatherMs`: each flush first waits this long, so that files announced meanwhile join its batch.
+ */
+export function singleFlight(flush: () => Promise<unknown>, gatherMs = 0): () => Promise<void> {
   let running: Promise<void> | undefined;
   let again = false;
+  let gathering = false;
   const loop = async (): Promise<void> => {
     do {
       again = false;
+      if (gatherMs > 0) {
+        gathering = true;
+        await new Promise((resolve) => setTimeout(resolve, gatherMs));
+        gathering = false;
+      }
       await flush();
     } while (again);
   };
   return () => {
     if (running) {
-      again = true;
+      // A trigger while the flush is still gathering is in its batch already.
+      if (!gathering) again = true;
       return running;
     }
     running = loop().finally(() => {
