@@ -1,5 +1,5 @@
 /**
- * Synchronous writes of small files for the local adapters. For a file of a
+ * Small-file I/O for the local adapters, with synchronous calls. For a file of a
  * few hundred bytes the thread-pool round trip of an async fs call costs far
  * more than the work (measured on the 2-core VM this was built on: readFile
  * 0.35 ms async vs 0.013 ms sync, write + rename 0.42 vs 0.06 ms), and one
