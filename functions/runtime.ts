@@ -13,13 +13,13 @@ import { ResumableSessions } from './adapters/local/resumable.js';
 import { LocalUrlSigner } from './adapters/local/url-signer.js';
 import { loadConfig, type Config } from './core/config.js';
 import { exportLedger, type ExportRecord } from './core/exports.js';
-import { LANDING_PREFIX, signedUploadRecords, type SignedUploadRecord } from './core/landing.js';
+import { signedUploadRecords, type SignedUploadRecord } from './core/landing.js';
 import { createLogger } from './core/logger.js';
-import { notificationMessage, objectPrefixFilter } from './core/notification.js';
-import type { EventBus, ObjectStore, SubscriptionSpec, Warehouse } from './core/ports.js';
+import { notificationMessage } from './core/notification.js';
+import type { EventBus, ObjectStore, Warehouse } from './core/ports.js';
+import { topology } from './core/topology.js';
 import type { JsonRecords } from './core/records.js';
 import { uploadLedger, type UploadLedger } from './core/uploads.js';
-import { INCOMING_PREFIX } from './ingest/store-upload.js';
 import { flushPending, singleFlight } from './loader/flush.js';
 
 export interface Runtime {
@@ -41,54 +41,10 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** The bucket notifies the loader of incoming/ and the validator of landing/, on one topic; each subscription's filter keeps its own. */
-const NOTIFIED_PREFIXES = [INCOMING_PREFIX, LANDING_PREFIX];
-
 export interface LocalBucket {
   store: ObjectStore;
   signer: LocalUrlSigner;
   sessions: ResumableSessions;
-}
-
-/** Filtered so the validator's landing/ notifications never cost the loader a delivery (or, in the cloud, an invocation). */
-export function loaderSubscription(config: Config): SubscriptionSpec {
-  return {
-    name: config.loaderSubscription,
-    topic: config.notificationTopic,
-    maxDeliveryAttempts: config.maxDeliveryAttempts,
-    deadLetterTopic: config.deadLetterTopic,
-    minBackoffMs: config.minBackoffMs,
-    maxBackoffMs: config.maxBackoffMs,
-    filter: objectPrefixFilter(INCOMING_PREFIX),
-  };
-}
-
-/** Dead letters are kept on their own subscription; nothing dead-letters them further. */
-export function deadLetterSubscription(config: Config): SubscriptionSpec {
-  return {
-    name: `${config.deadLetterTopic}-recorder`,
-    topic: config.deadLetterTopic,
-    maxDeliveryAttempts: Number.MAX_SAFE_INTEGER,
-    deadLetterTopic: '',
-    minBackoffMs: config.minBackoffMs,
-    maxBackoffMs: config.maxBackoffMs,
-  };
-}
-
-/** The validator's own subscription to the bucket's notifications: it takes landing/, the loader incoming/. */
-export function validatorSubscription(config: Config): SubscriptionSpec {
-  return { ...loaderSubscription(config), name: config.signedUploads.validatorSubscription, filter: objectPrefixFilter(LANDING_PREFIX) };
-}
-
-export function exportSubscription(config: Config): SubscriptionSpec {
-  return {
-    name: config.exports.subscription,
-    topic: config.exports.topic,
-    maxDeliveryAttempts: config.maxDeliveryAttempts,
-    deadLetterTopic: config.deadLetterTopic,
-    minBackoffMs: config.minBackoffMs,
-    maxBackoffMs: config.maxBackoffMs,
-  };
 }
 
 /**
@@ -152,15 +108,15 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
   const warehouse = await createWarehouse(config);
   await warehouse.init();
   if (store instanceof FsObjectStore) {
-    // What `gcloud storage buckets notifications create --object-prefix=…` (one per prefix, same topic) sets up for a real bucket.
-    await bus.createSubscription(loaderSubscription(config));
-    await bus.createSubscription(deadLetterSubscription(config));
-    await bus.createSubscription(exportSubscription(config));
-    await bus.createSubscription(validatorSubscription(config));
+    // What the bucket's notifications (infra/, one per prefix) and the subscriptions do in the cloud.
+    const wiring = topology(config);
+    for (const spec of [...wiring.subscriptions, ...wiring.retained]) await bus.createSubscription(spec);
     store.onFinalize(async (info) => {
-      if (!NOTIFIED_PREFIXES.some((p) => info.name.startsWith(p))) return;
-      const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
-      await bus.publish(config.notificationTopic, data, attributes);
+      for (const { prefix, topic } of wiring.notifications) {
+        if (!info.name.startsWith(prefix)) continue;
+        const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
+        await bus.publish(topic, data, attributes);
+      }
     });
   }
   const ledger = uploadLedger(store);

@@ -27,7 +27,8 @@ import { createLogger } from '../functions/core/logger.js';
 import { createGateway, specFile } from '../functions/local/gateway.js';
 import { proxyTo } from '../functions/local/proxy.js';
 import { storageRoutes } from '../functions/local/storage-routes.js';
-import { createBus, createRuntime, deadLetterSubscription, exportSubscription, loaderSubscription, validatorSubscription } from '../functions/runtime.js';
+import { subscriptionFor } from '../functions/core/topology.js';
+import { createBus, createRuntime } from '../functions/runtime.js';
 import { pushToFunction, scheduleFlushes } from './eventarc.js';
 import { startFunction, type FunctionProcess } from './functions-framework.js';
 import { freePort } from './ports.js';
@@ -100,12 +101,12 @@ async function main(): Promise<void> {
 
   const bus = await createBus(config, log);
   cleanups.push(() => bus.close());
-  const loader = loaderSubscription(config);
-  const deadLetters = deadLetterSubscription(config);
+  const loader = subscriptionFor(config, 'loadFlights');
+  const deadLetters = subscriptionFor(config, 'deadLetter');
   await bus.subscribe(loader, pushToFunction(functions.loadFlights.url, PROJECT, loader));
   await bus.subscribe(deadLetters, pushToFunction(functions.deadLetter.url, PROJECT, deadLetters));
-  const validator = validatorSubscription(config);
-  const exporter = exportSubscription(config);
+  const validator = subscriptionFor(config, 'validateUpload');
+  const exporter = subscriptionFor(config, 'runExport');
   await bus.subscribe(validator, pushToFunction(functions.validateUpload.url, PROJECT, validator));
   await bus.subscribe(exporter, pushToFunction(functions.runExport.url, PROJECT, exporter));
 

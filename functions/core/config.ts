@@ -47,6 +47,8 @@ export interface Config {
   notificationTopic: string;
   loaderSubscription: string;
   deadLetterTopic: string;
+  /** Topic the flush schedule (Cloud Scheduler in the cloud) publishes a tick to. */
+  flushTopic: string;
   maxDeliveryAttempts: number;
   minBackoffMs: number;
   maxBackoffMs: number;
@@ -160,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     notificationTopic: env.NOTIFICATION_TOPIC ?? 'flights-objects',
     loaderSubscription: env.LOADER_SUBSCRIPTION ?? 'flights-loader',
     deadLetterTopic: env.DEAD_LETTER_TOPIC ?? 'flights-dead-letter',
+    flushTopic: env.FLUSH_TOPIC ?? 'flights-flush-schedule',
     maxDeliveryAttempts: int(env, 'MAX_DELIVERY_ATTEMPTS', 5),
     minBackoffMs: int(env, 'MIN_BACKOFF_MS', 1000),
     maxBackoffMs: int(env, 'MAX_BACKOFF_MS', 60_000),

@@ -12,7 +12,8 @@ import { deadLetterHandler, loaderHandler } from '../loader/handler.js';
 import { exportsHandler } from '../exports/handler.js';
 import { exportRunner } from '../exports/runner.js';
 import { queryHandler } from '../query/handler.js';
-import { deadLetterSubscription, exportSubscription, loaderSubscription, validatorSubscription, type Runtime } from '../runtime.js';
+import { subscriptionFor } from '../core/topology.js';
+import type { Runtime } from '../runtime.js';
 import { uploadsHandler } from '../uploads/handler.js';
 import { landingValidator } from '../uploads/validate.js';
 import { createGateway } from './gateway.js';
@@ -34,10 +35,10 @@ function deliverAsCloudEvent(spec: SubscriptionSpec, handler: (event: ReturnType
 export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host): Promise<LocalPipeline> {
   const subscriptions: Subscription[] = [];
   for (const [spec, handler] of [
-    [loaderSubscription(rt.config), loaderHandler(rt)],
-    [deadLetterSubscription(rt.config), deadLetterHandler(rt)],
-    [exportSubscription(rt.config), exportRunner(rt)],
-    [validatorSubscription(rt.config), landingValidator(rt)],
+    [subscriptionFor(rt.config, 'loadFlights'), loaderHandler(rt)],
+    [subscriptionFor(rt.config, 'deadLetter'), deadLetterHandler(rt)],
+    [subscriptionFor(rt.config, 'runExport'), exportRunner(rt)],
+    [subscriptionFor(rt.config, 'validateUpload'), landingValidator(rt)],
   ] as const) {
     subscriptions.push(await rt.bus.subscribe(spec, deliverAsCloudEvent(spec, handler as never)));
   }

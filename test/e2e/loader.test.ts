@@ -7,7 +7,8 @@ import { text } from 'node:stream/consumers';
 import { loadConfig } from '../../functions/core/config.js';
 import { flushPending } from '../../functions/loader/flush.js';
 import { loaderHandler } from '../../functions/loader/handler.js';
-import { createRuntime, deadLetterSubscription } from '../../functions/runtime.js';
+import { subscriptionFor } from '../../functions/core/topology.js';
+import { createRuntime } from '../../functions/runtime.js';
 import { canonicalOf } from '../support/canonical.js';
 import { eventually, PROFILES, profileEnv, quietLogger, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
 
@@ -54,7 +55,7 @@ describe('the loader', () => {
   it.each(PROFILES)('retries a file that cannot be loaded, then quarantines it with a readable reason, dead-letters it and marks the upload failed (%s profile)', async (profile) => {
     p = await startTestPipeline({ env: { ...profileEnv(profile), MAX_LOAD_FAILURES: '3', FLUSH_TICK_MS: '20' } });
     const dead: string[] = [];
-    await p.rt.bus.subscribe({ ...deadLetterSubscription(p.rt.config), name: 'test-dead-letters' }, async (m) => void dead.push(m.data.toString()));
+    await p.rt.bus.subscribe({ ...subscriptionFor(p.rt.config, 'deadLetter'), name: 'test-dead-letters' }, async (m) => void dead.push(m.data.toString()));
     // A file that skipped ingest's validation: the warehouse refuses it on every attempt.
     const object = 'incoming/2013/01/01/poison.csv';
     await p.rt.ledger.create('poison', { uploadId: 'poison', status: 'stored', object, bytes: 10, rows: 1, sha256: '', createdAt: '', updatedAt: '' });

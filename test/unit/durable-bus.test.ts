@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLocalBus, backoffMs } from '../../functions/adapters/local/durable-bus.js';
 import { loadConfig } from '../../functions/core/config.js';
 import type { BusMessage, SubscriptionSpec } from '../../functions/core/ports.js';
-import { loaderSubscription, validatorSubscription } from '../../functions/runtime.js';
+import { subscriptionFor } from '../../functions/core/topology.js';
 import { eventually, quietLogger, tempDir } from '../support/pipeline.js';
 
 const spec = (name = 'sub'): SubscriptionSpec => ({
@@ -93,8 +93,8 @@ describe('the durable local bus', () => {
   it('keeps for the loader and the validator only the notifications under their prefixes, across a restart', async () => {
     const config = loadConfig({});
     const topic = config.notificationTopic;
-    const loader = loaderSubscription(config);
-    const validator = validatorSubscription(config);
+    const loader = subscriptionFor(config, 'loadFlights');
+    const validator = subscriptionFor(config, 'validateUpload');
     const dir = await tempDir();
     const first = bus(dir);
     await first.createSubscription(loader);
