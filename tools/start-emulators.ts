@@ -27,6 +27,7 @@ import { createLogger } from '../functions/core/logger.js';
 import { createGateway, specFile } from '../functions/local/gateway.js';
 import { proxyTo } from '../functions/local/proxy.js';
 import { storageRoutes } from '../functions/local/storage-routes.js';
+import { gatewayAccess } from '../functions/ops/gateway-access.js';
 import { subscriptionFor } from '../functions/core/topology.js';
 import { createBus, createRuntime } from '../functions/runtime.js';
 import { pushToFunction, scheduleFlushes } from './eventarc.js';
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
   });
 
   const http = { upload: proxyTo(functions.upload.url), uploads: proxyTo(functions.uploads.url), getdata: proxyTo(functions.getdata.url), exports: proxyTo(functions.exports.url) };
-  const gateway = createGateway(http, undefined, rt.localBucket && storageRoutes(rt.localBucket, log));
+  const gateway = createGateway(http, undefined, rt.localBucket && storageRoutes(rt.localBucket, log), { access: await gatewayAccess(config.auth, log) });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = gateway.listen(config.port, config.host, () => resolve(s)).on('error', reject);
   });

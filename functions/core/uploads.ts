@@ -20,6 +20,8 @@ export interface UploadRecord {
   rows: number;
   sha256: string;
   fileName?: string;
+  /** Who uploaded, as the gateway vouched for it (ingest/identity.ts). */
+  uploader?: string;
   createdAt: string;
   updatedAt: string;
   loadedRows?: number;

@@ -152,6 +152,7 @@ export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLe
     createdAt: now,
     updatedAt: now,
     ...(staged.fileName ? { fileName: staged.fileName } : {}),
+    ...(staged.metadata.uploader ? { uploader: staged.metadata.uploader } : {}),
   };
   await ledger.create(record.uploadId, record);
   const { content } = staged;

@@ -12,6 +12,7 @@ import { ObjectNotFoundError, PreconditionFailedError, type EventBus, type LoadO
 import type { UploadLedger } from '../core/uploads.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { PendingFiles, type PendingFile } from './pending.js';
+import { fileLoaded, fileQuarantined, loaderFlush, type FlushOutcome } from '../ops/events.js';
 
 /** BigQuery reads at most 10,000 source URIs per job. */
 export const MAX_BATCH_FILES = 10_000;
@@ -85,16 +86,20 @@ async function quarantine(deps: FlushDeps, file: PendingFile): Promise<void> {
   });
   if (file.uploadId) await ledger.update(file.uploadId, () => ({ status: 'failed', reason }));
   await new PendingFiles(store).remove(file);
-  log.error({ ...report }, 'file quarantined');
+  fileQuarantined(log, report);
 }
 
 async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutcome[], report: FlushReport): Promise<void> {
   const pending = new PendingFiles(deps.store);
   for (const file of files) {
     const outcome = outcomes.find((o) => o.object === file.object && o.generation === file.generation);
-    if (outcome?.status === 'loaded') report.loaded += 1;
+    const loaded = outcome?.status === 'loaded';
+    if (loaded) report.loaded += 1;
     else report.duplicates += 1;
-    if (file.uploadId) await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined }));
+    const record = file.uploadId ? await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined })) : undefined;
+    // Freshness counts a file once, when its rows first became queryable.
+    const freshness = loaded && record ? (Date.now() - Date.parse(record.createdAt)) / 1000 : undefined;
+    fileLoaded(deps.log, loaded ? 'loaded' : 'duplicate', freshness, { uploadId: file.uploadId, object: file.object, rows: outcome?.rows });
     await pending.remove(file);
   }
 }
@@ -124,13 +129,20 @@ async function loadGroup(deps: FlushDeps, files: PendingFile[], report: FlushRep
   }
 }
 
+/** `failed` when no file settled, `partial` when some did, `ok` when all did. */
+function flushOutcome(report: FlushReport, files: number): FlushOutcome {
+  const settled = report.loaded + report.duplicates;
+  return settled === files ? 'ok' : settled === 0 ? 'failed' : 'partial';
+}
+
 export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   const report: FlushReport = { ran: false, loaded: 0, duplicates: 0, quarantined: 0, jobs: 0 };
   if (!(await acquireFlushLease(deps.store, deps.settings.spacingMs))) return report;
   report.ran = true;
+  const startedAt = performance.now();
   const files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
   if (files.length) await loadGroup(deps, files, report);
-  if (report.jobs) deps.log.info({ ...report, files: files.length }, 'flush done');
+  if (report.jobs) loaderFlush(deps.log, flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
   return report;
 }
 

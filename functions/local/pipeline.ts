@@ -18,6 +18,8 @@ import { uploadsHandler } from '../uploads/handler.js';
 import { landingValidator } from '../uploads/validate.js';
 import { createGateway } from './gateway.js';
 import { storageRoutes } from './storage-routes.js';
+import { gatewayAccess } from '../ops/gateway-access.js';
+import { operatorRoutes } from '../ops/routes.js';
 
 export const LOCAL_PROJECT = 'local';
 
@@ -32,7 +34,8 @@ function deliverAsCloudEvent(spec: SubscriptionSpec, handler: (event: ReturnType
   return (message) => handler(toCloudEvent(message, LOCAL_PROJECT, spec.topic, spec.name));
 }
 
-export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host): Promise<LocalPipeline> {
+/** `specText`: another API document than openapi/openapi.yaml (tests declare extra security schemes). */
+export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host, specText?: string): Promise<LocalPipeline> {
   const subscriptions: Subscription[] = [];
   for (const [spec, handler] of [
     [subscriptionFor(rt.config, 'loadFlights'), loaderHandler(rt)],
@@ -45,7 +48,10 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   // What Cloud Scheduler does in the cloud: retry pending files (those that failed, or waited for the spacing).
   const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
   const functions = { upload: ingestHandler(rt), uploads: uploadsHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
-  const app = createGateway(functions, undefined, rt.localBucket && storageRoutes(rt.localBucket, rt.log));
+  const app = createGateway(functions, specText, rt.localBucket && storageRoutes(rt.localBucket, rt.log), {
+    access: await gatewayAccess(rt.config.auth, rt.log),
+    operations: operatorRoutes(rt),
+  });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(port, host, () => resolve(s)).on('error', reject);
   });

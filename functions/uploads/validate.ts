@@ -61,7 +61,12 @@ function landedUpload(event: CloudEvent<unknown>, rt: Runtime): ObjectNotificati
 async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, landed: ObjectNotification, record: SignedUploadRecord): Promise<Partial<SignedUploadRecord>> {
   const source = rt.store.read(landed.name, { generation: landed.generation });
   const decoders = isGzipType(record.contentType) ? [createGunzip()] : [];
-  const meta = { uploadId: record.uploadId, contentType: record.contentType, ...(record.fileName ? { fileName: record.fileName } : {}) };
+  const meta = {
+    uploadId: record.uploadId,
+    contentType: record.contentType,
+    ...(record.fileName ? { fileName: record.fileName } : {}),
+    ...(record.uploader ? { uploader: record.uploader } : {}),
+  };
   const staged = await stageUpload({ store: rt.store, limits: { ...rt.config.ingest, maxFaults: MAX_FAULTS } }, source, decoders, meta);
   const mismatch = checksumProblem(record, staged);
   if (mismatch) {

@@ -49,7 +49,7 @@ describe('npm run start:emulators', () => {
 
   beforeAll(async () => {
     // Topics of its own on the shared emulator, free ports, a fresh data directory.
-    env = { ...process.env, ...profileEnv('emulator'), DATA_DIR: await tempDir(), PORT: '0', FUNCTIONS_PORT: '0', FLUSH_TICK_MS: '200', LOG_LEVEL: 'warn' };
+    env = { ...process.env, ...profileEnv('emulator'), DATA_DIR: await tempDir(), PORT: '0', FUNCTIONS_PORT: '0', FLUSH_TICK_MS: '200', LOG_LEVEL: 'warn', AUTH: 'off' };
     script = spawn(process.execPath, ['--import', 'tsx', 'tools/start-emulators.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
     exited = new Promise((resolve) => script.once('exit', (code) => resolve(code)));
     served = await readBanner(script, 90_000);
