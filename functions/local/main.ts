@@ -1,9 +1,11 @@
 /** `npm start`: the whole pipeline on one machine, on the embedded adapters. */
+import { installCrashGuard } from '../core/crash-guard.js';
 import { createRuntime } from '../runtime.js';
 import { startLocalPipeline } from './pipeline.js';
 import { specFile } from './gateway.js';
 
 const rt = await createRuntime();
+installCrashGuard(rt.log);
 const pipeline = await startLocalPipeline(rt);
 const { url } = pipeline;
 console.log(`Flights pipeline running at ${url} (data in ${rt.config.dataDir}, routes from ${specFile()})
