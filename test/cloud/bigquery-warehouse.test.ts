@@ -2,7 +2,8 @@ import { BigQuery } from '@google-cloud/bigquery';
 import { Storage } from '@google-cloud/storage';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BigQueryJobError, BigQueryWarehouse, loadJobId, MANIFEST_SCHEMA } from '../../functions/adapters/bigquery/warehouse.js';
+import { flightsTableDefinition, MANIFEST_SCHEMA, manifestTableDefinition } from '../../functions/adapters/bigquery/tables.js';
+import { BigQueryJobError, BigQueryWarehouse, loadJobId } from '../../functions/adapters/bigquery/warehouse.js';
 import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
 import type { LoadItem } from '../../functions/core/ports.js';
 import type { ExportSpec, QuerySpec } from '../../functions/core/query-spec.js';
@@ -40,20 +41,28 @@ function manifestResult(rows: [string, string, string, string][]): JobResult {
 const jobInserts = () => fake.find('POST', /\/projects\/demo-project\/jobs$/);
 
 describe('BigQueryWarehouse against the REST API', () => {
-  it('creates the dataset, the partitioned and clustered table, and the manifest; a second init tolerates 409', async () => {
+  it('creates no dataset or table at start-up: infra/ does, a function account may not', async () => {
     await warehouse.init();
-    await warehouse.init();
+    expect(fake.requests).toEqual([]);
+  });
 
-    const [dataset] = fake.find('POST', /\/datasets$/);
-    expect(dataset?.body).toMatchObject({ datasetReference: { datasetId: 'flights_ds' }, location: 'europe-west1' });
-    const flights = fake.tables.get(`${PROJECT}.flights_ds.flights`);
-    expect(flights).toMatchObject({
+  it('defines the partitioned, clustered flights table and the manifest as tables.insert resources', () => {
+    const dataset = { projectId: PROJECT, datasetId: 'flights_ds' };
+    expect(flightsTableDefinition(dataset)).toEqual({
+      tableReference: { projectId: PROJECT, datasetId: 'flights_ds', tableId: 'flights' },
+      description: expect.any(String),
       schema: { fields: bigQueryTableSchema() },
       timePartitioning: { type: 'DAY', field: 'flight_date' },
       clustering: { fields: ['carrier', 'origin', 'dest'] },
     });
-    expect(fake.tables.get(`${PROJECT}.flights_ds._loads`)).toMatchObject({ schema: { fields: MANIFEST_SCHEMA } });
-    expect(fake.requests.every((r) => r.headers.authorization === undefined)).toBe(true);
+    expect(bigQueryTableSchema().find((f) => f.name === 'flight_date')).toMatchObject({ type: 'DATE', mode: 'REQUIRED' });
+    expect(manifestTableDefinition(dataset)).toEqual({
+      tableReference: { projectId: PROJECT, datasetId: 'flights_ds', tableId: '_loads' },
+      description: expect.any(String),
+      schema: { fields: MANIFEST_SCHEMA },
+      clustering: { fields: ['object'] },
+    });
+    expect(MANIFEST_SCHEMA.map((f) => `${f.name} ${f.type}`)).toEqual(['object STRING', 'generation INT64', 'rows INT64', 'job_id STRING', 'loaded_at TIMESTAMP']);
   });
 
   it('loads a batch in one deterministic query job over a temporary external table', async () => {

@@ -22,10 +22,11 @@ import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@goo
 import { withPartitionBounds } from '../../core/partition.js';
 import { WarehouseJobError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, QuerySpec } from '../../core/query-spec.js';
-import { bigQueryCanonicalCsvSchema, bigQueryTableSchema, CLUSTER_COLUMNS, COLUMNS, PARTITION_COLUMN, TABLE } from '../../core/schema.js';
+import { bigQueryCanonicalCsvSchema, COLUMNS } from '../../core/schema.js';
 import { bigQueryDialect, compileCount, compileExport, compileSelect } from '../../core/sql.js';
 import { queryParameter, type QueryParameter } from './params.js';
 import { rowsToJson, type TableSchema } from './rows.js';
+import { FLIGHTS_TABLE, MANIFEST_TABLE } from './tables.js';
 
 export interface BigQueryWarehouseConfig {
   projectId: string;
@@ -42,14 +43,6 @@ export interface BigQueryWarehouseConfig {
 
 /** The name the temporary external table has inside the load script. */
 const STAGED = 'staged';
-
-export const MANIFEST_SCHEMA = [
-  { name: 'object', type: 'STRING', mode: 'REQUIRED', description: 'Object the rows were loaded from' },
-  { name: 'generation', type: 'INT64', mode: 'REQUIRED', description: 'Generation of that object' },
-  { name: 'rows', type: 'INT64', mode: 'REQUIRED', description: 'Rows loaded from it' },
-  { name: 'job_id', type: 'STRING', mode: 'REQUIRED', description: 'The load job' },
-  { name: 'loaded_at', type: 'TIMESTAMP', mode: 'REQUIRED', description: 'When the load committed' },
-];
 
 /** Deterministic per (table, object set): the idempotency key of a batch. */
 export function loadJobId(table: string, items: readonly LoadItem[]): string {
@@ -78,22 +71,12 @@ export class BigQueryWarehouse implements Warehouse {
     client: BigQuery | BigQueryOptions = {},
   ) {
     this.client = client instanceof BigQuery ? client : new BigQuery({ projectId: config.projectId, location: config.location, ...client });
-    this.table = config.table ?? TABLE;
-    this.manifest = config.manifestTable ?? '_loads';
+    this.table = config.table ?? FLIGHTS_TABLE;
+    this.manifest = config.manifestTable ?? MANIFEST_TABLE;
   }
 
-  async init(): Promise<void> {
-    await ignoreConflict(() => this.client.createDataset(this.config.dataset, { location: this.config.location }));
-    const dataset = this.client.dataset(this.config.dataset);
-    await ignoreConflict(() =>
-      dataset.createTable(this.table, {
-        schema: { fields: bigQueryTableSchema() },
-        timePartitioning: { type: 'DAY', field: PARTITION_COLUMN },
-        clustering: { fields: [...CLUSTER_COLUMNS] },
-      }),
-    );
-    await ignoreConflict(() => dataset.createTable(this.manifest, { schema: { fields: MANIFEST_SCHEMA } }));
-  }
+  /** infra/ creates the dataset and tables (tables.ts); a function's account may not. */
+  async init(): Promise<void> {}
 
   async load(items: LoadItem[]): Promise<LoadOutcome[]> {
     if (items.length === 0) return [];
@@ -267,12 +250,4 @@ function filesParameter(items: readonly LoadItem[]): QueryParameter {
 function jobError(job: JobMetadata): BigQueryJobError {
   const failure = job.status?.errorResult;
   return new BigQueryJobError(String(job.jobReference?.jobId), failure?.reason ?? 'unknown', failure?.message ?? '');
-}
-
-async function ignoreConflict(create: () => Promise<unknown>): Promise<void> {
-  try {
-    await create();
-  } catch (e) {
-    if ((e as { code?: number }).code !== 409) throw e;
-  }
 }
