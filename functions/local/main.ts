@@ -1,13 +1,35 @@
 /** `npm start`: the whole pipeline on one machine, on the embedded adapters. */
-import { createRuntime } from '../runtime.js';
+import { loadConfig } from '../core/config.js';
+import { installCrashGuard } from '../core/crash-guard.js';
 import { keyToShow } from '../ops/gateway-access.js';
-import { startLocalPipeline } from './pipeline.js';
+import { createRuntime, type Runtime } from '../runtime.js';
+import { startLocalPipeline, type LocalPipeline } from './pipeline.js';
 import { specFile } from './gateway.js';
+import { claimDataDir, listenFailure, StartupError } from './startup.js';
 
-const rt = await createRuntime();
+const config = loadConfig();
 // Before the gateway starts, so the development key made on a first run is among those it accepts.
-const key = await keyToShow(rt.config.auth);
-const pipeline = await startLocalPipeline(rt);
+const key = await keyToShow(config.auth);
+
+async function start(): Promise<{ rt: Runtime; pipeline: LocalPipeline; release: () => Promise<void> }> {
+  const release = await claimDataDir(config);
+  const rt = await createRuntime(config);
+  try {
+    return { rt, pipeline: await startLocalPipeline(rt), release };
+  } catch (e) {
+    await rt.close();
+    await release();
+    throw listenFailure(e, config) ?? e;
+  }
+}
+
+const started = await start().catch((e: unknown) => {
+  if (!(e instanceof StartupError)) throw e;
+  console.error(e.message);
+  process.exit(1);
+});
+const { rt, pipeline, release } = started;
+installCrashGuard(rt.log);
 const { url } = pipeline;
 const auth = key
   ? `API key "${key.name}" (from ${process.env.API_KEYS ? 'API_KEYS' : rt.config.auth.keysFile}):\n\n  export KEY=${key.key}\n`
@@ -23,7 +45,6 @@ ${auth}
   curl${k} '${url}/getdata?carrier=eq.AA&limit=5'                  query (grammar: ${url}/schema)
   curl${k} -X POST '${url}/exports?origin=eq.JFK'                  export any number of rows
   curl ${url}/openapi.yaml                                     the API
-  ${url}/dashboard                                             SLO dashboard (metrics: ${url}/metrics)
 `);
 
 let stopping = false;
@@ -35,6 +56,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void pipeline
       .close()
       .then(() => rt.close())
+      .then(release)
       .then(() => process.exit(0));
   });
 }
