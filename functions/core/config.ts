@@ -76,6 +76,8 @@ export interface Config {
   signedUploads: SignedUploadSettings;
   ingest: IngestLimits;
   auth: AuthSettings;
+  /** How often the local dashboard samples the metrics into its history (DATA_DIR/ops/history.jsonl). */
+  metricsSampleMs: number;
 }
 
 /** The local gateway's access control (API Gateway's, in the cloud). */
@@ -202,5 +204,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       keys: env.API_KEYS ?? '',
       keysFile: path.resolve(env.API_KEYS_FILE ?? path.join(dataDir, 'api-keys.json')),
     },
+    metricsSampleMs: int(env, 'METRICS_SAMPLE_MS', 10_000),
   };
 }

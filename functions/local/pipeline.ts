@@ -20,6 +20,7 @@ import { createGateway } from './gateway.js';
 import { storageRoutes } from './storage-routes.js';
 import { gatewayAccess } from '../ops/gateway-access.js';
 import { operatorRoutes } from '../ops/routes.js';
+import { MetricsHistory } from '../ops/history.js';
 
 export const LOCAL_PROJECT = 'local';
 
@@ -48,13 +49,18 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   // What Cloud Scheduler does in the cloud: retry pending files (those that failed, or waited for the spacing).
   const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
   const functions = { upload: ingestHandler(rt), uploads: uploadsHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
+  const history = new MetricsHistory(rt.config, rt.bus, rt.config.metricsSampleMs);
+  await history.start();
   const app = createGateway(functions, specText, rt.localBucket && storageRoutes(rt.localBucket, rt.log), {
     access: await gatewayAccess(rt.config.auth, rt.log),
-    operations: operatorRoutes(rt),
+    operations: operatorRoutes(rt, history),
   });
   const server = await new Promise<Server>((resolve, reject) => {
     // Express 5 calls the listen callback with the error too (a busy port), not only on success.
     const s = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(s)));
+  }).catch(async (e: unknown) => {
+    await history.stop();
+    throw e;
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
@@ -67,6 +73,7 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.all(subscriptions.map((s) => s.close()));
+      await history.stop();
     },
   };
 }
