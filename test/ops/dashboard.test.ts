@@ -1,7 +1,7 @@
 /** The dashboard's figures: windows over the sampled history, and the history surviving a restart. */
 import { describe, expect, it } from 'vitest';
 import { FRESHNESS_BUCKETS_SECONDS, LATENCY_BUCKETS_SECONDS, SLOS } from '../../functions/core/slo.js';
-import { dashboardModel, trailing, windowCounts } from '../../functions/ops/dashboard-model.js';
+import { dashboardModel, trailing, windowCounts, type DashboardModel } from '../../functions/ops/dashboard-model.js';
 import { compact, FINE_SECONDS, type Sample } from '../../functions/ops/history.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { eventually, startTestPipeline } from '../support/pipeline.js';
@@ -105,20 +105,20 @@ describe('dashboard over the pipeline', () => {
       await eventually(async () => ((await p.rt.ledger.get(uploadId))?.status === 'loaded' ? true : undefined));
 
       const metrics = scrape(await (await fetch(`${p.url}/metrics`)).text());
-      const model = await (await fetch(`${p.url}/dashboard/data.json`)).json();
+      const model = (await (await fetch(`${p.url}/dashboard/data.json`)).json()) as DashboardModel;
       const requests = metrics.filter((m) => m.name === 'flights_http_requests_total').reduce((a, m) => a + m.value, 0);
       expect(requests).toBe(2);
-      expect(model.slos.find((s: { id: string }) => s.id === 'availability')).toMatchObject({ total: requests, good: requests, sli: 1 });
-      expect(model.slos.find((s: { id: string }) => s.id === 'freshness')).toMatchObject({ total: 1 });
+      expect(model.slos.find((s) => s.id === 'availability')).toMatchObject({ total: requests, good: requests, sli: 1 });
+      expect(model.slos.find((s) => s.id === 'freshness')).toMatchObject({ total: 1 });
       expect(metrics.find((m) => m.name === 'flights_rows_rejected_total')).toMatchObject({ labels: { reason: 'invalid-csv' }, value: 4 });
       expect(metrics.find((m) => m.name === 'flights_upload_rows_total')?.value).toBe(5);
       // The dashboard's own requests are not API traffic.
-      expect((await (await fetch(`${p.url}/dashboard/data.json`)).json()).slos[1].total).toBe(2);
+      expect(((await (await fetch(`${p.url}/dashboard/data.json`)).json()) as DashboardModel).slos[1]!.total).toBe(2);
 
       await p.stop();
       p = await startTestPipeline({ dataDir });
-      const after = await (await fetch(`${p.url}/dashboard/data.json`)).json();
-      expect(after.slos.find((s: { id: string }) => s.id === 'availability')).toMatchObject({ total: 2 });
+      const after = (await (await fetch(`${p.url}/dashboard/data.json`)).json()) as DashboardModel;
+      expect(after.slos.find((s) => s.id === 'availability')).toMatchObject({ total: 2 });
       expect(after.series.t.length).toBeGreaterThanOrEqual(1);
       const page = await fetch(`${p.url}/dashboard`);
       expect(await page.text()).toContain('/dashboard/uplot.js');
