@@ -133,6 +133,8 @@ export interface EventBus {
   /** Creates the subscription (and its topics) if missing, so messages published from now on are kept for it. */
   createSubscription(spec: SubscriptionSpec): Promise<void>;
   subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription>;
+  /** Resolves if the bus answers and `topic` exists (readiness: GET /health). */
+  ping(topic: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -143,6 +145,8 @@ export interface LoadItem {
   generation: string;
   /** Where the warehouse reads it from (see `ObjectStore.uri`). */
   uri: string;
+  /** The object's size; BigQuery sizes the job's byte cap from it (absent: the configured cap). */
+  bytes?: number;
 }
 
 export interface LoadOutcome {
@@ -183,7 +187,7 @@ export class WarehouseJobError extends Error {
 }
 
 export interface Warehouse {
-  /** Creates the table and the load manifest if they do not exist. */
+  /** Readies the warehouse: DuckDB creates its tables; BigQuery's are created by infra/, not by a function. */
   init(): Promise<void>;
   /**
    * Loads a batch of canonical CSV objects, all or nothing, together with a
@@ -198,5 +202,7 @@ export interface Warehouse {
    * no cursor) to the bucket as gzip CSV, columns in `columns`' order.
    */
   exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome>;
+  /** Resolves if the warehouse answers, at no cost (readiness: GET /health). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
