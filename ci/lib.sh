@@ -37,9 +37,13 @@ ci_main() {
   trap ci_on_exit EXIT
 }
 
+# Temporary paths a script asks to have removed when it exits.
+CI_CLEANUP=()
+
 # Cloud Build has no `finally`: a failing step reports itself before the build stops.
 ci_on_exit() {
   local status=$?
+  ((${#CI_CLEANUP[@]} == 0)) || rm -rf "${CI_CLEANUP[@]}"
   if ((status != 0)) && [[ -n "${CHAT_WEBHOOK_URL:-}" && "$CI_STAGE" != notify ]]; then
     "$CI_ROOT/ci/notify" failure "$CI_STAGE" || echo "ci: the failure notice failed too" >&2
   fi
