@@ -51,9 +51,9 @@ describe('ci/smoke', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain(`smoke passed against ${pipeline.url}`);
     const tail = /tail number (ZS[0-9A-F]{8})/.exec(result.stdout)![1];
-    const rows = await (await fetch(`${pipeline.url}/getdata?tailnum=eq.${tail}&select=flight,month&order=flight&limit=100`)).json();
+    const rows = (await (await fetch(`${pipeline.url}/getdata?tailnum=eq.${tail}&select=flight,month&order=flight&limit=100`)).json()) as { rows: { flight: number; month: number }[] };
     expect(rows.rows).toHaveLength(3);
-    expect(rows.rows.map((r: { flight: number; month: number }) => [r.flight, r.month])).toEqual([
+    expect(rows.rows.map((r) => [r.flight, r.month])).toEqual([
       [1141, 1],
       [1545, 1],
       [1714, 1],
