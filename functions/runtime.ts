@@ -92,7 +92,7 @@ async function createWarehouse(config: Config): Promise<Warehouse> {
   return new (await import('./adapters/duckdb/warehouse.js')).DuckDbWarehouse(file);
 }
 
-export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
+export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel, undefined, config.logFormat)): Promise<Runtime> {
   // Each warehouse reads objects where its store keeps them: BigQuery from gs:// URIs, DuckDB from local files.
   if ((config.store === 'gcs') !== (config.warehouse === 'bigquery')) {
     throw new Error(`STORE=${config.store} cannot feed WAREHOUSE=${config.warehouse}: use gcs with bigquery, or local with duckdb`);

@@ -66,6 +66,10 @@ export interface Config {
   /** Secret that signs pagination cursors. */
   cursorSecret: string;
   logLevel: string;
+  /** `pretty`: human-readable lines (pino-pretty) instead of JSON for Cloud Logging. */
+  logFormat: 'json' | 'pretty';
+  /** Origins the local gateway answers CORS requests from; empty: no CORS headers at all. */
+  corsOrigins: string[];
   /** Where clients reach the local gateway, for the signed URLs it serves; default: the address it listens on. */
   publicUrl?: string;
   /** Secret that signs the local bucket's URLs (GCS signs with the service account instead). */
@@ -172,6 +176,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
     cursorSecret: env.CURSOR_SECRET ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',
+    logFormat: choice(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
+    corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     publicUrl: env.PUBLIC_URL || undefined,
     urlSigningSecret: env.URL_SIGNING_SECRET ?? '',
     maxInlineResponseBytes: int(env, 'MAX_INLINE_RESPONSE_BYTES', CLOUD_STREAMED_RESPONSE_CAP),
