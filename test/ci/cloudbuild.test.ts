@@ -99,7 +99,7 @@ describe('cloudbuild.yaml', () => {
     expect(config.timeout).toMatch(/^\d+s$/);
     expect(config.options.logging).toBe('CLOUD_LOGGING_ONLY');
     expect(config.options.machineType).toMatch(/^E2_HIGHCPU_\d+$/);
-    expect(Object.keys(config.substitutions).sort()).toEqual(['_ARTIFACTS_BUCKET', '_REGION', '_STACK']);
+    expect(Object.keys(config.substitutions).sort()).toEqual(['_ARTIFACTS_BUCKET', '_PULUMI_STACK', '_REGION']);
     const declared = config.availableSecrets.secretManager.map((s) => s.env).sort();
     expect(declared).toEqual(['API_KEY', 'CHAT_WEBHOOK_URL', 'PULUMI_ACCESS_TOKEN']);
     for (const s of config.availableSecrets.secretManager) expect(s.versionName).toMatch(/^projects\/\$PROJECT_ID\/secrets\/[\w-]+\/versions\/\w+$/);
