@@ -42,7 +42,7 @@ export function deployStack(s: StackSettings): StackOutputs {
       artifactsBucket: artifacts.bucket,
       dataBucket: data.bucket,
       dataset: warehouse.dataset,
-      topics: { deadLetter: topics.byName[config.deadLetterTopic]!, exports: topics.byName[config.exports.topic]! },
+      topics: { deadLetter: topics.byName[config.deadLetterTopic]!, exports: topics.byName[config.exports.topic]!, notifications: topics.byName[config.notificationTopic]! },
     },
     after,
   );
