@@ -1,6 +1,7 @@
 /** HTTP entry of the ingest function: `POST /upload` and `GET /uploads/{uploadId}`. */
 import type { Request, Response } from 'express';
 import type { IngestLimits } from '../core/config.js';
+import { guardRequest } from '../core/crash-guard.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
 import { bodySource, discardUnreadBody, methodNotAllowed, notFound, sendError, sendProblem } from '../core/http.js';
 import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
@@ -90,13 +91,12 @@ async function receive(ing: Ingest, req: Request, uploadId: string, abort: Abort
 }
 
 /** Answers the upload and resolves with the status sent; a failure is thrown for `reject`. */
-async function upload(ing: Ingest, req: Request, res: Response, log: Logger, uploadId: string, budgets: Budgets): Promise<number> {
+async function upload(ing: Ingest, req: Request, res: Response, log: Logger, uploadId: string, budgets: Budgets, abort: AbortController): Promise<number> {
   const { rt, limits } = ing;
   const tooBig = declaredLengthProblem(req.headers, limits.maxUploadBytes, rt.config.profile);
   if (tooBig) throw tooBig;
   const samePayload = async (first: Replay): Promise<boolean> => sameFiles(await fileDigests(req, limits, budgets), first.files);
   const { result: reply, replayed } = await oncePerKey(ing.keys, idempotencyKey(req.headers), uploadId, async () => {
-    const abort = new AbortController();
     const timer = setTimeout(
       () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
       limits.requestTimeoutMs,
@@ -128,6 +128,7 @@ function reject(req: Request, res: Response, log: Logger, e: unknown, httpReques
   }
   if (!outcome) {
     sendError(res, e, log.child({ httpRequest: httpRequest(500) }));
+    discardUnreadBody(req);
     return;
   }
   const { errorCount } = outcome.extensions as { errorCount?: number };
@@ -168,14 +169,18 @@ export function ingestHandler(rt: Runtime) {
     const budgets = requestBudgets(limits, rt.config.profile);
     const httpRequest = (status: number) => httpRequestLog(req, { status, startedAt, bytesRead: budgets.wire.used });
     log.info({ httpRequest: httpRequestLog(req), contentType: req.headers['content-type'], contentLength: req.headers['content-length'] }, 'upload started');
+    // Whatever ends this upload early: a limit, the timeout, or an exception nobody caught in its streams.
+    const abort = new AbortController();
+    const unguard = guardRequest((e) => abort.abort(e));
     const release = ing.gate.tryEnter();
     try {
       if (!release) throw new Problem(429, 'overloaded', 'Too Many Requests', `${limits.maxConcurrentUploads} uploads are already in progress here; retry shortly.`);
-      const status = await upload(ing, req, res, log, uploadId, budgets);
+      const status = await upload(ing, req, res, log, uploadId, budgets, abort);
       log.info({ httpRequest: httpRequest(status) }, 'upload completed');
     } catch (e) {
       reject(req, res, log, e, httpRequest);
     } finally {
+      unguard();
       release?.();
     }
   };

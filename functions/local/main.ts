@@ -1,5 +1,6 @@
 /** `npm start`: the whole pipeline on one machine, on the embedded adapters. */
 import { loadConfig } from '../core/config.js';
+import { installCrashGuard } from '../core/crash-guard.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { startLocalPipeline, type LocalPipeline } from './pipeline.js';
 import { specFile } from './gateway.js';
@@ -25,6 +26,7 @@ const started = await start().catch((e: unknown) => {
   process.exit(1);
 });
 const { rt, pipeline, release } = started;
+installCrashGuard(rt.log);
 const { url } = pipeline;
 console.log(`Flights pipeline running at ${url} (data in ${rt.config.dataDir}, routes from ${specFile()})
 
