@@ -138,6 +138,8 @@ export interface EventBus {
    * none here: Cloud Monitoring reports num_undelivered_messages and oldest_unacked_message_age.
    */
   backlog?(subscription: string): Promise<Backlog>;
+  /** Resolves if the bus answers and `topic` exists (readiness: GET /health). */
+  ping(topic: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -211,5 +213,7 @@ export interface Warehouse {
    * no cursor) to the bucket as gzip CSV, columns in `columns`' order.
    */
   exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome>;
+  /** Resolves if the warehouse answers, at no cost (readiness: GET /health). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,10 +3,10 @@ import type { Request, Response } from 'express';
 import type { IngestLimits } from '../core/config.js';
 import { guardRequest } from '../core/crash-guard.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
-import { bodySource, discardUnreadBody, methodNotAllowed, notFound, sendError, sendProblem } from '../core/http.js';
+import { bodySource, discardUnreadBody, isRead, methodNotAllowed, notFound, READ_METHODS, sendError, sendProblem } from '../core/http.js';
 import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
-import { idempotencyIndex, type IdempotencyIndex } from '../core/uploads.js';
+import { idempotencyIndex, uploadView, type IdempotencyIndex } from '../core/uploads.js';
 import type { Runtime } from '../runtime.js';
 import { commitUpload, type Committed } from './commit.js';
 import { idempotencyKey, oncePerKey } from './idempotency-key.js';
@@ -14,7 +14,7 @@ import { fileDigests, sameFiles } from './payload-digest.js';
 import { clientOutcome } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
-import { ByteBudget, declaredLengthProblem, tooLarge } from './limits.js';
+import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge } from './limits.js';
 import { forEachFile } from './request-files.js';
 import { InvalidCsvError } from './validator.js';
 import { uploadRejected, uploadStored } from '../ops/events.js';
@@ -45,10 +45,8 @@ const responseBody = (committed: Committed[]): unknown =>
 type Budgets = Parameters<typeof forEachFile>[3];
 
 function requestBudgets(limits: IngestLimits, profile: Runtime['config']['profile']): Budgets {
-  return {
-    wire: new ByteBudget(limits.maxUploadBytes, () => tooLarge('request body', limits.maxUploadBytes, profile)),
-    decompressed: new ByteBudget(limits.maxDecompressedBytes, () => tooLarge('decompressed CSV', limits.maxDecompressedBytes, profile)),
-  };
+  const wire = new ByteBudget(() => limits.maxUploadBytes, () => tooLarge('request body', limits.maxUploadBytes, profile));
+  return { wire, decompressed: decompressedBudget(wire, limits, profile) };
 }
 
 /**
@@ -155,10 +153,11 @@ export function ingestHandler(rt: Runtime) {
     if (statusPath || req.method !== 'POST') {
       try {
         if (!statusPath) throw methodNotAllowed(req, ['POST']);
-        if (req.method !== 'GET') throw methodNotAllowed(req, ['GET']);
+        if (!isRead(req)) throw methodNotAllowed(req, READ_METHODS);
         const uploadId = statusPath[1]!;
         // A signed upload has only its landing record until its file is validated and stored.
-        const record = UPLOAD_ID.test(uploadId) ? ((await rt.ledger.get(uploadId)) ?? (await rt.signedUploads.get(uploadId))) : undefined;
+        const stored = UPLOAD_ID.test(uploadId) ? await rt.ledger.get(uploadId) : undefined;
+        const record = stored ? await uploadView(rt.ledger, stored) : UPLOAD_ID.test(uploadId) ? await rt.signedUploads.get(uploadId) : undefined;
         if (!record) throw notFound(`No upload ${uploadId}.`);
         res.json(record);
       } catch (e) {

@@ -13,6 +13,7 @@ import { methodNotAllowed, notFound, sendProblem } from '../core/http.js';
 import { AccessControl, type AccessOptions } from '../ops/access.js';
 import { observeRequests } from '../ops/request-metrics.js';
 import { operationAccess, securitySchemes, type OperationAccess, type OperationAccessView, type SpecAccessView } from '../ops/security.js';
+import { apiDocs, corsFor } from './browser.js';
 
 export type HttpHandler = (req: Request, res: Response) => Promise<void> | void;
 
@@ -52,7 +53,12 @@ export function routesFromSpec(specText: string): Route[] {
 
 const expressPath = (specPath: string): string => specPath.replace(/\{(\w+)\}/g, ':$1');
 
-export interface GatewayOptions {
+export interface BrowserOptions {
+  /** Origins allowed to call the API from a browser (CORS); none by default. */
+  corsOrigins?: readonly string[];
+}
+
+export interface GatewayOptions extends BrowserOptions {
   /** Enforce the spec's security and quotas with these keys; without it every operation is open. */
   access?: Omit<AccessOptions, 'schemes'>;
   /** Operators' routes beside the API (metrics, dashboard): not in the spec, not behind its keys. */
@@ -74,8 +80,11 @@ export function createGateway(
   // Operators' routes go first, so the dashboard polling itself never counts as API traffic.
   if (options.operations) app.use(options.operations);
   app.use(observeRequests);
+  const allowOrigins = corsFor(options.corsOrigins ?? []);
+  if (allowOrigins) app.use(allowOrigins);
   if (bucket) app.use(bucket);
   app.get('/openapi.yaml', (_req, res) => void res.type('application/yaml').send(specText));
+  app.use(apiDocs(specText));
   const routes = routesFromSpec(specText);
   const access = options.access && new AccessControl({ ...options.access, schemes: securitySchemes(parse(specText) as SpecAccessView) });
   for (const route of routes) {

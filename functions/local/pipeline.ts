@@ -17,6 +17,7 @@ import type { Runtime } from '../runtime.js';
 import { uploadsHandler } from '../uploads/handler.js';
 import { landingValidator } from '../uploads/validate.js';
 import { createGateway } from './gateway.js';
+import { recoverAtStartUp } from './recovery.js';
 import { storageRoutes } from './storage-routes.js';
 import { gatewayAccess } from '../ops/gateway-access.js';
 import { operatorRoutes } from '../ops/routes.js';
@@ -37,6 +38,7 @@ function deliverAsCloudEvent(spec: SubscriptionSpec, handler: (event: ReturnType
 
 /** `specText`: another API document than openapi/openapi.yaml (tests declare extra security schemes). */
 export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host, specText?: string): Promise<LocalPipeline> {
+  await recoverAtStartUp(rt);
   const subscriptions: Subscription[] = [];
   for (const [spec, handler] of [
     [subscriptionFor(rt.config, 'loadFlights'), loaderHandler(rt)],
@@ -52,6 +54,7 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   const history = new MetricsHistory(rt.config, rt.bus, rt.config.metricsSampleMs);
   await history.start();
   const app = createGateway(functions, specText, rt.localBucket && storageRoutes(rt.localBucket, rt.log), {
+    corsOrigins: rt.config.corsOrigins,
     access: await gatewayAccess(rt.config.auth, rt.log),
     operations: operatorRoutes(rt, history),
   });

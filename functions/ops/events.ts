@@ -44,11 +44,16 @@ export function loaderFlush(log: Logger, outcome: FlushOutcome, durationSeconds:
   log.info({ event: EVENTS.loaderFlush, outcome, durationSeconds, ...fields }, 'flush done');
 }
 
-/** A file's rows became queryable. Fields: `outcome` (loaded | duplicate), `freshnessSeconds` (from its upload; on first load only). */
-export function fileLoaded(log: Logger, outcome: 'loaded' | 'duplicate', freshnessSeconds: number | undefined, fields: object = {}): void {
-  metrics.loadedFiles.inc({ outcome });
-  if (freshnessSeconds !== undefined) metrics.freshness.observe(freshnessSeconds);
-  log.info({ event: EVENTS.uploadLoaded, outcome, ...(freshnessSeconds !== undefined ? { freshnessSeconds } : {}), ...fields }, 'file loaded');
+/**
+ * A file's rows became queryable (`loaded`), or were already (`duplicate`).
+ * Fields: `status`, `rows`, and `fromUploadSeconds` (the freshness SLI) on a
+ * file's first load only, so the histogram and the log-based distribution
+ * count the same files.
+ */
+export function fileLoaded(log: Logger, status: 'loaded' | 'duplicate', rows: number, fromUploadSeconds: number | undefined, fields: object = {}): void {
+  metrics.loadedFiles.inc({ outcome: status });
+  if (fromUploadSeconds !== undefined) metrics.freshness.observe(fromUploadSeconds);
+  log.info({ event: EVENTS.uploadLoaded, status, rows, ...(fromUploadSeconds !== undefined ? { fromUploadSeconds } : {}), ...fields }, 'file loaded');
 }
 
 /** A file gave up loading and went to quarantine/. */

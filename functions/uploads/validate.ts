@@ -61,9 +61,11 @@ function landedUpload(event: CloudEvent<unknown>, rt: Runtime): ObjectNotificati
 async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, landed: ObjectNotification, record: SignedUploadRecord): Promise<Partial<SignedUploadRecord>> {
   const source = rt.store.read(landed.name, { generation: landed.generation });
   const decoders = isGzipType(record.contentType) ? [createGunzip()] : [];
+  const signed = { createdAt: record.createdAt, uploadUrlExpiresAt: record.uploadUrlExpiresAt };
   const meta = {
     uploadId: record.uploadId,
     contentType: record.contentType,
+    signed,
     ...(record.fileName ? { fileName: record.fileName } : {}),
     ...(record.uploader ? { uploader: record.uploader } : {}),
   };
