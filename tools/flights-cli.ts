@@ -22,7 +22,7 @@ function progress({ sent, total }: UploadProgress): void {
   process.stderr.write(`\r${pct}%  ${(sent / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`);
 }
 
-async function signedUpload(api: string, file: string): Promise<string> {
+async function signedUpload(api: string, file: string, apiKey: string | undefined): Promise<string> {
   const stateFile = `${file}.upload.json`;
   const { size, mtimeMs } = await fs.stat(file);
   const remembered = await fs.readFile(stateFile, 'utf8').then((t) => JSON.parse(t) as Remembered, () => undefined);
@@ -31,7 +31,7 @@ async function signedUpload(api: string, file: string): Promise<string> {
     state = remembered;
     process.stderr.write(`resuming upload ${state.uploadId}\n`);
   } else {
-    const signed = await requestSignedUpload(api, { fileName: file.split('/').pop(), size, contentType: 'text/csv' });
+    const signed = await requestSignedUpload(api, { fileName: file.split('/').pop(), size, contentType: 'text/csv' }, apiKey);
     state = { uploadId: signed.uploadId, session: await startSession(signed.upload), size, mtimeMs };
     await fs.writeFile(stateFile, JSON.stringify(state));
   }
@@ -43,17 +43,22 @@ async function signedUpload(api: string, file: string): Promise<string> {
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { url: { type: 'string', default: process.env.FLIGHTS_URL ?? 'http://127.0.0.1:8080' }, 'inline-max': { type: 'string' } },
+    options: {
+      url: { type: 'string', default: process.env.FLIGHTS_URL ?? 'http://127.0.0.1:8080' },
+      key: { type: 'string', default: process.env.KEY },
+      'inline-max': { type: 'string' },
+    },
   });
   const [command, file] = positionals;
   if (command !== 'upload' || !file) {
-    process.stderr.write('usage: flights-cli upload FILE [--url API_URL] [--inline-max BYTES]\n');
+    process.stderr.write('usage: flights-cli upload FILE [--url API_URL] [--key API_KEY (default $KEY)] [--inline-max BYTES]\n');
     process.exit(2);
   }
   const api = values.url!;
   const inlineMax = Number(values['inline-max'] ?? INLINE_MAX_BYTES);
   const { size } = await fs.stat(file);
-  const uploadId = size <= inlineMax ? (await uploadFile(api, file, { inlineMaxBytes: inlineMax })).uploadId : await signedUpload(api, file);
+  const apiKey = values.key;
+  const uploadId = size <= inlineMax ? (await uploadFile(api, file, { inlineMaxBytes: inlineMax, ...(apiKey ? { apiKey } : {}) })).uploadId : await signedUpload(api, file, apiKey);
   process.stderr.write(`\nuploaded; follow it at ${new URL(`/uploads/${uploadId}`, api).href}\n`);
   process.stdout.write(`${uploadId}\n`);
 }
