@@ -9,6 +9,7 @@
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import type { Config } from './config.js';
 import { LANDING_PREFIX } from './landing.js';
+import { RECONCILE_TASK } from '../loader/reconcile.js';
 import { objectPrefixFilter } from './notification.js';
 import type { SubscriptionSpec } from './ports.js';
 
@@ -49,6 +50,8 @@ export interface Schedule {
   cron: string;
   /** The same period for the laptop, where ticks are faster than a minute. */
   localEveryMs: number;
+  /** Attributes of the published message, telling one schedule's ticks from another's on a shared topic. */
+  attributes?: Record<string, string>;
 }
 
 export interface Topology {
@@ -103,7 +106,12 @@ export function topology(config: Config): Topology {
     ],
     // What the recorder sees is also kept here, for an operator to inspect and `npm run dlq:redrive`.
     retained: [{ name: `${config.deadLetterTopic}-retained`, topic: config.deadLetterTopic, ...retryForever(config) }],
-    schedules: [{ name: `${flushTopic}-every-minute`, topic: flushTopic, cron: '* * * * *', localEveryMs: config.flushTickMs }],
+    schedules: [
+      { name: `${flushTopic}-every-minute`, topic: flushTopic, cron: '* * * * *', localEveryMs: config.flushTickMs },
+      // The reconciler (loader/reconcile.ts) rides the flush topic: flushLoads reconciles on these ticks, then flushes.
+      // Locally it runs at start-up instead (local/recovery.ts).
+      { name: `${flushTopic}-reconcile-hourly`, topic: flushTopic, cron: '17 * * * *', localEveryMs: 3_600_000, attributes: { task: RECONCILE_TASK } },
+    ],
   };
 }
 
