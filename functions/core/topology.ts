@@ -41,10 +41,16 @@ export interface BucketNotification {
   topic: string;
 }
 
-/** A timer that publishes an empty message to `topic` (Cloud Scheduler in the cloud). */
+/** A timer that publishes `data` to `topic` (Cloud Scheduler in the cloud). */
 export interface Schedule {
   name: string;
   topic: string;
+  /**
+   * The message body. Never empty: the functions-framework turns a push request into a CloudEvent
+   * only when its message has data (pubsub_middleware's isRawPubSubRequestBody), so a tick with
+   * attributes alone would not reach the function as an event.
+   */
+  data: string;
   /** Cron, as Cloud Scheduler reads it. */
   cron: string;
   /** The same period for the laptop, where ticks are faster than a minute. */
@@ -103,9 +109,17 @@ export function topology(config: Config): Topology {
     ],
     // What the recorder sees is also kept here, for an operator to inspect and `npm run dlq:redrive`.
     retained: [{ name: `${config.deadLetterTopic}-retained`, topic: config.deadLetterTopic, ...retryForever(config) }],
-    schedules: [{ name: `${flushTopic}-every-minute`, topic: flushTopic, cron: '* * * * *', localEveryMs: config.flushTickMs }],
+    schedules: [{ name: `${flushTopic}-every-minute`, topic: flushTopic, data: 'flush', cron: '* * * * *', localEveryMs: config.flushTickMs }],
   };
 }
+
+/**
+ * Where a push subscription delivers to `target`, served at `functionUrl`. The path names the topic because
+ * the functions-framework builds the CloudEvent's `source` from it (pubsub_middleware's extractPubSubTopic);
+ * the Cloud Run URL ignores the path otherwise.
+ */
+export const pushEndpoint = (functionUrl: string, project: string, topic: string): string =>
+  `${functionUrl.replace(/\/+$/, '')}/projects/${project}/topics/${topic}`;
 
 /** The subscription that invokes `target`. */
 export function subscriptionFor(config: Config, target: EventFunctionName): FunctionSubscription {
