@@ -143,6 +143,8 @@ export interface LoadItem {
   generation: string;
   /** Where the warehouse reads it from (see `ObjectStore.uri`). */
   uri: string;
+  /** The object's size; BigQuery sizes the job's byte cap from it (absent: the configured cap). */
+  bytes?: number;
 }
 
 export interface LoadOutcome {
@@ -183,7 +185,7 @@ export class WarehouseJobError extends Error {
 }
 
 export interface Warehouse {
-  /** Creates the table and the load manifest if they do not exist. */
+  /** Readies the warehouse: DuckDB creates its tables; BigQuery's are created by infra/, not by a function. */
   init(): Promise<void>;
   /**
    * Loads a batch of canonical CSV objects, all or nothing, together with a

@@ -4,8 +4,10 @@
  * instance shares them in the cloud as locally. Updates are compare-and-swap
  * on the object generation, so they need nothing but the ObjectStore port.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
+import type { IngestLimits } from './config.js';
 import { JsonRecords, readJson, writeJson } from './records.js';
 
 export type UploadState = 'stored' | 'loading' | 'loaded' | 'failed';
@@ -40,9 +42,37 @@ export type IdempotencyKind = 'key' | 'sha256';
 export interface IdempotencyEntry<T> {
   /** Who claimed it: the upload (request) id. */
   owner: string;
+  /** The process that claimed it (PROCESS_INSTANCE), so a restart can tell its dead predecessor's claims. */
+  holder?: string;
   claimedAt: string;
   /** Absent while the owner is still working. */
   result?: T;
+}
+
+/**
+ * This process: host, pid and a random tag, so a claim names the process that
+ * holds it even when a restarted process gets the same pid (a container's 1).
+ */
+export const PROCESS_INSTANCE = `${os.hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+
+/**
+ * Whether the process that took a claim is certainly gone: it ran on this host
+ * and its pid is no longer alive, or is this process's pid under another tag
+ * (this process has just started). A holder on another host is never judged
+ * here: its lease expires instead.
+ */
+export function holderIsGone(holder: string | undefined, self = PROCESS_INSTANCE): boolean {
+  if (!holder) return true;
+  const [host, pid] = holder.split('/');
+  const [myHost, myPid] = self.split('/');
+  if (host !== myHost || holder === self) return false;
+  if (pid === myPid) return true;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 export type Claim<T> =
@@ -53,14 +83,23 @@ export type Claim<T> =
 /**
  * First writer wins: a claim is an object created with if-generation-match=0,
  * so two racing uploads of the same key or content agree on one owner, on GCS
- * as on the local store. An entry older than the window is taken over with a
- * compare-and-swap on its generation.
+ * as on the local store. A finished entry holds for the window; an unfinished
+ * one is a lease that holds for `leaseMs` only (the upload timeout), so a
+ * claim whose owner crashed stops refusing retries. Either is taken over with
+ * a compare-and-swap on its generation.
  */
 export class IdempotencyIndex<T> {
   constructor(
     private readonly store: ObjectStore,
     private readonly windowMs: number,
+    private readonly leaseMs: number,
   ) {}
+
+  /** Whether `entry` still binds a claimant at `now`. */
+  private holds(entry: IdempotencyEntry<T>, now: Date): boolean {
+    const age = now.getTime() - Date.parse(entry.claimedAt);
+    return age < (entry.result === undefined ? this.leaseMs : this.windowMs);
+  }
 
   /** The id is hashed so any client key is a safe object name. */
   private name(kind: IdempotencyKind, id: string): string {
@@ -70,7 +109,7 @@ export class IdempotencyIndex<T> {
 
   async claim(kind: IdempotencyKind, id: string, owner: string, now = new Date()): Promise<Claim<T>> {
     const name = this.name(kind, id);
-    const entry: IdempotencyEntry<T> = { owner, claimedAt: now.toISOString() };
+    const entry: IdempotencyEntry<T> = { owner, holder: PROCESS_INSTANCE, claimedAt: now.toISOString() };
     // Most keys and contents are new: try to create the entry first and read it only when that fails,
     // which saves a request per upload. Only a write under a precondition ever wins, as before.
     let expected = '0';
@@ -81,7 +120,7 @@ export class IdempotencyIndex<T> {
         if (!(e instanceof PreconditionFailedError)) throw e;
       }
       const current = await readJson<IdempotencyEntry<T>>(this.store, name);
-      if (current && now.getTime() - Date.parse(current.value.claimedAt) < this.windowMs) return { won: false, entry: current.value };
+      if (current && this.holds(current.value, now)) return { won: false, entry: current.value };
       expected = current?.generation ?? '0';
     }
     throw new Error(`${name}: too many concurrent claims`);
@@ -99,3 +138,7 @@ export class IdempotencyIndex<T> {
     });
   }
 }
+
+/** An index whose finished entries hold for the idempotency window and whose unfinished claims are leases of one upload timeout. */
+export const idempotencyIndex = <T>(store: ObjectStore, limits: Pick<IngestLimits, 'idempotencyWindowMs' | 'requestTimeoutMs'>): IdempotencyIndex<T> =>
+  new IdempotencyIndex<T>(store, limits.idempotencyWindowMs, limits.requestTimeoutMs);

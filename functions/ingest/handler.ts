@@ -1,14 +1,16 @@
 /** HTTP entry of the ingest function: `POST /upload` and `GET /uploads/{uploadId}`. */
 import type { Request, Response } from 'express';
 import type { IngestLimits } from '../core/config.js';
+import { guardRequest } from '../core/crash-guard.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
 import { bodySource, discardUnreadBody, methodNotAllowed, notFound, sendError, sendProblem } from '../core/http.js';
 import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
-import { IdempotencyIndex } from '../core/uploads.js';
+import { idempotencyIndex, type IdempotencyIndex } from '../core/uploads.js';
 import type { Runtime } from '../runtime.js';
 import { commitUpload, type Committed } from './commit.js';
 import { idempotencyKey, oncePerKey } from './idempotency-key.js';
+import { fileDigests, sameFiles } from './payload-digest.js';
 import { clientOutcome } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
@@ -19,11 +21,12 @@ import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from
 /** Faults reported per file; the count goes on. Signed uploads (uploads/validate.ts) report as many. */
 export const MAX_FAULTS = 100;
 
-/** What an Idempotency-Key replays: the first response. */
+/** What an Idempotency-Key replays: the first response, and the digests of the files it was for. */
 interface Replay {
   status: number;
   location: string;
   body: unknown;
+  files: string[];
 }
 
 interface Ingest {
@@ -51,7 +54,7 @@ function requestBudgets(limits: IngestLimits, profile: Runtime['config']['profil
  * nothing. The first failure anywhere (a limit, the timeout, a bad file, the
  * client leaving) aborts the request and is what the client is told.
  */
-async function receive(ing: Ingest, req: Request, uploadId: string, abort: AbortController, budgets: Budgets): Promise<Committed[]> {
+async function receive(ing: Ingest, req: Request, uploadId: string, abort: AbortController, budgets: Budgets): Promise<{ committed: Committed[]; files: string[] }> {
   const { rt, limits } = ing;
   const body = bodySource(req);
   const fail = (e: Error): void => abort.abort(e);
@@ -84,33 +87,32 @@ async function receive(ing: Ingest, req: Request, uploadId: string, abort: Abort
       throw e;
     }
   }
-  return committed;
+  return { committed, files: staged.map((s) => s.sha256) };
 }
 
 /** Answers the upload and resolves with the status sent; a failure is thrown for `reject`. */
-async function upload(ing: Ingest, req: Request, res: Response, log: Logger, uploadId: string, budgets: Budgets): Promise<number> {
+async function upload(ing: Ingest, req: Request, res: Response, log: Logger, uploadId: string, budgets: Budgets, abort: AbortController): Promise<number> {
   const { rt, limits } = ing;
   const tooBig = declaredLengthProblem(req.headers, limits.maxUploadBytes, rt.config.profile);
   if (tooBig) throw tooBig;
+  const samePayload = async (first: Replay): Promise<boolean> => sameFiles(await fileDigests(req, limits, budgets), first.files);
   const { result: reply, replayed } = await oncePerKey(ing.keys, idempotencyKey(req.headers), uploadId, async () => {
-    const abort = new AbortController();
     const timer = setTimeout(
       () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
       limits.requestTimeoutMs,
     );
     try {
-      const committed = await receive(ing, req, uploadId, abort, budgets);
+      const { committed, files } = await receive(ing, req, uploadId, abort, budgets);
       for (const c of committed) log.info({ upload: c.upload, duplicate: c.duplicate }, c.duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
       const status = committed.some((c) => !c.duplicate) ? 201 : 200;
-      return { status, location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed) };
+      return { status, location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed), files };
     } finally {
       clearTimeout(timer);
     }
-  });
+  }, samePayload);
   if (replayed) {
-    // The first request's answer, without reading this one's body.
+    // The first request's answer; this one's body was read only to check it is the same payload.
     res.status(200).location(reply.location).setHeader('Idempotent-Replayed', 'true').json(reply.body);
-    discardUnreadBody(req);
     return 200;
   }
   res.status(reply.status).location(reply.location).json(reply.body);
@@ -126,6 +128,7 @@ function reject(req: Request, res: Response, log: Logger, e: unknown, httpReques
   }
   if (!outcome) {
     sendError(res, e, log.child({ httpRequest: httpRequest(500) }));
+    discardUnreadBody(req);
     return;
   }
   const { errorCount } = outcome.extensions as { errorCount?: number };
@@ -141,8 +144,8 @@ export function ingestHandler(rt: Runtime) {
     rt,
     limits,
     gate: new ConcurrencyGate(limits.maxConcurrentUploads),
-    keys: new IdempotencyIndex(rt.store, limits.idempotencyWindowMs),
-    contents: new IdempotencyIndex(rt.store, limits.idempotencyWindowMs),
+    keys: idempotencyIndex(rt.store, limits),
+    contents: idempotencyIndex(rt.store, limits),
   };
   return async (req: Request, res: Response): Promise<void> => {
     const statusPath = /^\/uploads\/([^/]+)$/.exec(req.path);
@@ -166,14 +169,18 @@ export function ingestHandler(rt: Runtime) {
     const budgets = requestBudgets(limits, rt.config.profile);
     const httpRequest = (status: number) => httpRequestLog(req, { status, startedAt, bytesRead: budgets.wire.used });
     log.info({ httpRequest: httpRequestLog(req), contentType: req.headers['content-type'], contentLength: req.headers['content-length'] }, 'upload started');
+    // Whatever ends this upload early: a limit, the timeout, or an exception nobody caught in its streams.
+    const abort = new AbortController();
+    const unguard = guardRequest((e) => abort.abort(e));
     const release = ing.gate.tryEnter();
     try {
       if (!release) throw new Problem(429, 'overloaded', 'Too Many Requests', `${limits.maxConcurrentUploads} uploads are already in progress here; retry shortly.`);
-      const status = await upload(ing, req, res, log, uploadId, budgets);
+      const status = await upload(ing, req, res, log, uploadId, budgets, abort);
       log.info({ httpRequest: httpRequest(status) }, 'upload completed');
     } catch (e) {
       reject(req, res, log, e, httpRequest);
     } finally {
+      unguard();
       release?.();
     }
   };

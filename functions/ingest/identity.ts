@@ -32,3 +32,9 @@ export function uploaderIdentity(headers: IncomingHttpHeaders): string | undefin
   const iap = header(headers, 'x-goog-authenticated-user-email');
   return iap ? clean(iap.replace(/^accounts\.google\.com:/, '')) : undefined;
 }
+
+/**
+ * The caller an Idempotency-Key belongs to: two callers' keys never meet. The
+ * one place to change when the request carries a stronger identity (an API key).
+ */
+export const callerIdentity = (headers: IncomingHttpHeaders): string => uploaderIdentity(headers) ?? 'anonymous';

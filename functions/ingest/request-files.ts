@@ -87,11 +87,15 @@ export function forEachFile<T>(
     };
     const results: Promise<T>[] = [];
     parser.on('file', (field, stream, info) => {
+      // A part fails only along with the parser, whose failure the pipeline below reports;
+      // unheard, the part's own error would be thrown out of the process.
+      stream.on('error', () => undefined);
       if (field !== 'file') return void stream.resume();
       let gzip: boolean;
       try {
         gzip = isGzipPart(info.mimeType, info.filename) || checkCsvType(info.mimeType).gzip;
       } catch (e) {
+        stream.resume();
         return stop(e as Error);
       }
       const result = onFile({ stream, decoders: gzip ? gunzip(budgets.decompressed) : [], contentType: info.mimeType, ...(info.filename ? { fileName: info.filename } : {}) });

@@ -1,10 +1,32 @@
 /** `npm start`: the whole pipeline on one machine, on the embedded adapters. */
-import { createRuntime } from '../runtime.js';
-import { startLocalPipeline } from './pipeline.js';
+import { loadConfig } from '../core/config.js';
+import { installCrashGuard } from '../core/crash-guard.js';
+import { createRuntime, type Runtime } from '../runtime.js';
+import { startLocalPipeline, type LocalPipeline } from './pipeline.js';
 import { specFile } from './gateway.js';
+import { claimDataDir, listenFailure, StartupError } from './startup.js';
 
-const rt = await createRuntime();
-const pipeline = await startLocalPipeline(rt);
+const config = loadConfig();
+
+async function start(): Promise<{ rt: Runtime; pipeline: LocalPipeline; release: () => Promise<void> }> {
+  const release = await claimDataDir(config);
+  const rt = await createRuntime(config);
+  try {
+    return { rt, pipeline: await startLocalPipeline(rt), release };
+  } catch (e) {
+    await rt.close();
+    await release();
+    throw listenFailure(e, config) ?? e;
+  }
+}
+
+const started = await start().catch((e: unknown) => {
+  if (!(e instanceof StartupError)) throw e;
+  console.error(e.message);
+  process.exit(1);
+});
+const { rt, pipeline, release } = started;
+installCrashGuard(rt.log);
 const { url } = pipeline;
 console.log(`Flights pipeline running at ${url} (data in ${rt.config.dataDir}, routes from ${specFile()})
 
@@ -25,6 +47,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void pipeline
       .close()
       .then(() => rt.close())
+      .then(release)
       .then(() => process.exit(0));
   });
 }

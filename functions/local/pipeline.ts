@@ -47,7 +47,8 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   const functions = { upload: ingestHandler(rt), uploads: uploadsHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
   const app = createGateway(functions, undefined, rt.localBucket && storageRoutes(rt.localBucket, rt.log));
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s)).on('error', reject);
+    // Express 5 calls the listen callback with the error too (a busy port), not only on success.
+    const s = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(s)));
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;

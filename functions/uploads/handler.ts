@@ -10,7 +10,7 @@ import type { Request, Response } from 'express';
 import { methodNotAllowed, sendError } from '../core/http.js';
 import { newUploadId } from '../core/ids.js';
 import { landingName, type SignedUploadRecord } from '../core/landing.js';
-import { IdempotencyIndex } from '../core/uploads.js';
+import { idempotencyIndex, type IdempotencyIndex } from '../core/uploads.js';
 import { idempotencyKey, oncePerKey } from '../ingest/idempotency-key.js';
 import type { Runtime } from '../runtime.js';
 import { parseUploadIntent, type UploadIntent } from './request.js';
@@ -56,7 +56,7 @@ async function create(rt: Runtime, keys: IdempotencyIndex<Answer>, req: Request,
 }
 
 export function uploadsHandler(rt: Runtime) {
-  const keys = new IdempotencyIndex<Answer>(rt.store, rt.config.ingest.idempotencyWindowMs);
+  const keys = idempotencyIndex<Answer>(rt.store, rt.config.ingest);
   return async (req: Request, res: Response): Promise<void> => {
     try {
       if (req.method !== 'POST') throw methodNotAllowed(req, ['POST']);

@@ -18,7 +18,7 @@ import type { CloudEvent } from '@google-cloud/functions-framework';
 import { uploadIdOfLanding, type SignedUploadRecord } from '../core/landing.js';
 import { fromCloudEvent, parseNotification, UndecodableMessageError, type ObjectNotification } from '../core/notification.js';
 import { Problem } from '../core/problem.js';
-import { IdempotencyIndex } from '../core/uploads.js';
+import { idempotencyIndex, type IdempotencyIndex } from '../core/uploads.js';
 import { commitUpload } from '../ingest/commit.js';
 import { isGzipType } from '../ingest/decode.js';
 import { clientOutcome } from '../ingest/errors.js';
@@ -73,7 +73,7 @@ async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, lan
 }
 
 export function landingValidator(rt: Runtime) {
-  const contents = new IdempotencyIndex<StoredUpload>(rt.store, rt.config.ingest.idempotencyWindowMs);
+  const contents = idempotencyIndex<StoredUpload>(rt.store, rt.config.ingest);
   return async (event: CloudEvent<unknown>): Promise<void> => {
     const landed = landedUpload(event, rt);
     const uploadId = landed?.eventType === 'OBJECT_FINALIZE' ? uploadIdOfLanding(landed.name) : undefined;

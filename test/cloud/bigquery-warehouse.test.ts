@@ -2,7 +2,8 @@ import { BigQuery } from '@google-cloud/bigquery';
 import { Storage } from '@google-cloud/storage';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BigQueryJobError, BigQueryWarehouse, loadJobId, MANIFEST_SCHEMA } from '../../functions/adapters/bigquery/warehouse.js';
+import { flightsTableDefinition, MANIFEST_SCHEMA, manifestTableDefinition } from '../../functions/adapters/bigquery/tables.js';
+import { BigQueryJobError, BigQueryWarehouse, loadJobId } from '../../functions/adapters/bigquery/warehouse.js';
 import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
 import type { LoadItem } from '../../functions/core/ports.js';
 import type { ExportSpec, QuerySpec } from '../../functions/core/query-spec.js';
@@ -25,9 +26,31 @@ afterAll(() => fake.stop());
 afterEach(() => fake.reset());
 
 const items: LoadItem[] = [
-  { object: 'flights/b.csv', generation: '1700000000000002', uri: 'gs://bkt/flights/b.csv' },
-  { object: 'flights/a.csv', generation: '1700000000000001', uri: 'gs://bkt/flights/a.csv' },
+  { object: 'flights/b.csv', generation: '1700000000000002', uri: 'gs://bkt/flights/b.csv', bytes: 300_000_000 },
+  { object: 'flights/a.csv', generation: '1700000000000001', uri: 'gs://bkt/flights/a.csv', bytes: 200_000_000 },
 ];
+
+/** The load script, word for word: one read of the files before the transaction, only temp and permanent tables inside it. */
+const LOAD_SCRIPT = `CREATE TEMP TABLE staged_rows AS
+SELECT s._FILE_NAME AS _uri, s.* FROM staged AS s;
+ASSERT (SELECT COUNT(DISTINCT DATE(year, month, day)) FROM staged_rows) <= 4000
+  AS 'partition-limit: the batch spans more than 4000 flight_date partitions, more than one job may modify';
+CREATE TEMP TABLE batch AS
+SELECT f.object, f.generation, f.uri
+FROM UNNEST(@files) AS f
+WHERE NOT EXISTS (SELECT 1 FROM \`demo-project.flights_ds._loads\` AS m WHERE m.object = f.object AND m.generation = f.generation);
+BEGIN TRANSACTION;
+INSERT INTO \`demo-project.flights_ds.flights\` (id, year, month, day, dep_time, sched_dep_time, dep_delay, arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest, air_time, distance, hour, minute, time_hour, name, flight_date, _source_object, _source_generation, _source_line, _loaded_at)
+SELECT r.id, r.year, r.month, r.day, r.dep_time, r.sched_dep_time, r.dep_delay, r.arr_time, r.sched_arr_time, r.arr_delay, r.carrier, r.flight, r.tailnum, r.origin, r.dest, r.air_time, r.distance, r.hour, r.minute, r.time_hour, r.name, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_TIMESTAMP()
+FROM staged_rows AS r JOIN batch AS b ON r._uri = b.uri;
+INSERT INTO \`demo-project.flights_ds._loads\` (object, generation, \`rows\`, job_id, loaded_at)
+SELECT b.object, b.generation, COUNT(r._uri), @job_id, CURRENT_TIMESTAMP()
+FROM batch AS b LEFT JOIN staged_rows AS r ON r._uri = b.uri
+GROUP BY b.object, b.generation;
+COMMIT TRANSACTION;
+SELECT m.object, CAST(m.generation AS STRING) AS generation, m.\`rows\`, m.job_id
+FROM \`demo-project.flights_ds._loads\` AS m JOIN UNNEST(@files) AS f ON m.object = f.object AND m.generation = f.generation
+ORDER BY m.object, m.generation;`;
 
 /** What the load script's last SELECT returns: the manifest rows of the batch. */
 function manifestResult(rows: [string, string, string, string][]): JobResult {
@@ -38,22 +61,31 @@ function manifestResult(rows: [string, string, string, string][]): JobResult {
 }
 
 const jobInserts = () => fake.find('POST', /\/projects\/demo-project\/jobs$/);
+const jobsQueries = () => fake.find('POST', /\/projects\/demo-project\/queries$/);
 
 describe('BigQueryWarehouse against the REST API', () => {
-  it('creates the dataset, the partitioned and clustered table, and the manifest; a second init tolerates 409', async () => {
+  it('creates no dataset or table at start-up: infra/ does, a function account may not', async () => {
     await warehouse.init();
-    await warehouse.init();
+    expect(fake.requests).toEqual([]);
+  });
 
-    const [dataset] = fake.find('POST', /\/datasets$/);
-    expect(dataset?.body).toMatchObject({ datasetReference: { datasetId: 'flights_ds' }, location: 'europe-west1' });
-    const flights = fake.tables.get(`${PROJECT}.flights_ds.flights`);
-    expect(flights).toMatchObject({
+  it('defines the partitioned, clustered flights table and the manifest as tables.insert resources', () => {
+    const dataset = { projectId: PROJECT, datasetId: 'flights_ds' };
+    expect(flightsTableDefinition(dataset)).toEqual({
+      tableReference: { projectId: PROJECT, datasetId: 'flights_ds', tableId: 'flights' },
+      description: expect.any(String),
       schema: { fields: bigQueryTableSchema() },
       timePartitioning: { type: 'DAY', field: 'flight_date' },
       clustering: { fields: ['carrier', 'origin', 'dest'] },
     });
-    expect(fake.tables.get(`${PROJECT}.flights_ds._loads`)).toMatchObject({ schema: { fields: MANIFEST_SCHEMA } });
-    expect(fake.requests.every((r) => r.headers.authorization === undefined)).toBe(true);
+    expect(bigQueryTableSchema().find((f) => f.name === 'flight_date')).toMatchObject({ type: 'DATE', mode: 'REQUIRED' });
+    expect(manifestTableDefinition(dataset)).toEqual({
+      tableReference: { projectId: PROJECT, datasetId: 'flights_ds', tableId: '_loads' },
+      description: expect.any(String),
+      schema: { fields: MANIFEST_SCHEMA },
+      clustering: { fields: ['object'] },
+    });
+    expect(MANIFEST_SCHEMA.map((f) => `${f.name} ${f.type}`)).toEqual(['object STRING', 'generation INT64', 'rows INT64', 'job_id STRING', 'loaded_at TIMESTAMP']);
   });
 
   it('loads a batch in one deterministic query job over a temporary external table', async () => {
@@ -72,7 +104,8 @@ describe('BigQueryWarehouse against the REST API', () => {
     expect(job.jobReference).toEqual({ projectId: PROJECT, jobId, location: 'europe-west1' });
     expect(job.configuration.jobTimeoutMs).toBe('120000');
     const q = job.configuration.query;
-    expect(q).toMatchObject({ useLegacySql: false, parameterMode: 'NAMED', maximumBytesBilled: '5000000000' });
+    // Sized from the batch: 1 GiB for the manifest and per-statement minimums, plus 4× the 500 MB of files.
+    expect(q).toMatchObject({ useLegacySql: false, parameterMode: 'NAMED', maximumBytesBilled: String(1024 ** 3 + 4 * 500_000_000) });
     // DML jobs write through their statements: BigQuery rejects a destination table or write disposition on them.
     expect(q.destinationTable).toBeUndefined();
     expect(q.writeDisposition).toBeUndefined();
@@ -85,13 +118,7 @@ describe('BigQueryWarehouse against the REST API', () => {
         maxBadRecords: 0,
       },
     });
-    const sql = q.query as string;
-    expect(sql).toMatch(/^BEGIN TRANSACTION;/);
-    expect(sql).toContain('INSERT INTO `demo-project.flights_ds.flights`');
-    expect(sql).toContain('DATE(s.year, s.month, s.day), b.object, b.generation, s._source_line, CURRENT_TIMESTAMP()');
-    expect(sql).toContain('FROM staged AS s JOIN batch AS b ON s._FILE_NAME = b.uri');
-    expect(sql).toContain('INSERT INTO `demo-project.flights_ds._loads`');
-    expect(sql.indexOf('COMMIT TRANSACTION;')).toBeGreaterThan(sql.indexOf('INSERT INTO `demo-project.flights_ds._loads`'));
+    expect(q.query).toBe(LOAD_SCRIPT);
     expect(q.queryParameters).toEqual([
       {
         name: 'files',
@@ -151,6 +178,31 @@ describe('BigQueryWarehouse against the REST API', () => {
     ]);
   });
 
+  it('retries a failed job under the next id of its sequence, since the failed id answers 409 forever', async () => {
+    const jobId = loadJobId(`${PROJECT}.flights_ds.flights`, items);
+    let submitted = 0;
+    fake.onJob = (job) => {
+      submitted += 1;
+      if (submitted === 1) return { error: { reason: 'backendError', message: 'Backend error. Job aborted.' } };
+      const id = (job.jobReference as { jobId: string }).jobId;
+      return { result: manifestResult([['flights/a.csv', items[1]!.generation, '3', id], ['flights/b.csv', items[0]!.generation, '4', id]]) };
+    };
+
+    await expect(warehouse.load(items)).rejects.toMatchObject({ reason: 'backendError' });
+    const outcomes = await warehouse.load(items);
+
+    expect(jobInserts().map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId)).toEqual([jobId, jobId, `${jobId}_retry1`]);
+    const retry = jobInserts()[2]?.body as { configuration: { query: { queryParameters: unknown[] } } };
+    expect(retry.configuration.query.queryParameters[1]).toEqual({ name: 'job_id', parameterType: { type: 'STRING' }, parameterValue: { value: `${jobId}_retry1` } });
+    expect(outcomes.map((o) => [o.object, o.status, o.rows])).toEqual([
+      ['flights/a.csv', 'loaded', 3],
+      ['flights/b.csv', 'loaded', 4],
+    ]);
+    // A third flush of the same batch finds the successful retry and waits for it: no fourth job.
+    expect((await warehouse.load(items)).map((o) => o.status)).toEqual(['loaded', 'loaded']);
+    expect(fake.jobs.size).toBe(2);
+  });
+
   it.each([
     ['as it is created', 0],
     ['while it runs', 2],
@@ -162,7 +214,7 @@ describe('BigQueryWarehouse against the REST API', () => {
     await expect(failure).rejects.toMatchObject({ reason: 'invalid', message: expect.stringContaining(message) });
   });
 
-  it('runs a query as a named-parameter job with typed parameters, byte cap, timeout and location, and returns plain rows', async () => {
+  it('runs a query in one jobs.query request (JOB_CREATION_OPTIONAL) with typed parameters, byte cap, timeout and location, and returns plain rows', async () => {
     const spec: QuerySpec = {
       select: ['flight_date', 'carrier', 'dep_delay', 'time_hour', 'flight'],
       filters: [
@@ -196,18 +248,24 @@ describe('BigQueryWarehouse against the REST API', () => {
 
     const result = await warehouse.query(spec);
 
-    const [insert] = jobInserts();
-    const job = insert?.body as { jobReference: Record<string, string>; configuration: Record<string, any> };
-    expect(job.jobReference.location).toBe('europe-west1');
-    expect(job.configuration.jobTimeoutMs).toBe('120000');
-    expect(job.configuration.query).toMatchObject({
+    // One request, no job: jobs.query with the short query optimisation.
+    expect(fake.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /bigquery/v2/projects/demo-project/queries']);
+    const request = jobsQueries()[0]?.body as Record<string, any>;
+    expect(request).toEqual({
       query: compileSelect(spec, bigQueryDialect(`${PROJECT}.flights_ds.flights`)).sql,
       useLegacySql: false,
       parameterMode: 'NAMED',
+      queryParameters: expect.any(Array),
       maximumBytesBilled: '5000000000',
+      jobTimeoutMs: '120000',
+      timeoutMs: 10_000,
+      location: 'europe-west1',
+      jobCreationMode: 'JOB_CREATION_OPTIONAL',
+      requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      formatOptions: { useInt64Timestamp: true },
     });
-    expect(job.configuration.query.query).toContain('FROM `demo-project.flights_ds.flights`');
-    expect(job.configuration.query.queryParameters).toEqual([
+    expect(request.query).toContain('FROM `demo-project.flights_ds.flights`');
+    expect(request.queryParameters).toEqual([
       { name: 'p0', parameterType: { type: 'ARRAY', arrayType: { type: 'STRING' } }, parameterValue: { arrayValues: [{ value: 'JFK' }, { value: 'EWR' }] } },
       { name: 'p1', parameterType: { type: 'FLOAT64' }, parameterValue: { value: '10.5' } },
       { name: 'p2', parameterType: { type: 'DATETIME' }, parameterValue: { value: '2013-01-01 05:00:00' } },
@@ -224,6 +282,16 @@ describe('BigQueryWarehouse against the REST API', () => {
     });
   });
 
+  it('reads a query that outlives the jobs.query wait from the job BigQuery made for it', async () => {
+    fake.onJob = () => ({ runningPolls: 2, result: { schema: { fields: [{ name: 'count', type: 'INTEGER' }] }, rows: [['7']] } });
+    expect(await warehouse.count({ select: ['carrier'], filters: [], order: [], limit: 1 })).toBe(7);
+    expect(jobsQueries()).toHaveLength(1);
+    expect(jobInserts()).toHaveLength(0);
+    // Polled until DONE, then the results read once.
+    expect(fake.find('GET', /\/jobs\/job_1$/)).toHaveLength(2);
+    expect(fake.find('GET', /\/queries\/job_1$/)).toHaveLength(1);
+  });
+
   it('counts with the same filters, no keyset and no limit, as a typed-parameter job', async () => {
     const spec: QuerySpec = {
       select: ['carrier'],
@@ -234,11 +302,11 @@ describe('BigQueryWarehouse against the REST API', () => {
     };
     fake.onJob = () => ({ result: { schema: { fields: [{ name: 'count', type: 'INTEGER' }] }, rows: [['12345']] } });
     expect(await warehouse.count(spec)).toBe(12345);
-    const job = jobInserts()[0]?.body as { configuration: Record<string, any> };
-    expect(job.configuration.query.query).toBe(compileCount(spec, bigQueryDialect(`${PROJECT}.flights_ds.flights`)).sql);
-    expect(job.configuration.query.query).not.toMatch(/LIMIT|1545/);
-    expect(job.configuration.query.queryParameters).toEqual([{ name: 'p0', parameterType: { type: 'STRING' }, parameterValue: { value: 'UA' } }]);
-    expect(job.configuration.query.maximumBytesBilled).toBe('5000000000');
+    const request = jobsQueries()[0]?.body as Record<string, any>;
+    expect(request.query).toBe(compileCount(spec, bigQueryDialect(`${PROJECT}.flights_ds.flights`)).sql);
+    expect(request.query).not.toMatch(/LIMIT|1545/);
+    expect(request.queryParameters).toEqual([{ name: 'p0', parameterType: { type: 'STRING' }, parameterValue: { value: 'UA' } }]);
+    expect(request).toMatchObject({ maximumBytesBilled: '5000000000', jobCreationMode: 'JOB_CREATION_OPTIONAL' });
   });
 
   it('bounds the partition column when year and month are pinned, so BigQuery bills one month of partitions', async () => {
@@ -249,9 +317,9 @@ describe('BigQueryWarehouse against the REST API', () => {
       order: [],
       limit: 10,
     });
-    const job = jobInserts()[0]?.body as { configuration: Record<string, any> };
-    expect(job.configuration.query.query).toMatch(/flight_date >= @p2 AND flight_date <= @p3/);
-    expect(job.configuration.query.queryParameters.slice(2)).toEqual([
+    const request = jobsQueries()[0]?.body as Record<string, any>;
+    expect(request.query).toMatch(/flight_date >= @p2 AND flight_date <= @p3/);
+    expect(request.queryParameters.slice(2)).toEqual([
       { name: 'p2', parameterType: { type: 'DATE' }, parameterValue: { value: '2013-02-01' } },
       { name: 'p3', parameterType: { type: 'DATE' }, parameterValue: { value: '2013-02-28' } },
     ]);

@@ -60,22 +60,52 @@ describe('idempotent uploads', () => {
     expect(await names(p.rt.store, 'incoming/')).toHaveLength(2);
   });
 
-  it('an Idempotency-Key repeat → 200 with the same body, without reading the new body', async () => {
+  it('an Idempotency-Key repeat with the same files → 200 with the first answer, even in a new multipart envelope', async () => {
     p = await startTestPipeline();
     const first = await send(p.url, csv, { 'idempotency-key': 'k-1' });
     expect(first.status).toBe(201);
-    const again = await send(p.url, flightsCsv(5, 99), { 'idempotency-key': 'k-1' });
+    const again = await send(p.url, gzipSync(csv), { 'idempotency-key': 'k-1', 'content-encoding': 'gzip' });
     expect(again.status).toBe(200);
     expect(again.body).toEqual(first.body);
     expect(again.headers.location).toBe(first.headers.location);
     expect(again.headers['idempotent-replayed']).toBe('true');
-    const form = multipart([{ fileName: 'x.csv', data: csv }, { fileName: 'y.csv', data: flightsCsv(3, 5) }]);
+    const files = [{ fileName: 'x.csv', data: csv }, { fileName: 'y.csv', data: flightsCsv(3, 5) }];
+    const form = multipart(files);
     const many = await send(p.url, form.body, { 'content-type': form.contentType, 'idempotency-key': 'k-2' });
     expect(many.status).toBe(201);
     expect(many.body.uploads).toHaveLength(2);
     expect(many.body.uploads[0]).toEqual(first.body); // the same content as k-1's file: not stored again
-    expect((await send(p.url, 'ignored', { 'idempotency-key': 'k-2' })).body).toEqual(many.body);
+    const reform = multipart(files); // another boundary: another body on the wire, the same payload
+    expect((await send(p.url, reform.body, { 'content-type': reform.contentType, 'idempotency-key': 'k-2' })).body).toEqual(many.body);
     expect(await names(p.rt.store, 'incoming/')).toHaveLength(2);
+  });
+
+  it('a key reused with another file → 422, and neither file is lost or swapped', async () => {
+    p = await startTestPipeline();
+    const first = await send(p.url, csv, { 'idempotency-key': 'k-1' });
+    expect(first.status).toBe(201);
+    const other = flightsCsv(5, 99);
+    const reused = await send(p.url, other, { 'idempotency-key': 'k-1' });
+    expect(reused.status).toBe(422);
+    expect(reused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(reused.body.type).toBe('/problems/idempotency-key-reused');
+    // One file more or one fewer is another payload too.
+    const form = multipart([{ fileName: 'a.csv', data: csv }, { fileName: 'b.csv', data: other }]);
+    expect((await send(p.url, form.body, { 'content-type': form.contentType, 'idempotency-key': 'k-1' })).status).toBe(422);
+    // The second file, under a key of its own, is stored.
+    expect((await send(p.url, other, { 'idempotency-key': 'k-other' })).status).toBe(201);
+    await loaded(first.body.uploadId);
+    expect(await names(p.rt.store, 'incoming/')).toHaveLength(2);
+  });
+
+  it('keys are scoped to the caller: two callers using one key each get their own upload', async () => {
+    p = await startTestPipeline();
+    const as = (email: string) => ({ 'idempotency-key': 'shared', 'x-apigateway-api-userinfo': Buffer.from(JSON.stringify({ email })).toString('base64url') });
+    const alice = await send(p.url, csv, as('alice@example.com'));
+    const bob = await send(p.url, flightsCsv(4, 3), as('bob@example.com'));
+    expect([alice.status, bob.status]).toEqual([201, 201]);
+    expect(bob.body.uploadId).not.toBe(alice.body.uploadId);
+    expect((await send(p.url, csv, as('alice@example.com'))).headers['idempotent-replayed']).toBe('true');
   });
 
   it('a failed upload releases its key, so the corrected file can be sent with the same key', async () => {

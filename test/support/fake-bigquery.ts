@@ -1,10 +1,13 @@
 /**
  * A loopback fake of the BigQuery REST calls @google-cloud/bigquery makes for
- * the warehouse: datasets.insert, tables.insert, jobs.insert, jobs.get and
- * jobs.getQueryResults. It records every request and answers with the REST
+ * the warehouse: datasets.insert, tables.insert, jobs.insert, jobs.query, jobs.get
+ * and jobs.getQueryResults. It records every request and answers with the REST
  * API's shapes: 409 for an existing dataset, table or job id, job resources
  * with status.state and status.errorResult, results as schema + `{f: [{v}]}`.
- * What a job does is up to the test (`onJob`); the fake runs no SQL.
+ * What a job does is up to the test (`onJob`, which also answers jobs.query
+ * with the request as `{configuration: {query: request}}`); the fake runs no SQL.
+ * jobs.query with JOB_CREATION_OPTIONAL answers a query that is DONE at once
+ * without a job, as BigQuery's short query path does; a running one gets a job.
  *
  * Point the real client at it with
  * `new BigQuery({ apiEndpoint: fake.endpoint, projectId, authClient: new PassThroughClient() })`.
@@ -88,6 +91,7 @@ export class FakeBigQuery {
     if (method === 'POST' && (m = p.match(/^\/projects\/([^/]+)\/datasets$/))) return this.insertDataset(m[1] as string, body ?? {}, res);
     if (method === 'POST' && (m = p.match(/^\/projects\/([^/]+)\/datasets\/([^/]+)\/tables$/))) return this.insertTable(body ?? {}, res);
     if (method === 'POST' && (m = p.match(/^\/projects\/([^/]+)\/jobs$/))) return this.insertJob(body ?? {}, res);
+    if (method === 'POST' && (m = p.match(/^\/projects\/([^/]+)\/queries$/))) return this.query(m[1] as string, body ?? {}, res);
     if (method === 'GET' && (m = p.match(/^\/projects\/([^/]+)\/jobs\/([^/]+)$/))) return this.getJob(decodeURIComponent(m[2] as string), res);
     if (method === 'GET' && (m = p.match(/^\/projects\/([^/]+)\/queries\/([^/]+)$/))) return this.getQueryResults(decodeURIComponent(m[2] as string), res);
     error(res, 404, 'notFound', `fake: no route for ${method} ${url.pathname}`);
@@ -116,6 +120,20 @@ export class FakeBigQuery {
     const stored: StoredJob = { resource: { kind: 'bigquery#job', id: `${ref.projectId}:${ref.location}.${ref.jobId}`, ...body }, behaviour: this.onJob(body), polls: 0 };
     this.jobs.set(ref.jobId, stored);
     json(res, 200, this.view(stored));
+  }
+
+  private query(projectId: string, request: Record<string, unknown>, res: http.ServerResponse): void {
+    const behaviour = this.onJob({ configuration: { query: request } });
+    if (behaviour.error) return json(res, 400, { error: { code: 400, message: behaviour.error.message, errors: [{ ...behaviour.error, domain: 'global' }], status: 'INVALID_ARGUMENT' } });
+    const result = behaviour.result ?? { schema: { fields: [] }, rows: [] };
+    const answered = { kind: 'bigquery#queryResponse', queryId: `fake-${this.jobs.size}-${this.requests.length}`, totalRows: String(result.rows.length), cacheHit: false };
+    if (request.jobCreationMode === 'JOB_CREATION_OPTIONAL' && !behaviour.runningPolls) {
+      return json(res, 200, { ...answered, jobComplete: true, schema: result.schema, rows: result.rows.map((r) => ({ f: r.map((v) => ({ v })) })) });
+    }
+    const jobId = `job_${this.jobs.size + 1}`;
+    const jobReference = { projectId, jobId, location: request.location };
+    this.jobs.set(jobId, { resource: { kind: 'bigquery#job', id: `${projectId}:${request.location}.${jobId}`, jobReference, configuration: { query: request } }, behaviour, polls: 0 });
+    json(res, 200, { ...answered, jobReference, jobComplete: false });
   }
 
   private getJob(jobId: string, res: http.ServerResponse): void {

@@ -1,14 +1,12 @@
 /** Starts the whole embedded pipeline on a fresh data directory and a free loopback port. */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../functions/core/config.js';
 import { createLogger, type Logger } from '../../functions/core/logger.js';
 import { startLocalPipeline, type LocalPipeline } from '../../functions/local/pipeline.js';
 import { createRuntime, type Runtime } from '../../functions/runtime.js';
+import { tempDir } from './temp.js';
 
 export interface TestPipeline extends LocalPipeline {
   rt: Runtime;
@@ -18,7 +16,7 @@ export interface TestPipeline extends LocalPipeline {
   stop(): Promise<void>;
 }
 
-export const tempDir = (prefix = 'flights-'): Promise<string> => fs.mkdtemp(path.join(os.tmpdir(), prefix));
+export { tempDir };
 
 /** A logger that keeps test output quiet but still formats every line, so logging bugs surface. */
 export const quietLogger = () =>

@@ -1,8 +1,10 @@
 /** The small pure pieces of ingest: header parsing, identity, tracing, the gate and the idempotency index. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
 import { traceFields } from '../../functions/core/logger.js';
-import { IdempotencyIndex } from '../../functions/core/uploads.js';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { holderIsGone, IdempotencyIndex, PROCESS_INSTANCE } from '../../functions/core/uploads.js';
 import { requestIsGzip, isGzipPart } from '../../functions/ingest/decode.js';
 import { ConcurrencyGate } from '../../functions/ingest/gate.js';
 import { uploaderIdentity } from '../../functions/ingest/identity.js';
@@ -66,7 +68,7 @@ describe('ingest parts', () => {
 
   it('lets exactly one of many racing claims win, replays its result, and takes over an expired entry', async () => {
     const store = new FsObjectStore(await tempDir(), 'b');
-    const index = new IdempotencyIndex<string>(store, 60_000);
+    const index = new IdempotencyIndex<string>(store, 60_000, 5_000);
     const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => index.claim('sha256', 'f00d', `owner-${i}`)));
     const winners = claims.filter((c) => c.won);
     expect(winners).toHaveLength(1);
@@ -85,12 +87,41 @@ describe('ingest parts', () => {
         return typeof value === 'function' ? (...args: unknown[]) => (calls.push(String(prop)), value.apply(target, args)) : value;
       },
     });
-    const index = new IdempotencyIndex<string>(counted, 60_000);
+    const index = new IdempotencyIndex<string>(counted, 60_000, 5_000);
     const first = await index.claim('key', 'k', 'a');
     expect(calls).toEqual(['write']);
     if (!first.won) throw new Error('the first claim must win');
     await index.release('key', 'k', first);
     expect((await index.claim('key', 'k', 'b')).won).toBe(true);
     expect(await index.claim('key', 'k', 'c')).toEqual({ won: false, entry: expect.objectContaining({ owner: 'b' }) });
+  });
+
+  it('an unfinished claim is a lease: a retry after it expires takes over, a finished entry holds for the window', async () => {
+    const dir = await tempDir();
+    onTestFinished(() => fs.rm(dir, { recursive: true, force: true }));
+    const store = new FsObjectStore(dir, 'b');
+    const index = new IdempotencyIndex<string>(store, 60_000, 5_000);
+    const t0 = Date.now();
+    const crashed = await index.claim('key', 'k', 'crashed', new Date(t0));
+    expect(crashed.won).toBe(true);
+    // The owner never completes nor releases (it was killed): within the lease the retry is still refused...
+    expect((await index.claim('key', 'k', 'retry', new Date(t0 + 4_000))).won).toBe(false);
+    // ...after it, the retry owns the key and its result is what later repeats get.
+    const retry = await index.claim('key', 'k', 'retry', new Date(t0 + 5_001));
+    if (!retry.won) throw new Error('the retry after the lease must win');
+    await index.complete('key', 'k', retry, 'stored');
+    expect(await index.claim('key', 'k', 'late', new Date(t0 + 30_000))).toEqual({ won: false, entry: expect.objectContaining({ owner: 'retry', result: 'stored' }) });
+  });
+
+  it('tells a claim of a dead process on this host from one of a live process', async () => {
+    const [host, pid] = PROCESS_INSTANCE.split('/');
+    expect(holderIsGone(PROCESS_INSTANCE)).toBe(false);
+    // This pid under another tag: a predecessor that had this pid (a container restarted as pid 1).
+    expect(holderIsGone(`${host}/${pid}/other`)).toBe(true);
+    expect(holderIsGone(`${host}/${process.ppid}/x`)).toBe(false);
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    expect(holderIsGone(`${host}/${child.stdout.toString()}/x`)).toBe(true);
+    expect(holderIsGone(`another-host/1/x`)).toBe(false);
+    expect(holderIsGone(undefined)).toBe(true);
   });
 });

@@ -1,31 +1,40 @@
 /**
  * The warehouse on BigQuery through the official client.
  *
- * A batch of canonical CSV objects loads in ONE query job: a multi-statement
- * transaction reads the objects through a temporary external table
- * (`tableDefinitions`, so nothing is created in the dataset), maps each row
- * to its object with `_FILE_NAME`, inserts the rows with their lineage and
- * the manifest rows, and commits both or neither. One job per batch, not per
- * file, because table modifications per day are a fixed quota.
+ * A batch of canonical CSV objects loads in ONE query job, a script: it reads
+ * the objects once, through a temporary external table (`tableDefinitions`,
+ * so nothing is created in the dataset) into a temp table with each row's
+ * `_FILE_NAME`, before the transaction; inside `BEGIN TRANSACTION … COMMIT`
+ * only temp and permanent tables are read (whether an external table may be
+ * read there is not documented). The transaction inserts the rows with their
+ * lineage and the manifest rows, with per-file counts from the temp table, and
+ * commits both or neither. One job per batch, not per file: see docs/design.md
+ * "Quota-aware batching".
  *
  * Exactly once: the job id is derived from the table and the sorted
- * (object, generation) set, and BigQuery refuses a second job with the same
- * id (409), so a retried batch finds the first job and reports its outcome
- * instead of running again. Items already in the manifest from an earlier,
- * different batch are skipped inside the transaction. Two different batches
- * sharing an item must not run at the same time: BigQuery lets concurrent
- * INSERT-only transactions both commit, so both would load it.
+ * (object, generation) set, so a retried batch finds its first job (409) and
+ * reports that job's outcome instead of running again. A job id that FAILED
+ * answers 409 forever, so a failed job is retried under the next id of a
+ * deterministic sequence (`<id>_retry<n>`); items already in the manifest are
+ * skipped, which makes a second run harmless. Two different batches sharing
+ * an item must not run at the same time (BigQuery lets concurrent INSERT-only
+ * transactions both commit): the loader's flush lease (loader/lease.ts)
+ * serialises them.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@google-cloud/bigquery';
+// Type-only: the REST resources the client generates but does not export by name.
+import type * as types from '@google-cloud/bigquery/build/src/types.js';
 import { withPartitionBounds } from '../../core/partition.js';
 import { WarehouseJobError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, QuerySpec } from '../../core/query-spec.js';
-import { bigQueryCanonicalCsvSchema, bigQueryTableSchema, CLUSTER_COLUMNS, COLUMNS, PARTITION_COLUMN, TABLE } from '../../core/schema.js';
+import { bigQueryCanonicalCsvSchema, COLUMNS } from '../../core/schema.js';
 import { bigQueryDialect, compileCount, compileExport, compileSelect } from '../../core/sql.js';
 import { queryParameter, type QueryParameter } from './params.js';
+import { loadBytesBilled } from './billing.js';
 import { rowsToJson, type TableSchema } from './rows.js';
+import { FLIGHTS_TABLE, MANIFEST_TABLE } from './tables.js';
 
 export interface BigQueryWarehouseConfig {
   projectId: string;
@@ -43,13 +52,23 @@ export interface BigQueryWarehouseConfig {
 /** The name the temporary external table has inside the load script. */
 const STAGED = 'staged';
 
-export const MANIFEST_SCHEMA = [
-  { name: 'object', type: 'STRING', mode: 'REQUIRED', description: 'Object the rows were loaded from' },
-  { name: 'generation', type: 'INT64', mode: 'REQUIRED', description: 'Generation of that object' },
-  { name: 'rows', type: 'INT64', mode: 'REQUIRED', description: 'Rows loaded from it' },
-  { name: 'job_id', type: 'STRING', mode: 'REQUIRED', description: 'The load job' },
-  { name: 'loaded_at', type: 'TIMESTAMP', mode: 'REQUIRED', description: 'When the load committed' },
-];
+/**
+ * BigQuery rejects a job that modifies more partitions than this
+ * (https://cloud.google.com/bigquery/quotas#partitioned_tables). The script
+ * checks it before its transaction, so an oversized batch fails fast and the
+ * loader splits it (loader/flush.ts).
+ */
+export const MAX_PARTITIONS_PER_JOB = 4000;
+export const PARTITION_LIMIT_REASON = 'partition-limit';
+
+/** How long one jobs.query request waits for its query before BigQuery answers with a job to poll. */
+const QUERY_WAIT_MS = 10_000;
+
+type QueryRequest = types.default.IQueryRequest;
+type QueryResponse = types.default.IQueryResponse;
+
+/** The id of the `attempt`-th run of a job: the first keeps the base id. */
+export const attemptJobId = (jobId: string, attempt: number): string => (attempt === 0 ? jobId : `${jobId}_retry${attempt}`);
 
 /** Deterministic per (table, object set): the idempotency key of a batch. */
 export function loadJobId(table: string, items: readonly LoadItem[]): string {
@@ -78,32 +97,23 @@ export class BigQueryWarehouse implements Warehouse {
     client: BigQuery | BigQueryOptions = {},
   ) {
     this.client = client instanceof BigQuery ? client : new BigQuery({ projectId: config.projectId, location: config.location, ...client });
-    this.table = config.table ?? TABLE;
-    this.manifest = config.manifestTable ?? '_loads';
+    this.table = config.table ?? FLIGHTS_TABLE;
+    this.manifest = config.manifestTable ?? MANIFEST_TABLE;
   }
 
-  async init(): Promise<void> {
-    await ignoreConflict(() => this.client.createDataset(this.config.dataset, { location: this.config.location }));
-    const dataset = this.client.dataset(this.config.dataset);
-    await ignoreConflict(() =>
-      dataset.createTable(this.table, {
-        schema: { fields: bigQueryTableSchema() },
-        timePartitioning: { type: 'DAY', field: PARTITION_COLUMN },
-        clustering: { fields: [...CLUSTER_COLUMNS] },
-      }),
-    );
-    await ignoreConflict(() => dataset.createTable(this.manifest, { schema: { fields: MANIFEST_SCHEMA } }));
-  }
+  /** infra/ creates the dataset and tables (tables.ts); a function's account may not. */
+  async init(): Promise<void> {}
 
   async load(items: LoadItem[]): Promise<LoadOutcome[]> {
     if (items.length === 0) return [];
-    const jobId = loadJobId(this.qualified(this.table), items);
-    const job = await this.startOrFind(jobId, {
+    const baseId = loadJobId(this.qualified(this.table), items);
+    const bytes = items.every((i) => i.bytes !== undefined) ? loadBytesBilled(items.reduce((sum, i) => sum + (i.bytes ?? 0), 0)) : this.config.maximumBytesBilled;
+    const { job, jobId } = await this.startOrRetry(baseId, (id) => ({
       query: {
         query: this.loadScript(),
         useLegacySql: false,
         parameterMode: 'NAMED',
-        queryParameters: [filesParameter(items), queryParameter({ name: 'job_id', value: jobId, type: 'string', array: false })],
+        queryParameters: [filesParameter(items), queryParameter({ name: 'job_id', value: id, type: 'string', array: false })],
         tableDefinitions: {
           [STAGED]: {
             sourceFormat: 'CSV',
@@ -114,10 +124,10 @@ export class BigQueryWarehouse implements Warehouse {
             maxBadRecords: 0,
           },
         },
-        maximumBytesBilled: String(this.config.maximumBytesBilled),
+        maximumBytesBilled: String(bytes),
       },
       jobTimeoutMs: String(this.config.jobTimeoutMs),
-    });
+    }));
     const { rows } = await this.results(job);
     return rows.map((r) => ({
       object: String(r.object),
@@ -150,17 +160,39 @@ export class BigQueryWarehouse implements Warehouse {
     const uri = target.store.uri(`${target.prefix}*.csv.gz`, '');
     if (!/^gs:\/\/[a-z0-9._-]+\/[A-Za-z0-9._\/*-]+$/.test(uri)) throw new Error(`cannot export to ${uri}: not a plain gs:// URI`);
     const statement = `EXPORT DATA OPTIONS (uri = '${uri}', format = 'CSV', compression = 'GZIP', header = true, overwrite = true) AS\n${sql}`;
-    const job = await this.startOrFind(target.jobId, { query: this.queryConfig(statement, params.map(queryParameter)), jobTimeoutMs: String(this.config.jobTimeoutMs) });
+    const { job } = await this.startOrFind(target.jobId, { query: this.queryConfig(statement, params.map(queryParameter)), jobTimeoutMs: String(this.config.jobTimeoutMs) });
     const metadata = await this.finished(job);
     return { rows: Number(metadata.statistics?.query?.exportDataStatistics?.rowCount ?? 0) };
   }
 
+  /**
+   * A page or a count through `jobs.query` with JOB_CREATION_OPTIONAL: a short
+   * query answers in that one request, with no job to create and poll. When
+   * BigQuery does make a job (the query outlived QUERY_WAIT_MS, or the result
+   * has more pages), the rest is read from that job. The client's own
+   * `query()` would fall back to jobs.insert as soon as jobTimeoutMs is set,
+   * so the request is sent as the REST API documents it.
+   */
   private async run({ sql, params }: CompiledQuery): Promise<QueryResult> {
-    const job = await this.start({
+    const request: QueryRequest = {
+      ...this.queryConfig(sql, params.map(queryParameter)),
+      jobTimeoutMs: String(this.config.jobTimeoutMs),
+      timeoutMs: Math.min(QUERY_WAIT_MS, this.config.jobTimeoutMs),
       location: this.config.location,
-      configuration: { query: this.queryConfig(sql, params.map(queryParameter)), jobTimeoutMs: String(this.config.jobTimeoutMs) },
-    });
-    return this.results(job);
+      jobCreationMode: 'JOB_CREATION_OPTIONAL',
+      // A retried request with the same id is answered once (jobs.query's own idempotency).
+      requestId: randomUUID(),
+      // As the client's getQueryResults asks, so a page reads the same either way.
+      formatOptions: { useInt64Timestamp: true },
+    };
+    const response = await new Promise<QueryResponse>((resolve, reject) =>
+      this.client.request({ method: 'POST', uri: '/queries', json: request }, (err, body) => (err ? reject(err) : resolve(body as QueryResponse))),
+    );
+    if (response.jobComplete && !response.pageToken) return rowsToJson(response.schema as TableSchema | undefined, response.rows ?? []);
+    const ref = response.jobReference;
+    if (!ref?.jobId) throw new Error('BigQuery answered jobs.query with neither the whole result nor a job to read it from');
+    const job = this.client.job(ref.jobId, { location: ref.location ?? this.config.location });
+    return this.results(job, response.jobComplete ? response : undefined);
   }
 
   private queryConfig(query: string, queryParameters: QueryParameter[]): NonNullable<JobMetadata['configuration']>['query'] {
@@ -172,38 +204,62 @@ export class BigQueryWarehouse implements Warehouse {
   }
 
   /**
-   * The transaction decides per item, on the manifest as it stands, whether
-   * to load it; the last SELECT reports every item of the batch with the job
-   * that loaded it, which is also what a later fetch of this job returns.
+   * The external files are read once, into `staged_rows`, before the
+   * transaction; the transaction reads only that and the manifest. Items
+   * already in the manifest are skipped; the last SELECT reports every item
+   * of the batch with the job that loaded it, which is also what a later
+   * fetch of this job returns. `rows` is a reserved word in GoogleSQL, hence
+   * the backticks.
    */
   private loadScript(): string {
     const flights = `\`${this.qualified(this.table)}\``;
     const manifest = `\`${this.qualified(this.manifest)}\``;
     const columns = COLUMNS.map((c) => c.name);
-    return `BEGIN TRANSACTION;
+    return `CREATE TEMP TABLE staged_rows AS
+SELECT s._FILE_NAME AS _uri, s.* FROM ${STAGED} AS s;
+ASSERT (SELECT COUNT(DISTINCT DATE(year, month, day)) FROM staged_rows) <= ${MAX_PARTITIONS_PER_JOB}
+  AS '${PARTITION_LIMIT_REASON}: the batch spans more than ${MAX_PARTITIONS_PER_JOB} flight_date partitions, more than one job may modify';
 CREATE TEMP TABLE batch AS
 SELECT f.object, f.generation, f.uri
 FROM UNNEST(@files) AS f
 WHERE NOT EXISTS (SELECT 1 FROM ${manifest} AS m WHERE m.object = f.object AND m.generation = f.generation);
+BEGIN TRANSACTION;
 INSERT INTO ${flights} (${[...columns, 'flight_date', '_source_object', '_source_generation', '_source_line', '_loaded_at'].join(', ')})
-SELECT ${columns.map((c) => `s.${c}`).join(', ')}, DATE(s.year, s.month, s.day), b.object, b.generation, s._source_line, CURRENT_TIMESTAMP()
-FROM ${STAGED} AS s JOIN batch AS b ON s._FILE_NAME = b.uri;
-INSERT INTO ${manifest} (object, generation, rows, job_id, loaded_at)
-SELECT b.object, b.generation, (SELECT COUNT(*) FROM ${STAGED} AS s WHERE s._FILE_NAME = b.uri), @job_id, CURRENT_TIMESTAMP()
-FROM batch AS b;
+SELECT ${columns.map((c) => `r.${c}`).join(', ')}, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_TIMESTAMP()
+FROM staged_rows AS r JOIN batch AS b ON r._uri = b.uri;
+INSERT INTO ${manifest} (object, generation, \`rows\`, job_id, loaded_at)
+SELECT b.object, b.generation, COUNT(r._uri), @job_id, CURRENT_TIMESTAMP()
+FROM batch AS b LEFT JOIN staged_rows AS r ON r._uri = b.uri
+GROUP BY b.object, b.generation;
 COMMIT TRANSACTION;
-SELECT m.object, CAST(m.generation AS STRING) AS generation, m.rows, m.job_id
+SELECT m.object, CAST(m.generation AS STRING) AS generation, m.\`rows\`, m.job_id
 FROM ${manifest} AS m JOIN UNNEST(@files) AS f ON m.object = f.object AND m.generation = f.generation
 ORDER BY m.object, m.generation;`;
   }
 
+  /**
+   * Runs the job under `baseId`, or under the next id of its retry sequence
+   * while the ids taken belong to jobs that failed. An id held by a running or
+   * successful job (a retry of a batch that got through, or a concurrent
+   * loader) is that job: it is waited for instead of run again.
+   */
+  private async startOrRetry(baseId: string, configuration: (jobId: string) => JobMetadata['configuration']): Promise<{ job: Job; jobId: string }> {
+    for (let attempt = 0; ; attempt++) {
+      const jobId = attemptJobId(baseId, attempt);
+      const { job, existed } = await this.startOrFind(jobId, configuration(jobId));
+      if (!existed) return { job, jobId };
+      const [metadata] = await job.getMetadata();
+      if (!(metadata.status?.state === 'DONE' && metadata.status.errorResult)) return { job, jobId };
+    }
+  }
+
   /** Creates the job, or, if that id exists (a retry, or a concurrent loader), takes the existing one. */
-  private async startOrFind(jobId: string, configuration: JobMetadata['configuration']): Promise<Job> {
+  private async startOrFind(jobId: string, configuration: JobMetadata['configuration']): Promise<{ job: Job; existed: boolean }> {
     try {
-      return await this.start({ jobId, location: this.config.location, configuration });
+      return { job: await this.start({ jobId, location: this.config.location, configuration }), existed: false };
     } catch (e) {
       if ((e as { code?: number }).code !== 409) throw e;
-      return this.client.job(jobId, { location: this.config.location });
+      return { job: this.client.job(jobId, { location: this.config.location }), existed: true };
     }
   }
 
@@ -230,20 +286,22 @@ ORDER BY m.object, m.generation;`;
     return metadata;
   }
 
-  /** Waits for the job, then reads every result page. */
-  private async results(job: Job): Promise<QueryResult> {
-    await this.finished(job);
+  /** Waits for the job, then reads every result page (after `first`, when the first page is in hand). */
+  private async results(job: Job, first?: QueryResponse): Promise<QueryResult> {
+    if (!first) await this.finished(job);
 
-    let schema: TableSchema | undefined;
-    const raw: unknown[] = [];
-    let pageToken: string | undefined;
-    do {
+    let schema = first?.schema as TableSchema | undefined;
+    const raw: unknown[] = [...(first?.rows ?? [])];
+    let pageToken = first?.pageToken ?? undefined;
+    let read = first !== undefined;
+    while (!read || pageToken) {
       const [, , response] = await job.getQueryResults({ skipParsing: true, autoPaginate: false, ...(pageToken ? { pageToken } : {}) });
       const page = response as { schema?: TableSchema; rows?: unknown[]; pageToken?: string };
       schema ??= page.schema;
       raw.push(...(page.rows ?? []));
       pageToken = page.pageToken;
-    } while (pageToken);
+      read = true;
+    }
     return rowsToJson(schema, raw);
   }
 
@@ -267,12 +325,4 @@ function filesParameter(items: readonly LoadItem[]): QueryParameter {
 function jobError(job: JobMetadata): BigQueryJobError {
   const failure = job.status?.errorResult;
   return new BigQueryJobError(String(job.jobReference?.jobId), failure?.reason ?? 'unknown', failure?.message ?? '');
-}
-
-async function ignoreConflict(create: () => Promise<unknown>): Promise<void> {
-  try {
-    await create();
-  } catch (e) {
-    if ((e as { code?: number }).code !== 409) throw e;
-  }
 }

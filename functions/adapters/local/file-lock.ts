@@ -42,24 +42,48 @@ async function breakIfAbandoned(file: string): Promise<void> {
   await fs.rm(moved, { force: true });
 }
 
-export async function withFileLock<T>(file: string, work: () => Promise<T>): Promise<T> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const claim = `${file}.${randomBytes(6).toString('hex')}.claim`;
-  await fs.writeFile(claim, String(process.pid));
+/** Puts this process's pid at `file` unless the name exists; false if it does. */
+async function claim(file: string, claimFile: string): Promise<boolean> {
   try {
-    for (let delayMs = 1; ; delayMs = Math.min(delayMs * 2, 50)) {
-      try {
-        await fs.link(claim, file);
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        await breakIfAbandoned(file);
-        await sleep(delayMs);
-      }
-    }
-  } finally {
-    await fs.rm(claim, { force: true });
+    await fs.link(claimFile, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return false;
   }
+}
+
+async function withClaimFile<T>(file: string, use: (claimFile: string) => Promise<T>): Promise<T> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const claimFile = `${file}.${randomBytes(6).toString('hex')}.claim`;
+  await fs.writeFile(claimFile, String(process.pid));
+  try {
+    return await use(claimFile);
+  } finally {
+    await fs.rm(claimFile, { force: true });
+  }
+}
+
+export type HeldLock = { release(): Promise<void> } | { heldBy: number };
+
+/** Takes the lock if it is free or abandoned, without waiting; otherwise names the live process that holds it. */
+export async function tryFileLock(file: string): Promise<HeldLock> {
+  const taken = await withClaimFile(file, async (claimFile) => {
+    if (await claim(file, claimFile)) return true;
+    await breakIfAbandoned(file);
+    return claim(file, claimFile);
+  });
+  if (taken) return { release: () => fs.rm(file, { force: true }) };
+  return { heldBy: Number(await fs.readFile(file, 'utf8').catch(() => '0')) };
+}
+
+export async function withFileLock<T>(file: string, work: () => Promise<T>): Promise<T> {
+  await withClaimFile(file, async (claimFile) => {
+    for (let delayMs = 1; !(await claim(file, claimFile)); delayMs = Math.min(delayMs * 2, 50)) {
+      await breakIfAbandoned(file);
+      await sleep(delayMs);
+    }
+  });
   try {
     return await work();
   } finally {

@@ -1,0 +1,48 @@
+/**
+ * The process-level safety net: an exception nobody caught (an 'error' event
+ * without a listener, a throw in a callback) while a request is being handled
+ * fails that request, not the process. Node keeps an async context through
+ * callbacks, so the listener can tell whose exception it is; one outside any
+ * open request still ends the process, as it would without the net.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Logger } from 'pino';
+
+interface Scope {
+  fail: (e: Error) => void;
+  open: boolean;
+}
+
+const requests = new AsyncLocalStorage<Scope>();
+
+/**
+ * Makes `fail` where an uncaught exception goes from here on: in the rest of
+ * this request's handler and in every callback of its connection, which is
+ * where its body's stream events run. Call it in the handler's synchronous
+ * part, before any await: only there is the connection's context the current
+ * one. Returns the function that closes the guard when the request is over.
+ */
+export function guardRequest(fail: (e: Error) => void): () => void {
+  const scope: Scope = { fail, open: true };
+  requests.enterWith(scope);
+  return () => {
+    scope.open = false;
+  };
+}
+
+let installed = false;
+
+/** Installs the net once per process; only an entry point that owns the process (npm start) should. */
+export function installCrashGuard(log: Logger): void {
+  if (installed) return;
+  installed = true;
+  process.on('uncaughtException', (error, origin) => {
+    const scope = requests.getStore();
+    if (!scope?.open) {
+      log.fatal({ err: error, origin }, 'uncaught exception outside any request; exiting');
+      process.exit(1);
+    }
+    log.error({ err: error, origin }, 'uncaught exception while handling a request; that request fails, the process goes on');
+    scope.fail(error);
+  });
+}

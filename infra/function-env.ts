@@ -1,0 +1,39 @@
+/**
+ * The functions' environment, and the Config they will read from it: the
+ * topology infra wires is the topology the deployed functions compute.
+ */
+import { loadConfig, type Config } from '../functions/core/config.js';
+import type { StackSettings } from './settings.js';
+
+export const CURSOR_SECRET_ENV = 'CURSOR_SECRET';
+export const DATASET = 'flights';
+
+export const dataBucketName = (s: StackSettings): string => `${s.project}-flights-data`;
+export const artifactsBucketName = (s: StackSettings): string => `${s.project}-flights-artifacts`;
+
+/** Plain environment variables of every function (CURSOR_SECRET comes from Secret Manager). */
+export function functionEnvironment(s: StackSettings): Record<string, string> {
+  const defaults = loadConfig({ PROFILE: 'cloud' });
+  return {
+    PROFILE: 'cloud',
+    // Cloud Run functions do not set it, and the clients' own discovery would cost a metadata call per cold start.
+    GOOGLE_CLOUD_PROJECT: s.project,
+    BUCKET: dataBucketName(s),
+    BQ_DATASET: DATASET,
+    BQ_LOCATION: s.bigQueryLocation,
+    LOG_LEVEL: s.logLevel,
+    NOTIFICATION_TOPIC: defaults.notificationTopic,
+    LOADER_SUBSCRIPTION: defaults.loaderSubscription,
+    VALIDATOR_SUBSCRIPTION: defaults.signedUploads.validatorSubscription,
+    DEAD_LETTER_TOPIC: defaults.deadLetterTopic,
+    FLUSH_TOPIC: defaults.flushTopic,
+    EXPORT_TOPIC: defaults.exports.topic,
+    EXPORT_SUBSCRIPTION: defaults.exports.subscription,
+    MAX_DELIVERY_ATTEMPTS: String(defaults.maxDeliveryAttempts),
+    MIN_BACKOFF_MS: String(defaults.minBackoffMs),
+    MAX_BACKOFF_MS: String(defaults.maxBackoffMs),
+  };
+}
+
+/** The Config a deployed function builds from its environment. */
+export const deployedConfig = (s: StackSettings): Config => loadConfig({ ...functionEnvironment(s), [CURSOR_SECRET_ENV]: 'from-secret-manager' });

@@ -1,0 +1,3 @@
+import { stackSuite } from './testing/stack-suite.js';
+
+stackSuite('master');

@@ -1,0 +1,286 @@
+/**
+ * The assertions every stack must pass, run against the program built
+ * offline under Pulumi mocks (develop.test.ts, master.test.ts).
+ */
+import fs from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { flightsTableDefinition, manifestTableDefinition } from '../../functions/adapters/bigquery/tables.js';
+import { loadConfig } from '../../functions/core/config.js';
+import { deadLetters, FUNCTIONS, HTTP_FUNCTIONS, topology, type FunctionName, type Topology } from '../../functions/core/topology.js';
+import { BASIC_ROLES, FUNCTION_GRANTS, PROJECT_ONLY_ROLES } from '../access.js';
+import { effectiveSecurity, operations, parseSpec } from '../api-spec.js';
+import { REQUIRED_APIS } from '../apis.js';
+import { BUILD_RUNTIME_ROLES, BUILD_SERVICE_ACCOUNT_ID, DEPLOY_ROLES } from '../cloudbuild.js';
+import { dataBucketName, deployedConfig, functionEnvironment, DATASET } from '../function-env.js';
+import { functionServiceAccountId, kebab } from '../functions.js';
+import { GATEWAY_SERVICE_ACCOUNT_ID } from '../gateway.js';
+import { pushPath, pushServiceAccountId } from '../push-subscriptions.js';
+import { TICK_DATA } from '../scheduler.js';
+import { readSettings, type StackSettings } from '../settings.js';
+import { GCS_SERVICE_AGENT, PUBSUB_SERVICE_AGENT, runStack, stackConfig, type RecordedResource, type StackRun } from './pulumi-mocks.js';
+
+const SOURCE_VERSION = 'abc1234';
+
+/** Every environment variable name functions/core/config.ts reads. */
+function configEnvNames(): Set<string> {
+  const source = fs.readFileSync(new URL('../../functions/core/config.ts', import.meta.url), 'utf8');
+  return new Set([...source.matchAll(/env\.([A-Z_]+)|env, '([A-Z_]+)'/g)].map((m) => (m[1] ?? m[2])!));
+}
+
+/** Settings as the program reads them from the same stack file. */
+function settingsFor(stack: string): StackSettings {
+  const config = stackConfig(stack, { 'flights:sourceVersion': SOURCE_VERSION });
+  const source = (ns: string) => ({
+    get: (key: string) => config[`${ns}:${key}`],
+    getObject: <T>(key: string) => (config[`${ns}:${key}`] === undefined ? undefined : (JSON.parse(config[`${ns}:${key}`]!) as T)),
+  });
+  return readSettings(stack, source('flights'), source('gcp'));
+}
+
+export function stackSuite(stack: string): void {
+  let run: StackRun;
+  let s: StackSettings;
+  let wiring: Topology;
+  const of = (type: string): RecordedResource[] => run.resources.filter((r) => r.type === type);
+  const one = (type: string, name: string): RecordedResource => {
+    const found = run.resources.filter((r) => r.type === type && r.name === name);
+    expect(found, `${type} ${name}`).toHaveLength(1);
+    return found[0]!;
+  };
+  const email = (accountId: string) => `${accountId}@${s.project}.iam.gserviceaccount.com`;
+  const member = (accountId: string) => `serviceAccount:${email(accountId)}`;
+  const fnUrl = (f: FunctionName) => one('gcp:cloudfunctionsv2/function:Function', kebab(f)).state.url as string;
+  /** Every IAM binding of the stack as (resource kind, resource, role, member). */
+  const bindings = () =>
+    run.resources
+      .filter((r) => /IamMember|IAMMember/.test(r.type))
+      .map((r) => ({
+        type: r.type,
+        on: (r.inputs.bucket ?? r.inputs.datasetId ?? r.inputs.topic ?? r.inputs.subscription ?? r.inputs.serviceAccountId ?? r.inputs.secretId ?? r.inputs.name ?? r.inputs.project) as string,
+        role: r.inputs.role as string,
+        member: r.inputs.member as string,
+      }));
+
+  beforeAll(async () => {
+    s = settingsFor(stack);
+    wiring = topology(deployedConfig(s));
+    run = await runStack(stack, { 'flights:sourceVersion': SOURCE_VERSION });
+  }, 120_000);
+
+  describe(`stack ${stack}: project, buckets, warehouse`, () => {
+    it('exports the gateway URL and the artifacts bucket ci/ uploads to', () => {
+      expect(run.outputs.gatewayUrl).toMatch(/^https:\/\/flights-api-.+\.gateway\.dev$/);
+      expect(run.outputs.artifactsBucket).toBe(`${s.project}-flights-artifacts`);
+    });
+
+    it('enables every API it uses, and leaves them on when destroyed', () => {
+      const services = of('gcp:projects/service:Service').map((r) => r.inputs);
+      for (const api of REQUIRED_APIS) expect(services).toContainEqual(expect.objectContaining({ service: api, disableOnDestroy: false }));
+    });
+
+    it('keeps the data bucket private, with exports/ and landing/ expiring after 7 days, staging/ after 1, soft delete off', () => {
+      const bucket = one('gcp:storage/bucket:Bucket', 'data').inputs;
+      expect(bucket).toMatchObject({ name: dataBucketName(s), uniformBucketLevelAccess: true, publicAccessPrevention: 'enforced', softDeletePolicy: { retentionDurationSeconds: 0 } });
+      expect(bucket.lifecycleRules).toEqual([
+        { action: { type: 'Delete' }, condition: { age: 7, matchesPrefixes: ['exports/', 'landing/'] } },
+        { action: { type: 'Delete' }, condition: { age: 1, matchesPrefixes: ['staging/'] } },
+      ]);
+      expect(one('gcp:storage/bucket:Bucket', 'artifacts').inputs).toMatchObject({ uniformBucketLevelAccess: true, publicAccessPrevention: 'enforced' });
+    });
+
+    it('creates the dataset and both tables from the BigQuery adapter’s definitions', () => {
+      expect(one('gcp:bigquery/dataset:Dataset', DATASET).inputs).toMatchObject({ datasetId: DATASET, location: s.bigQueryLocation });
+      const ref = { projectId: s.project, datasetId: DATASET };
+      for (const [name, definition] of [
+        [`${DATASET}-flights`, flightsTableDefinition(ref)],
+        [`${DATASET}-manifest`, manifestTableDefinition(ref)],
+      ] as const) {
+        const table = one('gcp:bigquery/table:Table', name).inputs;
+        expect(table.tableId).toBe(definition.tableReference!.tableId);
+        expect(JSON.parse(table.schema)).toEqual(definition.schema!.fields);
+        expect(table.clusterings).toEqual(definition.clustering!.fields);
+        expect(table.deletionProtection).toBe(true);
+      }
+      expect(one('gcp:bigquery/table:Table', `${DATASET}-flights`).inputs.timePartitioning).toEqual({ type: 'DAY', field: 'flight_date' });
+    });
+  });
+
+  describe(`stack ${stack}: event wiring equals topology(config)`, () => {
+    it('creates exactly the topology’s topics', () => {
+      expect(of('gcp:pubsub/topic:Topic').map((r) => r.inputs.name).sort()).toEqual([...wiring.topics].sort());
+    });
+
+    it('notifies OBJECT_FINALIZE as JSON_API_V1 for each topology prefix, after granting the Cloud Storage agent publish on the topic', () => {
+      const notifications = of('gcp:storage/notification:Notification').map((r) => r.inputs);
+      expect(notifications.map((n) => ({ prefix: n.objectNamePrefix, topic: n.topic }))).toEqual(
+        wiring.notifications.map((n) => ({ prefix: n.prefix, topic: `projects/${s.project}/topics/${n.topic}` })),
+      );
+      for (const n of notifications) expect(n).toMatchObject({ bucket: dataBucketName(s), payloadFormat: 'JSON_API_V1', eventTypes: ['OBJECT_FINALIZE'] });
+      for (const topic of new Set(wiring.notifications.map((n) => n.topic))) {
+        expect(bindings()).toContainEqual(expect.objectContaining({ on: topic, role: 'roles/pubsub.publisher', member: `serviceAccount:${GCS_SERVICE_AGENT}` }));
+      }
+    });
+
+    it('pushes each topology subscription to its function at /projects/P/topics/T, with its filter, backoff, ack deadline and dead-letter policy', () => {
+      const pushed = of('gcp:pubsub/subscription:Subscription').filter((r) => r.inputs.pushConfig);
+      expect(pushed.map((r) => r.inputs.name).sort()).toEqual(wiring.subscriptions.map((w) => w.name).sort());
+      for (const sub of wiring.subscriptions) {
+        const got = one('gcp:pubsub/subscription:Subscription', sub.name).inputs;
+        expect(got.topic).toBe(sub.topic);
+        expect(got.filter ?? '').toBe(sub.filter ?? '');
+        expect(got.pushConfig.pushEndpoint).toBe(`${fnUrl(sub.target)}${pushPath(s.project, sub.topic)}`);
+        expect(got.pushConfig.pushEndpoint).toMatch(/\/projects\/[^/]+\/topics\/[^/]+$/);
+        expect(got.pushConfig.oidcToken).toEqual({ serviceAccountEmail: email(pushServiceAccountId(sub)), audience: fnUrl(sub.target) });
+        expect(got.retryPolicy).toEqual({ minimumBackoff: `${sub.minBackoffMs / 1000}s`, maximumBackoff: `${sub.maxBackoffMs / 1000}s` });
+        expect(got.ackDeadlineSeconds).toBe(sub.ackDeadlineSeconds);
+        expect(got.ackDeadlineSeconds).toBeGreaterThan(s.sizing[sub.target].timeoutSeconds);
+        expect(got.expirationPolicy).toEqual({ ttl: '' });
+        if (deadLetters(sub)) {
+          expect(got.deadLetterPolicy).toEqual({ deadLetterTopic: `projects/${s.project}/topics/${sub.deadLetterTopic}`, maxDeliveryAttempts: sub.maxDeliveryAttempts });
+          expect(sub.maxDeliveryAttempts).toBeGreaterThanOrEqual(5);
+          expect(sub.maxDeliveryAttempts).toBeLessThanOrEqual(100);
+          expect(bindings()).toContainEqual({ type: 'gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember', on: sub.name, role: 'roles/pubsub.subscriber', member: `serviceAccount:${PUBSUB_SERVICE_AGENT}` });
+        } else {
+          expect(got.deadLetterPolicy).toBeUndefined();
+        }
+      }
+      // Filters are what keep the loader and the validator off each other's notifications.
+      expect(wiring.subscriptions.filter((w) => w.filter).map((w) => w.target).sort()).toEqual(['loadFlights', 'validateUpload']);
+    });
+
+    it('lets the Pub/Sub agent publish dead letters, and keeps them on a pull subscription', () => {
+      const deadLetter = deployedConfig(s).deadLetterTopic;
+      expect(bindings()).toContainEqual(expect.objectContaining({ on: deadLetter, role: 'roles/pubsub.publisher', member: `serviceAccount:${PUBSUB_SERVICE_AGENT}` }));
+      for (const retained of wiring.retained) {
+        const got = one('gcp:pubsub/subscription:Subscription', retained.name).inputs;
+        expect(got).toMatchObject({ topic: retained.topic, expirationPolicy: { ttl: '' }, messageRetentionDuration: '604800s' });
+        expect(got.pushConfig).toBeUndefined();
+      }
+    });
+
+    it('schedules each topology tick with Cloud Scheduler, carrying data so the framework sees a push', () => {
+      const jobs = of('gcp:cloudscheduler/job:Job').map((r) => r.inputs);
+      expect(jobs.map((j) => ({ name: j.name, cron: j.schedule, topic: j.pubsubTarget.topicName }))).toEqual(
+        wiring.schedules.map((w) => ({ name: w.name, cron: w.cron, topic: `projects/${s.project}/topics/${w.topic}` })),
+      );
+      for (const j of jobs) expect(Buffer.from(j.pubsubTarget.data, 'base64').length).toBeGreaterThan(0);
+      expect(jobs[0]!.pubsubTarget.data).toBe(TICK_DATA);
+    });
+  });
+
+  describe(`stack ${stack}: functions`, () => {
+    it('deploys every registered function on Node 20 from this commit’s zip, sized by the stack file', () => {
+      expect(of('gcp:cloudfunctionsv2/function:Function')).toHaveLength(FUNCTIONS.length);
+      for (const f of FUNCTIONS) {
+        const fn = one('gcp:cloudfunctionsv2/function:Function', kebab(f)).inputs;
+        expect(fn.buildConfig).toMatchObject({ runtime: 'nodejs20', entryPoint: f, source: { storageSource: { bucket: `${s.project}-flights-artifacts`, object: `${SOURCE_VERSION}/${f}-${stack}.zip` } } });
+        const size = s.sizing[f];
+        expect(fn.serviceConfig).toMatchObject({
+          availableMemory: size.memory,
+          timeoutSeconds: size.timeoutSeconds,
+          minInstanceCount: size.minInstances,
+          maxInstanceCount: size.maxInstances,
+          maxInstanceRequestConcurrency: size.concurrency,
+          serviceAccountEmail: email(functionServiceAccountId(f)),
+        });
+        expect(fn.eventTrigger).toBeUndefined();
+        expect(fn.serviceConfig.secretEnvironmentVariables).toEqual([{ key: 'CURSOR_SECRET', projectId: s.project, secret: s.cursorSecretId, version: 'latest' }]);
+      }
+      const sizing = (stackConfig(stack)['flights:functions'] && JSON.parse(stackConfig(stack)['flights:functions']!)) as Record<string, { timeoutSeconds?: number }>;
+      expect(s.sizing.upload.timeoutSeconds).toBe(sizing.upload!.timeoutSeconds);
+    });
+
+    it('gives every function an environment whose names functions/core/config.ts reads and from which it computes the deployed wiring', () => {
+      const names = configEnvNames();
+      for (const f of FUNCTIONS) {
+        const env = one('gcp:cloudfunctionsv2/function:Function', kebab(f)).inputs.serviceConfig.environmentVariables as Record<string, string>;
+        expect(env).toEqual(functionEnvironment(s));
+        for (const name of Object.keys(env)) expect(names, name).toContain(name);
+        expect(names).toContain('CURSOR_SECRET');
+        const seen = loadConfig({ ...env, CURSOR_SECRET: 'x' });
+        expect(seen).toMatchObject({ profile: 'cloud', store: 'gcs', bus: 'pubsub', warehouse: 'bigquery', projectId: s.project, bucket: dataBucketName(s) });
+        expect(topology(seen)).toEqual(wiring);
+      }
+    });
+
+    it('serves every gateway deadline within the function’s timeout', () => {
+      const spec = parseSpec(Buffer.from(one('gcp:apigateway/apiConfig:ApiConfig', 'flights-api').inputs.openapiDocuments[0].document.contents, 'base64').toString());
+      for (const { path, operation } of operations(spec)) {
+        const target = FUNCTIONS.find((f) => operation['x-google-backend']!.address === fnUrl(f))!;
+        expect(s.sizing[target].timeoutSeconds, `${path} → ${target}`).toBeGreaterThanOrEqual(operation['x-google-backend']!.deadline!);
+      }
+    });
+  });
+
+  describe(`stack ${stack}: least privilege`, () => {
+    it('binds no basic role and nothing to allUsers or allAuthenticatedUsers', () => {
+      for (const b of bindings()) {
+        expect(BASIC_ROLES.has(b.role), `${b.role} for ${b.member}`).toBe(false);
+        expect(b.member).not.toMatch(/^allUsers$|^allAuthenticatedUsers$/);
+      }
+    });
+
+    it('gives each function its own account holding exactly its grants, project-wide only where no resource-level role exists', () => {
+      for (const f of FUNCTIONS) {
+        const held = bindings().filter((b) => b.member === member(functionServiceAccountId(f)));
+        expect(held.map((b) => b.role).sort(), f).toEqual(FUNCTION_GRANTS[f].map((g) => g.role).sort());
+        for (const b of held.filter((h) => h.type === 'gcp:projects/iAMMember:IAMMember')) expect(PROJECT_ONLY_ROLES.has(b.role), `${f}: ${b.role}`).toBe(true);
+      }
+      const tokenCreators = bindings().filter((b) => b.role === 'roles/iam.serviceAccountTokenCreator');
+      // Signing accounts may sign as themselves only.
+      for (const b of tokenCreators) expect(b.on).toBe(`projects/${s.project}/serviceAccounts/${b.member.replace('serviceAccount:', '')}`);
+      expect(bindings().filter((b) => b.type === 'gcp:projects/iAMMember:IAMMember' && !b.member.includes(BUILD_SERVICE_ACCOUNT_ID)).every((b) => PROJECT_ONLY_ROLES.has(b.role))).toBe(true);
+    });
+
+    it('lets the gateway invoke exactly the HTTP functions, and each push account exactly its function', () => {
+      const invokers = bindings().filter((b) => b.role === 'roles/run.invoker');
+      expect(invokers.filter((b) => b.member === member(GATEWAY_SERVICE_ACCOUNT_ID)).map((b) => b.on).sort()).toEqual(HTTP_FUNCTIONS.map(kebab).sort());
+      for (const sub of wiring.subscriptions) {
+        expect(invokers.filter((b) => b.member === member(pushServiceAccountId(sub))).map((b) => b.on)).toEqual([kebab(sub.target)]);
+      }
+      expect(invokers).toHaveLength(HTTP_FUNCTIONS.length + wiring.subscriptions.length);
+    });
+
+    it('gives the build its own account with an admin role for each kind of resource the program manages, and nothing else', () => {
+      const held = bindings().filter((b) => b.member === member(BUILD_SERVICE_ACCOUNT_ID));
+      const projectRoles = held.filter((b) => b.type === 'gcp:projects/iAMMember:IAMMember').map((b) => b.role).sort();
+      const modules = new Set(run.resources.filter((r) => r.type.startsWith('gcp:')).map((r) => r.type.split(/[:/]/)[1]!));
+      expect(new Set(Object.keys(DEPLOY_ROLES))).toEqual(modules);
+      expect(projectRoles).toEqual([...new Set([...[...modules].map((m) => DEPLOY_ROLES[m]!), ...BUILD_RUNTIME_ROLES])].sort());
+      expect(held.filter((b) => b.type !== 'gcp:projects/iAMMember:IAMMember').map((b) => `${b.on} ${b.role}`).sort()).toEqual(
+        s.buildSecretIds.map((id) => `${id} roles/secretmanager.secretAccessor`).sort(),
+      );
+    });
+
+    it('triggers Cloud Build on its own branch with cloudbuild.yaml, running as the build account', () => {
+      const trigger = one('gcp:cloudbuild/trigger:Trigger', `build-${stack}`).inputs;
+      expect(trigger).toMatchObject({
+        filename: 'cloudbuild.yaml',
+        github: { owner: s.github!.owner, name: s.github!.name, push: { branch: `^${stack}$` } },
+        serviceAccount: `projects/${s.project}/serviceAccounts/${email(BUILD_SERVICE_ACCOUNT_ID)}`,
+      });
+    });
+  });
+
+  describe(`stack ${stack}: API Gateway`, () => {
+    it('configures the gateway from openapi.yaml with the functions’ URLs as backends and a key on every route but health', () => {
+      const config = one('gcp:apigateway/apiConfig:ApiConfig', 'flights-api').inputs;
+      expect(config.gatewayConfig.backendConfig.googleServiceAccount).toBe(email(GATEWAY_SERVICE_ACCOUNT_ID));
+      expect(config.apiConfigIdPrefix).toBe('flights-api-');
+      const spec = parseSpec(Buffer.from(config.openapiDocuments[0].document.contents, 'base64').toString());
+      const ops = operations(spec);
+      expect(ops.length).toBeGreaterThan(0);
+      for (const { path, operation } of ops) {
+        expect(HTTP_FUNCTIONS.map(fnUrl)).toContain(operation['x-google-backend']!.address);
+        if (path !== '/health') expect(effectiveSecurity(spec, operation), path).not.toEqual([]);
+      }
+      expect(one('gcp:apigateway/gateway:Gateway', 'flights-api').inputs).toMatchObject({ region: s.region, apiConfig: expect.stringContaining('/configs/flights-api-') });
+    });
+
+    it('enables the API’s managed service, without which no key is accepted, and makes a key for ci/smoke restricted to it', () => {
+      const managed = run.outputs.apiManagedService as string;
+      expect(one('gcp:projects/service:Service', 'flights-api-managed-service').inputs.service).toBe(managed);
+      expect(one('gcp:projects/apiKey:ApiKey', 'flights-api-ci-smoke').inputs.restrictions).toEqual({ apiTargets: [{ service: managed }] });
+    });
+  });
+}

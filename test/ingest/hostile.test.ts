@@ -1,0 +1,54 @@
+/**
+ * Requests built to hurt: each gets its own 4xx problem (or, for our own
+ * fault, its own 500), nothing is left staged, and the server keeps serving.
+ * An error event without a listener would surface here as Vitest's
+ * "unhandled error", which fails the run.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flightsCsv } from '../support/generate-flights.js';
+import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { multipart, names, send } from './http.js';
+
+let p: TestPipeline;
+beforeAll(async () => {
+  p = await startTestPipeline();
+});
+afterAll(() => p.stop());
+
+const sample = flightsCsv(50, 11);
+
+async function stillServing(): Promise<void> {
+  const ok = await send(p.url, flightsCsv(20, Math.floor(Math.random() * 1e9)));
+  expect(ok.status).toBe(201);
+  expect(await names(p.rt.store, 'staging/')).toEqual([]);
+}
+
+describe('hostile uploads', () => {
+  it.each(['image/png', 'text/html'])('answers 415 to a file part declared %s, and keeps serving', async (type) => {
+    const { body, contentType } = multipart([{ fileName: 'flights.csv', contentType: type, data: sample }]);
+    const reply = await send(p.url, body, { 'content-type': contentType });
+    expect(reply.status).toBe(415);
+    expect(reply.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(reply.body.detail).toContain(type);
+    await stillServing();
+  });
+
+  it('answers 400 to a multipart body cut off inside a file part that is not `file`, and keeps serving', async () => {
+    const { body, contentType } = multipart([
+      { field: 'attachment', fileName: 'notes.txt', contentType: 'text/plain', data: 'x'.repeat(4000) },
+      { data: sample },
+    ]);
+    const reply = await send(p.url, body.subarray(0, 2000), { 'content-type': contentType });
+    expect(reply.status).toBe(400);
+    expect(reply.body.type).toMatch(/malformed-multipart$/);
+    await stillServing();
+  });
+
+  it('answers 400 to a multipart body cut off inside the file, and keeps serving', async () => {
+    const { body, contentType } = multipart([{ data: sample }]);
+    const reply = await send(p.url, body.subarray(0, body.length >> 1), { 'content-type': contentType });
+    expect(reply.status).toBe(400);
+    expect(reply.body.type).toMatch(/malformed-multipart$/);
+    await stillServing();
+  });
+});
