@@ -109,17 +109,18 @@ export function topology(config: Config): Topology {
     ],
     // What the recorder sees is also kept here, for an operator to inspect and `npm run dlq:redrive`.
     retained: [{ name: `${config.deadLetterTopic}-retained`, topic: config.deadLetterTopic, ...retryForever(config) }],
-    schedules: [{ name: `${flushTopic}-every-minute`, topic: flushTopic, data: 'flush', cron: '* * * * *', localEveryMs: config.flushTickMs }],
+    schedules: [{ name: `${flushTopic}-every-minute`, topic: flushTopic, data: '{"tick":true}', cron: '* * * * *', localEveryMs: config.flushTickMs }],
   };
 }
 
 /**
- * Where a push subscription delivers to `target`, served at `functionUrl`. The path names the topic because
- * the functions-framework builds the CloudEvent's `source` from it (pubsub_middleware's extractPubSubTopic);
- * the Cloud Run URL ignores the path otherwise.
+ * The path of a push endpoint, `/projects/P/topics/T`: the functions-framework builds the CloudEvent's
+ * `source` from it (pubsub_middleware's extractPubSubTopic); the function serves any path.
  */
-export const pushEndpoint = (functionUrl: string, project: string, topic: string): string =>
-  `${functionUrl.replace(/\/+$/, '')}/projects/${project}/topics/${topic}`;
+export const pushPath = (project: string, topic: string): string => `/projects/${project}/topics/${topic}`;
+
+/** Where a push subscription delivers to a function served at `functionUrl`. */
+export const pushEndpoint = (functionUrl: string, project: string, topic: string): string => `${functionUrl.replace(/\/+$/, '')}${pushPath(project, topic)}`;
 
 /** The subscription that invokes `target`. */
 export function subscriptionFor(config: Config, target: EventFunctionName): FunctionSubscription {

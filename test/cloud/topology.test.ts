@@ -58,17 +58,13 @@ describe('the topology, the embedded bus and the emulator agree', () => {
   it('the embedded bus gets every subscription of the topology, with its filter and policies', async () => {
     const dataDir = await tempDir();
     const embedded = loadConfig({ DATA_DIR: dataDir, MIN_BACKOFF_MS: '1500', MAX_BACKOFF_MS: '45000' });
-    try {
-      const rt = await createRuntime(embedded, quietLogger());
-      await rt.close();
-      // The durable bus keeps each subscription's spec as a file, as Pub/Sub keeps it server-side.
-      const dir = path.join(dataDir, 'bus', 'subscriptions');
-      const made = await Promise.all((await fs.readdir(dir)).map(async (f) => JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')) as SubscriptionSpec));
-      const wiring = topology(embedded);
-      expect(made.map((s) => expected(s)).sort(byName)).toEqual([...wiring.subscriptions, ...wiring.retained].map((s) => expected(s)).sort(byName));
-    } finally {
-      await fs.rm(dataDir, { recursive: true, force: true });
-    }
+    const rt = await createRuntime(embedded, quietLogger());
+    await rt.close();
+    // The durable bus keeps each subscription's spec as a file, as Pub/Sub keeps it server-side.
+    const dir = path.join(dataDir, 'bus', 'subscriptions');
+    const made = await Promise.all((await fs.readdir(dir)).map(async (f) => JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')) as SubscriptionSpec));
+    const wiring = topology(embedded);
+    expect(made.map((s) => expected(s)).sort(byName)).toEqual([...wiring.subscriptions, ...wiring.retained].map((s) => expected(s)).sort(byName));
   });
 
   describe('on the Pub/Sub emulator', () => {

@@ -78,7 +78,6 @@ describe('npm run start:emulators', () => {
     // Only if a test failed before stopping it.
     if (script?.exitCode === null) script.kill('SIGKILL');
     await admin?.close();
-    await fs.promises.rm(config.dataDir, { recursive: true, force: true });
   });
 
   it('loads an upload made through the gateway, its notification pushed to the loader, and serves its rows', async () => {
