@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { maxBatchBytes } from './adapters/bigquery/billing.js';
 import { DurableLocalBus } from './adapters/local/durable-bus.js';
 import { FsObjectStore } from './adapters/local/fs-store.js';
 import { ResumableSessions } from './adapters/local/resumable.js';
@@ -92,7 +93,7 @@ async function createWarehouse(config: Config): Promise<Warehouse> {
   return new (await import('./adapters/duckdb/warehouse.js')).DuckDbWarehouse(file);
 }
 
-export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Runtime> {
+export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel, undefined, config.logFormat)): Promise<Runtime> {
   // Each warehouse reads objects where its store keeps them: BigQuery from gs:// URIs, DuckDB from local files.
   if ((config.store === 'gcs') !== (config.warehouse === 'bigquery')) {
     throw new Error(`STORE=${config.store} cannot feed WAREHOUSE=${config.warehouse}: use gcs with bigquery, or local with duckdb`);
@@ -120,7 +121,14 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
     });
   }
   const ledger = uploadLedger(store);
-  const settings = { spacingMs: config.flushSpacingMs, maxFailures: config.maxLoadFailures, deadLetterTopic: config.deadLetterTopic };
+  const settings = {
+    spacingMs: config.flushSpacingMs,
+    leaseMs: config.flushLeaseMs,
+    // BigQuery bills a load by the bytes it reads: a batch holds what fits the byte cap. DuckDB bills nothing.
+    maxBatchBytes: config.warehouse === 'bigquery' ? maxBatchBytes(config.bigQuery.maximumBytesBilled) : Number.POSITIVE_INFINITY,
+    maxFailures: config.maxLoadFailures,
+    deadLetterTopic: config.deadLetterTopic,
+  };
   const flush = singleFlight(() => flushPending({ store, bus, warehouse, ledger, log, settings }), config.flushGatherMs);
   let lastFlush: Promise<void> = Promise.resolve();
   return {

@@ -52,8 +52,10 @@ export interface Config {
   maxDeliveryAttempts: number;
   minBackoffMs: number;
   maxBackoffMs: number;
-  /** Minimum time between two loads into the warehouse (BigQuery's table-modification quota; docs/design.md). */
+  /** Minimum time between two flush starts (docs/design.md "Quota-aware batching"). */
   flushSpacingMs: number;
+  /** How long the flush lease holds unrenewed: longer than one warehouse job (loader/lease.ts). */
+  flushLeaseMs: number;
   /** How often the embedded pipeline retries pending files; in the cloud Cloud Scheduler does this. */
   flushTickMs: number;
   /**
@@ -66,6 +68,10 @@ export interface Config {
   /** Secret that signs pagination cursors. */
   cursorSecret: string;
   logLevel: string;
+  /** `pretty`: human-readable lines (pino-pretty) instead of JSON for Cloud Logging. */
+  logFormat: 'json' | 'pretty';
+  /** Origins the local gateway answers CORS requests from; empty: no CORS headers at all. */
+  corsOrigins: string[];
   /** Where clients reach the local gateway, for the signed URLs it serves; default: the address it listens on. */
   publicUrl?: string;
   /** Secret that signs the local bucket's URLs (GCS signs with the service account instead). */
@@ -167,11 +173,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     minBackoffMs: int(env, 'MIN_BACKOFF_MS', 1000),
     maxBackoffMs: int(env, 'MAX_BACKOFF_MS', 60_000),
     flushSpacingMs: int(env, 'FLUSH_SPACING_MS', cloud ? 120_000 : 0),
+    // A lease outlives one BigQuery job; locally a load takes well under a second, and a crashed process should not block flushes for long.
+    flushLeaseMs: int(env, 'FLUSH_LEASE_MS', cloud ? int(env, 'BQ_JOB_TIMEOUT_MS', 120_000) + 60_000 : 10_000),
     flushTickMs: int(env, 'FLUSH_TICK_MS', 1000),
     flushGatherMs: int(env, 'FLUSH_GATHER_MS', cloud ? 0 : 50),
     maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
     cursorSecret: env.CURSOR_SECRET ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',
+    logFormat: choice(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
+    corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     publicUrl: env.PUBLIC_URL || undefined,
     urlSigningSecret: env.URL_SIGNING_SECRET ?? '',
     maxInlineResponseBytes: int(env, 'MAX_INLINE_RESPONSE_BYTES', CLOUD_STREAMED_RESPONSE_CAP),

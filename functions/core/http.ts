@@ -66,6 +66,10 @@ export function sendError(res: Response, error: unknown, log: Logger): void {
   sendProblem(res, new Problem(500, 'internal', 'Internal Server Error', 'The server failed to handle the request; it has been logged.'));
 }
 
+/** HEAD is answered wherever GET is, with GET's headers and no body (Express drops the body). */
+export const READ_METHODS = ['GET', 'HEAD'];
+export const isRead = (req: Request): boolean => READ_METHODS.includes(req.method);
+
 export const methodNotAllowed = (req: Request, allowed: string[]): Problem =>
   new Problem(405, 'method-not-allowed', 'Method Not Allowed', `${req.method} is not allowed here; use ${allowed.join(' or ')}.`, { allowed });
 

@@ -1,5 +1,9 @@
-/** Structured JSON logs with the field names Cloud Logging reads: `severity`, `message`. */
+/**
+ * Structured JSON logs with the field names Cloud Logging reads: `severity`,
+ * `message`; or, with LOG_FORMAT=pretty, coloured one-line entries for people.
+ */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 const SEVERITY: Record<string, string> = {
   trace: 'DEBUG',
@@ -10,7 +14,18 @@ const SEVERITY: Record<string, string> = {
   fatal: 'CRITICAL',
 };
 
-export function createLogger(level = process.env.LOG_LEVEL ?? 'info', destination?: NodeJS.WritableStream): Logger {
+export type LogFormat = 'json' | 'pretty';
+
+export function createLogger(
+  level = process.env.LOG_LEVEL ?? 'info',
+  destination?: NodeJS.WritableStream,
+  format: LogFormat = process.env.LOG_FORMAT === 'pretty' ? 'pretty' : 'json',
+): Logger {
+  if (format === 'pretty') {
+    // pino-pretty reads pino's numeric levels, so the severity formatter stays out of this mode.
+    const stream = pretty({ messageKey: 'message', translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', ...(destination ? { destination } : {}) });
+    return pino({ level, messageKey: 'message', base: undefined }, stream);
+  }
   return pino(
     {
       level,

@@ -133,6 +133,8 @@ export interface EventBus {
   /** Creates the subscription (and its topics) if missing, so messages published from now on are kept for it. */
   createSubscription(spec: SubscriptionSpec): Promise<void>;
   subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription>;
+  /** Resolves if the bus answers and `topic` exists (readiness: GET /health). */
+  ping(topic: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -200,5 +202,7 @@ export interface Warehouse {
    * no cursor) to the bucket as gzip CSV, columns in `columns`' order.
    */
   exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome>;
+  /** Resolves if the warehouse answers, at no cost (readiness: GET /health). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

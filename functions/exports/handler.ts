@@ -6,7 +6,7 @@
  */
 import type { Request, Response } from 'express';
 import { exportFilesPrefix, type ExportRecord } from '../core/exports.js';
-import { methodNotAllowed, notFound, queryParams, sendError } from '../core/http.js';
+import { isRead, methodNotAllowed, notFound, queryParams, READ_METHODS, sendError } from '../core/http.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
 import type { Runtime } from '../runtime.js';
 import { parseExportRequest } from './request.js';
@@ -47,7 +47,7 @@ export function exportsHandler(rt: Runtime) {
     try {
       const one = /^\/exports\/([^/]+)$/.exec(req.path);
       if (one) {
-        if (req.method !== 'GET') throw methodNotAllowed(req, ['GET']);
+        if (!isRead(req)) throw methodNotAllowed(req, READ_METHODS);
         return await status(rt, one[1]!, res);
       }
       if (req.method !== 'POST') throw methodNotAllowed(req, ['POST']);

@@ -41,15 +41,36 @@ const QUOTE = 34;
 const COMMA = 44;
 const LF = 10;
 const CR = 13;
-/** Returned by the slow path when the buffered text ends inside a record. */
-const INCOMPLETE = -1;
+/**
+ * A quote-free line cut by the end of a chunk is kept whole, so the next chunk
+ * reads it on the fast path; a longer one is read on as an unfinished record.
+ * Small, because the kept text is searched again with each chunk.
+ */
+const CARRY_CHARS = 4096;
+
+/** A record cut by the end of the text so far: what is read of it, to go on from with the next chunk. */
+interface Unfinished {
+  fields: string[];
+  /** The current field's text so far; undefined before its first character. */
+  value: string | undefined;
+  /** Inside a quoted field whose closing quote has not been read. */
+  quoted: boolean;
+  /** Line feeds inside quoted fields. */
+  breaks: number;
+  /** Characters of the record in earlier text. */
+  chars: number;
+}
 
 export class CsvRecords {
-  /** Decoded text not yet consumed: the start of an incomplete record. */
+  /** Decoded text not yet consumed. */
   private text = '';
-  /** Line where `text` starts. */
+  /** Line where the next record starts. */
   private line = 1;
   private started = false;
+  /** The record being read when the text ran out: every character is read once, however the chunks fall. */
+  private unfinished?: Unfinished;
+  /** The last record ended with a CR at the end of the text: an LF starting the next text belongs to it. */
+  private afterCr = false;
   private readonly decoder = new StringDecoder('utf8');
 
   constructor(
@@ -92,11 +113,16 @@ export class CsvRecords {
     const s = this.text;
     const n = s.length;
     let p = 0;
+    if (this.afterCr && n > 0) {
+      this.afterCr = false;
+      if (s.charCodeAt(0) === LF) p = 1;
+    }
+    if (this.unfinished) p = this.scanRecord(s, p, final);
     // Next positions of each special character at or after p; n when there is none.
     let nl = -1;
     let cr = -1;
     let quote = -1;
-    while (p < n) {
+    while (p < n && !this.unfinished) {
       if (nl < p) nl = indexOr(s, '\n', p, n);
       if (cr < p) cr = indexOr(s, '\r', p, n);
       if (quote < p) quote = indexOr(s, '"', p, n);
@@ -109,79 +135,105 @@ export class CsvRecords {
         p = nl + 1;
         continue;
       }
-      const next = this.scanRecord(s, p, final);
-      if (next === INCOMPLETE) break;
-      p = next;
+      if (!final && nl === n && quote === n && cr === n && n - p <= CARRY_CHARS) break;
+      p = this.scanRecord(s, p, final);
     }
     this.text = p < n ? s.slice(p) : '';
   }
 
-  /** Reads one record from `start`; returns where the next one starts, or INCOMPLETE. */
+  /**
+   * Reads one record from `start`, or goes on with the unfinished one, and
+   * returns where the text after it starts. When the text ends inside the
+   * record, what is read is kept in `unfinished` and the position returned is
+   * where reading resumes (a quote that may be the first of a pair, or the end).
+   */
   private scanRecord(s: string, start: number, final: boolean): number {
     const n = s.length;
-    const limit = start + this.maxRecordChars;
-    const fields: string[] = [];
-    let breaks = 0; // line feeds inside quoted fields
+    const r = this.unfinished ?? { fields: [], value: undefined, quoted: false, breaks: 0, chars: 0 };
+    this.unfinished = undefined;
+    // Where the record would pass the bound, in this text's positions.
+    const limit = start - r.chars + this.maxRecordChars;
+    const fault = (code: CsvSyntaxCode): CsvSyntaxError => new CsvSyntaxError(code, this.line, r.fields.length + 1);
+    const suspend = (at: number): number => {
+      r.chars += at - start;
+      this.unfinished = r;
+      return at;
+    };
+    // The next line feed at or after the part of the text counted so far, so each is found once.
+    let lf = -1;
+    const lineFeeds = (from: number, to: number): number => {
+      let count = 0;
+      if (lf < from) lf = indexOr(s, '\n', from, n);
+      for (; lf < to; lf = indexOr(s, '\n', lf + 1, n)) count++;
+      return count;
+    };
     let p = start;
-    const tooLong = (): CsvSyntaxError => new CsvSyntaxError('record-too-long', this.line, fields.length + 1);
     for (;;) {
-      let value: string;
-      if (s.charCodeAt(p) === QUOTE) {
-        value = '';
-        let from = p + 1;
+      if (r.value === undefined) {
+        if (p === n && !final) return suspend(p);
+        r.quoted = s.charCodeAt(p) === QUOTE;
+        r.value = '';
+        if (r.quoted) p += 1;
+      }
+      if (r.quoted) {
+        // The field's text is taken as it is, doubled quotes and all, and undoubled once it is closed:
+        // a piece of it ends only where no pair is cut (the end of the text, or before a quote kept for later).
+        const from = p;
         for (;;) {
-          const q = s.indexOf('"', from);
+          const q = s.indexOf('"', p);
           const stop = q === -1 ? n : q;
-          if (stop >= limit) throw tooLong(); // the closing quote, at stop or later, would be past the bound
-          breaks += countLineFeeds(s, from, stop);
+          if (stop >= limit) throw fault('record-too-long'); // the closing quote, at stop or later, would be past the bound
+          r.breaks += lineFeeds(p, stop);
           if (q === -1 || (q === n - 1 && !final)) {
-            if (!final) return INCOMPLETE;
-            throw new CsvSyntaxError('unclosed-quote', this.line, fields.length + 1);
+            if (!final) {
+              r.value += s.slice(from, stop);
+              return suspend(stop);
+            }
+            throw fault('unclosed-quote');
           }
-          if (s.charCodeAt(q + 1) === QUOTE) {
-            value += s.slice(from, q + 1);
-            from = q + 2;
-            continue;
+          if (s.charCodeAt(q + 1) !== QUOTE) {
+            r.value += s.slice(from, q);
+            p = q + 1;
+            break;
           }
-          value += s.slice(from, q);
-          p = q + 1;
-          break;
+          p = q + 2;
         }
+        if (r.value.includes('"')) r.value = r.value.replaceAll('""', '"');
+        r.quoted = false;
         const c = s.charCodeAt(p);
-        if (p < n && c !== COMMA && c !== LF && c !== CR) throw new CsvSyntaxError('invalid-closing-quote', this.line, fields.length + 1);
+        if (p < n && c !== COMMA && c !== LF && c !== CR) throw fault('invalid-closing-quote');
       } else {
         let e = p;
         for (; e < n; e++) {
           const c = s.charCodeAt(e);
           if (c === COMMA || c === LF || c === CR) break;
-          if (c === QUOTE) throw new CsvSyntaxError('invalid-opening-quote', this.line, fields.length + 1);
+          if (c === QUOTE) throw fault('invalid-opening-quote');
         }
-        if (e > limit) throw tooLong();
-        value = s.slice(p, e);
+        if (e > limit) throw fault('record-too-long');
+        r.value += s.slice(p, e);
         p = e;
+        if (p === n && !final) return suspend(p);
       }
-      fields.push(value);
-      // p is at the field's end: a comma, a line end, or the end of the text.
-      if (p === n) {
-        if (!final) return INCOMPLETE;
-        return this.emit(fields, breaks, n);
-      }
+      r.fields.push(r.value);
+      r.value = undefined;
+      // p is at the field's end: a comma, a line end, or the end of the last text.
+      if (p === n) return this.emit(r, n);
       const c = s.charCodeAt(p);
       if (c === COMMA) {
         p += 1;
         continue;
       }
-      if (c === LF) return this.emit(fields, breaks, p + 1);
-      // CR: a CRLF, a bare CR, or (at the end of the text) not known yet.
-      if (p + 1 < n) return this.emit(fields, breaks, s.charCodeAt(p + 1) === LF ? p + 2 : p + 1);
-      if (!final) return INCOMPLETE;
-      return this.emit(fields, breaks, n);
+      if (c === LF) return this.emit(r, p + 1);
+      if (p + 1 < n) return this.emit(r, s.charCodeAt(p + 1) === LF ? p + 2 : p + 1);
+      // A CR at the end of the text ends the record; whether an LF follows is for the next text to say.
+      this.afterCr = true;
+      return this.emit(r, n);
     }
   }
 
-  private emit(fields: string[], breaks: number, next: number): number {
-    this.sink.record(fields, this.line);
-    this.line += 1 + breaks;
+  private emit(r: Unfinished, next: number): number {
+    this.sink.record(r.fields, this.line);
+    this.line += 1 + r.breaks;
     return next;
   }
 }
@@ -189,10 +241,4 @@ export class CsvRecords {
 function indexOr(s: string, c: string, from: number, none: number): number {
   const at = s.indexOf(c, from);
   return at === -1 ? none : at;
-}
-
-function countLineFeeds(s: string, from: number, to: number): number {
-  let count = 0;
-  for (let at = s.indexOf('\n', from); at !== -1 && at < to; at = s.indexOf('\n', at + 1)) count++;
-  return count;
 }

@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { IngestLimits } from '../core/config.js';
 import { guardRequest } from '../core/crash-guard.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
-import { bodySource, discardUnreadBody, methodNotAllowed, notFound, sendError, sendProblem } from '../core/http.js';
+import { bodySource, discardUnreadBody, isRead, methodNotAllowed, notFound, READ_METHODS, sendError, sendProblem } from '../core/http.js';
 import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
 import { idempotencyIndex, type IdempotencyIndex } from '../core/uploads.js';
@@ -152,7 +152,7 @@ export function ingestHandler(rt: Runtime) {
     if (statusPath || req.method !== 'POST') {
       try {
         if (!statusPath) throw methodNotAllowed(req, ['POST']);
-        if (req.method !== 'GET') throw methodNotAllowed(req, ['GET']);
+        if (!isRead(req)) throw methodNotAllowed(req, READ_METHODS);
         const uploadId = statusPath[1]!;
         // A signed upload has only its landing record until its file is validated and stored.
         const record = UPLOAD_ID.test(uploadId) ? ((await rt.ledger.get(uploadId)) ?? (await rt.signedUploads.get(uploadId))) : undefined;

@@ -1,26 +1,33 @@
 /**
- * Loads pending files in batches, so the number of warehouse jobs per day
- * depends on time, not on traffic: BigQuery's per-table modification quota is
- * fixed, and one job per small file would exhaust it within hours (see
- * docs/design.md). A lease in the bucket spaces flushes out; a failed batch is
- * bisected so one poison file cannot hold back the others, and a file that
- * keeps failing on its own is quarantined with a readable reason.
+ * Loads pending files in batches, so the number of warehouse jobs depends on
+ * time, not on traffic (docs/design.md "Quota-aware batching"). A lease in
+ * the bucket (lease.ts) lets one flush run at a time, for its whole duration,
+ * and spaces flush starts out; a batch is capped in files and bytes; a failed
+ * batch is bisected so one poison file cannot hold back the others, and a
+ * file that keeps failing on its own is quarantined with a readable reason.
  */
-import { text } from 'node:stream/consumers';
 import type { Logger } from 'pino';
-import { ObjectNotFoundError, PreconditionFailedError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
+import type { EventBus, LoadOutcome, ObjectStore, Warehouse } from '../core/ports.js';
 import type { UploadLedger } from '../core/uploads.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
+import { acquireFlushLease, type HeldLease } from './lease.js';
 import { PendingFiles, type PendingFile } from './pending.js';
 
 /** BigQuery reads at most 10,000 source URIs per job. */
 export const MAX_BATCH_FILES = 10_000;
 export const QUARANTINE_PREFIX = 'quarantine/';
-const LEASE = 'loader/last-flush.json';
 
 export interface FlushSettings {
-  /** Minimum time between two flushes; 0 flushes on every trigger. */
+  /** Minimum time between two flush starts; 0 flushes on every trigger. */
   spacingMs: number;
+  /**
+   * How long the flush lease holds without a renewal. The holder renews it
+   * every third of this, and before each warehouse job; it must outlast one
+   * job (the warehouse's job timeout) with room for the listing.
+   */
+  leaseMs: number;
+  /** Bytes of files per warehouse job (BigQuery: what fits its byte cap); a larger file goes alone. */
+  maxBatchBytes: number;
   /** Failed loads of a file on its own before it is quarantined. */
   maxFailures: number;
   deadLetterTopic: string;
@@ -41,30 +48,6 @@ export interface FlushReport {
   duplicates: number;
   quarantined: number;
   jobs: number;
-}
-
-/**
- * Takes the flush lease if the last flush is at least `spacingMs` old. The
- * compare-and-swap on the lease object's generation lets exactly one of any
- * racing instances through.
- */
-export async function acquireFlushLease(store: ObjectStore, spacingMs: number, now = Date.now()): Promise<boolean> {
-  const current = await store.stat(LEASE);
-  try {
-    if (current) {
-      const last = (JSON.parse(await text(store.read(LEASE, { generation: current.generation }))) as { at: number }).at;
-      if (now - last < spacingMs) return false;
-    }
-    await store.write(LEASE, Buffer.from(JSON.stringify({ at: now })), {
-      contentType: 'application/json',
-      ifGenerationMatch: current?.generation ?? '0',
-    });
-    return true;
-  } catch (e) {
-    // Another instance moved the lease between our read and our write: it flushes, we don't.
-    if (e instanceof PreconditionFailedError || e instanceof ObjectNotFoundError) return false;
-    throw e;
-  }
 }
 
 async function quarantine(deps: FlushDeps, file: PendingFile): Promise<void> {
@@ -99,11 +82,20 @@ async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutco
   }
 }
 
+/** Thrown when the lease was taken over: this flush stops before starting another job; its files stay pending. */
+class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+}
+
 /** Loads `files` in one job; on failure splits them in halves until the failing files stand alone. */
-async function loadGroup(deps: FlushDeps, files: PendingFile[], report: FlushReport): Promise<void> {
+async function loadGroup(deps: FlushDeps, lease: HeldLease, files: PendingFile[], report: FlushReport): Promise<void> {
+  // A job is only ever started under a lease good for at least one more job.
+  if (!(await lease.renew())) throw new LeaseLostError('the flush lease expired and was taken over');
   report.jobs += 1;
   try {
-    const outcomes = await deps.warehouse.load(files.map((f) => ({ object: f.object, generation: f.generation, uri: deps.store.uri(f.object, f.generation) })));
+    const outcomes = await deps.warehouse.load(
+      files.map((f) => ({ object: f.object, generation: f.generation, uri: deps.store.uri(f.object, f.generation), ...(f.bytes === undefined ? {} : { bytes: f.bytes }) })),
+    );
     await settle(deps, files, outcomes, report);
     return;
   } catch (e) {
@@ -111,8 +103,8 @@ async function loadGroup(deps: FlushDeps, files: PendingFile[], report: FlushRep
     deps.log.warn({ files: files.length, err: e }, 'batch load failed');
     if (files.length > 1) {
       const half = Math.ceil(files.length / 2);
-      await loadGroup(deps, files.slice(0, half), report);
-      await loadGroup(deps, files.slice(half), report);
+      await loadGroup(deps, lease, files.slice(0, half), report);
+      await loadGroup(deps, lease, files.slice(half), report);
       return;
     }
     const failed = await new PendingFiles(deps.store).recordFailure(files[0]!, message);
@@ -124,12 +116,46 @@ async function loadGroup(deps: FlushDeps, files: PendingFile[], report: FlushRep
   }
 }
 
+/**
+ * Consecutive batches of at most `maxFiles` files and `maxBytes` bytes, in
+ * order; a file over `maxBytes` on its own is a batch of one. A file of
+ * unknown size (a marker from before sizes were recorded) counts as a full batch.
+ */
+export function batches(files: readonly PendingFile[], maxFiles: number, maxBytes: number): PendingFile[][] {
+  const out: PendingFile[][] = [];
+  let current: PendingFile[] = [];
+  let bytes = 0;
+  for (const file of files) {
+    const size = file.bytes ?? maxBytes;
+    if (current.length && (current.length >= maxFiles || bytes + size > maxBytes)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(file);
+    bytes += size;
+  }
+  if (current.length) out.push(current);
+  return out;
+}
+
 export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   const report: FlushReport = { ran: false, loaded: 0, duplicates: 0, quarantined: 0, jobs: 0 };
-  if (!(await acquireFlushLease(deps.store, deps.settings.spacingMs))) return report;
+  const { spacingMs, leaseMs, maxBatchBytes } = deps.settings;
+  const lease = await acquireFlushLease(deps.store, { spacingMs, ttlMs: leaseMs });
+  if (!lease) return report;
+  lease.keepAlive();
   report.ran = true;
-  const files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
-  if (files.length) await loadGroup(deps, files, report);
+  let files: PendingFile[] = [];
+  try {
+    files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
+    for (const batch of batches(files, MAX_BATCH_FILES, maxBatchBytes)) await loadGroup(deps, lease, batch, report);
+  } catch (e) {
+    if (!(e instanceof LeaseLostError)) throw e;
+    deps.log.warn({ ...report }, 'flush stopped: its lease was taken over');
+  } finally {
+    await lease.release();
+  }
   if (report.jobs) deps.log.info({ ...report, files: files.length }, 'flush done');
   return report;
 }

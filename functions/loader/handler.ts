@@ -32,7 +32,8 @@ export function loaderHandler(rt: Runtime) {
     const { eventType, name, generation } = notification;
     if (eventType !== 'OBJECT_FINALIZE' || !name.startsWith(INCOMING_PREFIX)) return;
     const uploadId = uploadIdOf(notification.object);
-    if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}) })) {
+    const bytes = Number(notification.object.size);
+    if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) })) {
       rt.log.info({ uploadId, object: name, generation }, 'file pending load');
       if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
     }

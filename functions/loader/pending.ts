@@ -12,6 +12,8 @@ export interface PendingFile {
   object: string;
   generation: string;
   uploadId?: string;
+  /** The object's size, from its notification: batches are capped in bytes. */
+  bytes?: number;
   /** Failed load attempts of this file on its own (see flush.ts). */
   failures: number;
   lastError?: string;

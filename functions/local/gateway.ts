@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { methodNotAllowed, notFound, sendProblem } from '../core/http.js';
+import { apiDocs, corsFor } from './browser.js';
 
 export type HttpHandler = (req: Request, res: Response) => Promise<void> | void;
 
@@ -47,12 +48,25 @@ export function routesFromSpec(specText: string): Route[] {
 
 const expressPath = (specPath: string): string => specPath.replace(/\{(\w+)\}/g, ':$1');
 
+export interface BrowserOptions {
+  /** Origins allowed to call the API from a browser (CORS); none by default. */
+  corsOrigins?: readonly string[];
+}
+
 /** `bucket` serves the local bucket's signed URLs (storage-routes.ts): not part of the API, so not in the spec. */
-export function createGateway(functions: Record<string, HttpHandler>, specText = fs.readFileSync(SPEC_PATH, 'utf8'), bucket?: express.Router): Express {
+export function createGateway(
+  functions: Record<string, HttpHandler>,
+  specText = fs.readFileSync(SPEC_PATH, 'utf8'),
+  bucket?: express.Router,
+  browser: BrowserOptions = {},
+): Express {
   const app = express();
   app.disable('x-powered-by');
+  const allowOrigins = corsFor(browser.corsOrigins ?? []);
+  if (allowOrigins) app.use(allowOrigins);
   if (bucket) app.use(bucket);
   app.get('/openapi.yaml', (_req, res) => void res.type('application/yaml').send(specText));
+  app.use(apiDocs(specText));
   const routes = routesFromSpec(specText);
   for (const route of routes) {
     const handler = functions[route.target];

@@ -45,7 +45,7 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   // What Cloud Scheduler does in the cloud: retry pending files (those that failed, or waited for the spacing).
   const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
   const functions = { upload: ingestHandler(rt), uploads: uploadsHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
-  const app = createGateway(functions, undefined, rt.localBucket && storageRoutes(rt.localBucket, rt.log));
+  const app = createGateway(functions, undefined, rt.localBucket && storageRoutes(rt.localBucket, rt.log), { corsOrigins: rt.config.corsOrigins });
   const server = await new Promise<Server>((resolve, reject) => {
     // Express 5 calls the listen callback with the error too (a busy port), not only on success.
     const s = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(s)));

@@ -72,7 +72,8 @@ async function startSession(sessions: ResumableSessions, name: string, req: Requ
     ...(size !== undefined ? { size: Number(size) } : {}),
     ...(ifGenerationMatch !== undefined ? { ifGenerationMatch } : {}),
   });
-  res.status(201).location(`${SESSION_PATH}${id}`).end();
+  // Absolute, as GCS answers, so a client can PUT to it as it is; on the host the client used to reach us.
+  res.status(201).location(new URL(`${SESSION_PATH}${id}`, `${req.protocol}://${req.get('host')}`).href).end();
 }
 
 async function putChunk(sessions: ResumableSessions, id: string, req: Request, res: Response): Promise<void> {

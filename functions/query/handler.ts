@@ -1,12 +1,13 @@
-/** HTTP entry of the query function: `GET /getdata` and `GET /schema`. */
+/** HTTP entry of the query function: `GET /getdata`, `GET /schema` and `GET /health` (and HEAD of each). */
 import type { Request, Response } from 'express';
-import { methodNotAllowed, queryParams, sendError } from '../core/http.js';
+import { isRead, methodNotAllowed, queryParams, READ_METHODS, sendError } from '../core/http.js';
 import { Problem } from '../core/problem.js';
 import type { QuerySpec } from '../core/query-spec.js';
 import type { Runtime } from '../runtime.js';
 import { pageCursor } from './cursor.js';
 import { CONTENT_TYPES, chooseFormat, project, serialize, type Format } from './formats.js';
 import { parseQuery } from './grammar.js';
+import { health } from './health.js';
 import { describeSchema } from './schema-doc.js';
 
 /** The same query string with `cursor` replaced: the next page's URL. */
@@ -79,9 +80,15 @@ async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> 
 export function queryHandler(rt: Runtime) {
   return async (req: Request, res: Response): Promise<void> => {
     try {
-      if (req.method !== 'GET') throw methodNotAllowed(req, ['GET']);
+      if (!isRead(req)) throw methodNotAllowed(req, READ_METHODS);
       if (req.path === '/schema') {
         res.json(describeSchema());
+        return;
+      }
+      if (req.path === '/health') {
+        const report = await health(rt);
+        res.status(report.status === 'ok' ? 200 : 503).setHeader('Cache-Control', 'no-store');
+        res.json(report);
         return;
       }
       await getdata(rt, req, res);

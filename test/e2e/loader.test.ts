@@ -95,7 +95,7 @@ describe('quota-aware batching', () => {
       await load((await notify(p, 'incoming/a/poison.csv', 'year\nx\n')) as never);
       const rows = async () => (await rt.warehouse.query({ select: ['year'], filters: [], order: [], limit: 100000 })).rows.length;
       expect(await rows()).toBe(300); // the other five wait for the spacing
-      const report = await flushPending({ store: rt.store, bus: rt.bus, warehouse: rt.warehouse, ledger: rt.ledger, log: quietLogger(), settings: { spacingMs: 0, maxFailures: 1, deadLetterTopic: 'dead' } });
+      const report = await flushPending({ store: rt.store, bus: rt.bus, warehouse: rt.warehouse, ledger: rt.ledger, log: quietLogger(), settings: { spacingMs: 0, leaseMs: 10_000, maxBatchBytes: Infinity, maxFailures: 1, deadLetterTopic: 'dead' } });
       expect(report).toMatchObject({ ran: true, loaded: 4, quarantined: 1 });
       expect(report.jobs).toBeLessThanOrEqual(1 + 2 * Math.ceil(Math.log2(5)));
       expect(await rows()).toBe(1500);

@@ -44,6 +44,16 @@ describe('hostile uploads', () => {
     await stillServing();
   });
 
+  it('refuses a quoted field longer than a record may be with 422 naming its line, and keeps serving', async () => {
+    const [header, first] = sample.split('\n');
+    const runaway = `"${'say ""hi""\n'.repeat(200_000)}"`; // 2 MiB, its quotes doubled all along
+    const reply = await send(p.url, `${header}\n${first}\n${runaway},${first!.slice(first!.indexOf(',') + 1)}\n`);
+    expect(reply.status).toBe(422);
+    expect(reply.body.errors[0]).toMatchObject({ line: 3, column: 1 });
+    expect(reply.body.detail).toContain('line 3');
+    await stillServing();
+  });
+
   it('answers 400 to a multipart body cut off inside the file, and keeps serving', async () => {
     const { body, contentType } = multipart([{ data: sample }]);
     const reply = await send(p.url, body.subarray(0, body.length >> 1), { 'content-type': contentType });

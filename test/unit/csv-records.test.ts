@@ -126,7 +126,19 @@ describe('CsvRecords', () => {
     ]);
   });
 
-  it('agrees with csv-parse on records and fault kinds over random LF and CRLF inputs', () => {
+  it('reads a record spread over many chunks, a byte at a time, as it reads it whole', () => {
+    const input = Buffer.from(`h1,h2\r\n1,"${'say ""hi""\r\n'.repeat(50)}é"\r\n${'x'.repeat(5000)},"a"\r2,b\r`);
+    const whole = read(input);
+    expect(whole.records.map(([fields, line]) => [fields[1]!.length, line])).toEqual([
+      [2, 1],
+      [50 * 10 + 1, 2],
+      [1, 53],
+      [1, 54],
+    ]);
+    expect(read(input, Array.from({ length: input.length - 1 }, (_, i) => i + 1))).toEqual(whole);
+  });
+
+  it('agrees with csv-parse on records and fault kinds over random LF and CRLF inputs, cut into random chunks', () => {
     const kinds: Record<string, string> = {
       CSV_QUOTE_NOT_CLOSED: 'unclosed-quote',
       CSV_INVALID_CLOSING_QUOTE: 'invalid-closing-quote',
@@ -147,7 +159,9 @@ describe('CsvRecords', () => {
       }
       let actual: unknown;
       try {
-        actual = { records: read(input).records.map(([fields]) => fields) };
+        const bytes = Buffer.from(input);
+        const cuts = Array.from({ length: next(4) }, () => next(bytes.length + 1)).sort((a, b) => a - b);
+        actual = { records: read(bytes, cuts).records.map(([fields]) => fields) };
       } catch (e) {
         if (!(e instanceof CsvSyntaxError)) throw e;
         actual = { code: e.code, column: e.column };

@@ -199,6 +199,11 @@ export class BigQueryWarehouse implements Warehouse {
     return { query, useLegacySql: false, parameterMode: 'NAMED', queryParameters, maximumBytesBilled: String(this.config.maximumBytesBilled) };
   }
 
+  /** Reads the dataset's metadata: no job, nothing billed. */
+  async ping(): Promise<void> {
+    await this.client.dataset(this.config.dataset).getMetadata();
+  }
+
   async close(): Promise<void> {
     // The client holds no connections of its own to release.
   }

@@ -54,6 +54,10 @@ export class SharedDuckDbWarehouse implements Warehouse {
     return this.withDatabase((db) => db.exportCsv(spec, columns, target));
   }
 
+  ping(): Promise<void> {
+    return this.withDatabase((db) => db.ping());
+  }
+
   /** Nothing stays open between operations; wait for the one in flight. */
   async close(): Promise<void> {
     await this.queue;

@@ -190,6 +190,10 @@ export class DuckDbWarehouse implements Warehouse {
     }
   }
 
+  async ping(): Promise<void> {
+    await this.withReader((db) => db.run('SELECT 1'));
+  }
+
   /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
   async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
     const { values, types } = bindParams(params);

@@ -192,6 +192,11 @@ export class DurableLocalBus implements EventBus {
     };
   }
 
+  /** A topic exists here once a subscription names it; the bus is its directory. */
+  async ping(topic: string): Promise<void> {
+    if (this.subscriptionsOf(topic).length === 0) throw new Error(`no subscription on topic ${topic}`);
+  }
+
   /** Messages kept for a subscription and not yet acknowledged. */
   async pending(subscription: string): Promise<number> {
     return jsonFiles(this.queueDir(subscription)).length;

@@ -140,6 +140,10 @@ export class PubSubBus implements EventBus {
     };
   }
 
+  async ping(topic: string): Promise<void> {
+    await this.client.topic(topic).getMetadata();
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.open].map((s) => s.close()));
     this.open.clear();
