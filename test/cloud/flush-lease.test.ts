@@ -33,6 +33,7 @@ const bus: EventBus = {
   },
   createSubscription: async () => undefined,
   subscribe: async () => ({ close: async () => undefined }),
+  ping: async () => undefined,
   close: async () => undefined,
 };
 
