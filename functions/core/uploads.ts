@@ -10,7 +10,8 @@ import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from '
 import type { IngestLimits } from './config.js';
 import { JsonRecords, readJson, writeJson } from './records.js';
 
-export type UploadState = 'stored' | 'loading' | 'loaded' | 'failed';
+/** `duplicate`: the same content was stored by an earlier upload (`duplicateOf`), so nothing was stored or loaded again. */
+export type UploadState = 'stored' | 'loading' | 'loaded' | 'failed' | 'duplicate';
 
 export interface UploadRecord {
   uploadId: string;
@@ -22,10 +23,25 @@ export interface UploadRecord {
   rows: number;
   sha256: string;
   fileName?: string;
+  /** The file's type as the client sent it (`text/csv`, `application/gzip`, …). */
+  contentType?: string;
   createdAt: string;
   updatedAt: string;
+  /** Signed uploads: until when their URL could start a session (their `createdAt` is when it was issued). */
+  uploadUrlExpiresAt?: string;
   loadedRows?: number;
   reason?: string;
+  /** A duplicate's first upload, whose rows these are. */
+  duplicateOf?: string;
+}
+
+/** What GET /uploads/{id} and a duplicate's answer show: a duplicate also carries its first upload's current status. */
+export type UploadView = UploadRecord & { duplicateOfStatus?: UploadState };
+
+export async function uploadView(ledger: UploadLedger, record: UploadRecord): Promise<UploadView> {
+  if (record.status !== 'duplicate' || !record.duplicateOf) return record;
+  const first = await ledger.get(record.duplicateOf);
+  return first ? { ...record, duplicateOfStatus: first.status } : record;
 }
 
 export const UPLOADS_PREFIX = 'uploads/';
@@ -36,8 +52,11 @@ export const uploadLedger = (store: ObjectStore): UploadLedger => new JsonRecord
 
 export const IDEMPOTENCY_PREFIX = 'idempotency/';
 
-/** `key`: a client's Idempotency-Key; `sha256`: a file's content. */
-export type IdempotencyKind = 'key' | 'sha256';
+/**
+ * `key`: a client's Idempotency-Key; `canonical`: a file's content, as the SHA-256 of its canonical CSV
+ * (so CRLF line ends, another column order or gzip make no new file); `sha256`: the client's bytes (older entries).
+ */
+export type IdempotencyKind = 'key' | 'canonical' | 'sha256';
 
 export interface IdempotencyEntry<T> {
   /** Who claimed it: the upload (request) id. */
@@ -103,7 +122,7 @@ export class IdempotencyIndex<T> {
 
   /** The id is hashed so any client key is a safe object name. */
   private name(kind: IdempotencyKind, id: string): string {
-    const hashed = kind === 'sha256' ? id : createHash('sha256').update(id).digest('hex');
+    const hashed = kind === 'key' ? createHash('sha256').update(id).digest('hex') : id;
     return `${IDEMPOTENCY_PREFIX}${kind}/${hashed}.json`;
   }
 

@@ -6,7 +6,7 @@ import { newUploadId, UPLOAD_ID } from '../core/ids.js';
 import { bodySource, discardUnreadBody, isRead, methodNotAllowed, notFound, READ_METHODS, sendError, sendProblem } from '../core/http.js';
 import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
-import { idempotencyIndex, type IdempotencyIndex } from '../core/uploads.js';
+import { idempotencyIndex, uploadView, type IdempotencyIndex } from '../core/uploads.js';
 import type { Runtime } from '../runtime.js';
 import { commitUpload, type Committed } from './commit.js';
 import { idempotencyKey, oncePerKey } from './idempotency-key.js';
@@ -155,7 +155,8 @@ export function ingestHandler(rt: Runtime) {
         if (!isRead(req)) throw methodNotAllowed(req, READ_METHODS);
         const uploadId = statusPath[1]!;
         // A signed upload has only its landing record until its file is validated and stored.
-        const record = UPLOAD_ID.test(uploadId) ? ((await rt.ledger.get(uploadId)) ?? (await rt.signedUploads.get(uploadId))) : undefined;
+        const stored = UPLOAD_ID.test(uploadId) ? await rt.ledger.get(uploadId) : undefined;
+        const record = stored ? await uploadView(rt.ledger, stored) : UPLOAD_ID.test(uploadId) ? await rt.signedUploads.get(uploadId) : undefined;
         if (!record) throw notFound(`No upload ${uploadId}.`);
         res.json(record);
       } catch (e) {

@@ -24,6 +24,8 @@ export interface UploadMeta {
   fileName?: string;
   contentType: string;
   uploader?: string;
+  /** A signed upload's record so far, which its upload record keeps. */
+  signed?: { createdAt: string; uploadUrlExpiresAt: string };
 }
 
 export interface StoredUpload {
@@ -50,7 +52,11 @@ export interface StagedUpload {
   bytes: number;
   rows: number;
   sha256: string;
+  /** SHA-256 of the canonical CSV: the same for any copy of the same rows (line ends, column order, gzip). */
+  canonicalSha256: string;
   fileName?: string;
+  contentType: string;
+  signed?: UploadMeta['signed'];
   /** Object metadata: provenance labels plus the checksum and counts. */
   metadata: Record<string, string>;
 }
@@ -101,6 +107,7 @@ export async function stageUpload(
   const { uploadId } = meta;
   const staging = `${STAGING_PREFIX}${uploadId}.csv`;
   const digest = new Digest();
+  const canonical = new Digest();
   const validator = new CsvValidator(deps.limits);
   const fileName = sanitizeFileName(meta.fileName);
   const labels: Record<string, string> = {
@@ -116,7 +123,7 @@ export async function stageUpload(
     return { stream, done: written };
   });
   try {
-    await pipeline([source, ...decoders, digest, validator, sink] as unknown as [Readable, Transform]);
+    await pipeline([source, ...decoders, digest, validator, canonical, sink] as unknown as [Readable, Transform]);
   } catch (e) {
     if (written) {
       await written.catch(() => undefined);
@@ -129,7 +136,18 @@ export async function stageUpload(
   const metadata = { ...labels, sha256, rows: String(validator.rows), bytes: String(digest.bytes) };
   const held = sink.held;
   const content = held ? { bytes: held } : { staging };
-  return { uploadId, content, bytes: digest.bytes, rows: validator.rows, sha256, metadata, ...(fileName ? { fileName } : {}) };
+  return {
+    uploadId,
+    content,
+    bytes: digest.bytes,
+    rows: validator.rows,
+    sha256,
+    canonicalSha256: canonical.hex(),
+    contentType: meta.contentType,
+    metadata,
+    ...(fileName ? { fileName } : {}),
+    ...(meta.signed ? { signed: meta.signed } : {}),
+  };
 }
 
 /**
@@ -149,8 +167,10 @@ export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLe
     bytes,
     rows,
     sha256,
-    createdAt: now,
+    contentType: staged.contentType,
+    createdAt: staged.signed?.createdAt ?? now,
     updatedAt: now,
+    ...(staged.signed ? { uploadUrlExpiresAt: staged.signed.uploadUrlExpiresAt } : {}),
     ...(staged.fileName ? { fileName: staged.fileName } : {}),
   };
   await ledger.create(record.uploadId, record);

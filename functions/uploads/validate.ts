@@ -61,7 +61,8 @@ function landedUpload(event: CloudEvent<unknown>, rt: Runtime): ObjectNotificati
 async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, landed: ObjectNotification, record: SignedUploadRecord): Promise<Partial<SignedUploadRecord>> {
   const source = rt.store.read(landed.name, { generation: landed.generation });
   const decoders = isGzipType(record.contentType) ? [createGunzip()] : [];
-  const meta = { uploadId: record.uploadId, contentType: record.contentType, ...(record.fileName ? { fileName: record.fileName } : {}) };
+  const signed = { createdAt: record.createdAt, uploadUrlExpiresAt: record.uploadUrlExpiresAt };
+  const meta = { uploadId: record.uploadId, contentType: record.contentType, signed, ...(record.fileName ? { fileName: record.fileName } : {}) };
   const staged = await stageUpload({ store: rt.store, limits: { ...rt.config.ingest, maxFaults: MAX_FAULTS } }, source, decoders, meta);
   const mismatch = checksumProblem(record, staged);
   if (mismatch) {

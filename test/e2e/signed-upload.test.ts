@@ -85,7 +85,7 @@ describe('uploads of any size through a signed resumable URL (local bucket)', ()
     expect(progress.at(-1)).toEqual({ sent: size, total: size });
 
     const status = await settled(p, signed.uploadId, 180_000);
-    expect(status).toMatchObject({ status: 'loaded', rows, loadedRows: rows, bytes: size, fileName: 'big.csv' });
+    expect(status).toMatchObject({ status: 'loaded', rows, loadedRows: rows, bytes: size, fileName: 'big.csv', contentType: 'text/csv', uploadUrlExpiresAt: signed.upload.expiresAt });
     const count = await request(p.url).get('/getdata').query({ _source_object: `eq.${status.object}`, count: 'exact', limit: 0 });
     expect(count.body.count).toBe(rows);
     expect(await objectNames(p, 'landing/')).toEqual([]);
@@ -251,13 +251,21 @@ describe('what a signed upload refuses (4xx, nothing under incoming/)', () => {
     await pipeline(createReadStream(file), createGzip(), createWriteStream(gz));
     const gzSize = (await fs.stat(gz)).size;
     const signed = await requestSignedUpload(p.url, { fileName: 'small.csv.gz', size: gzSize, contentType: 'application/gzip' });
+    const issued = await p.rt.signedUploads.get(signed.uploadId);
     await resumeUpload(await startSession(signed.upload), gz);
     const status = await eventually(async () => {
       const body = await statusOf(p, signed.uploadId);
       return ['loaded', 'duplicate', 'failed'].includes(body.status) ? body : undefined;
     });
     // The same CSV was stored by an earlier test in this suite: ingest's content index names it.
-    expect(status).toMatchObject({ status: 'duplicate' });
+    // Reported as an inline duplicate is, and with its history as a signed upload: when its URL was issued and until when it held.
+    expect(status).toMatchObject({
+      status: 'duplicate',
+      duplicateOfStatus: 'loaded',
+      contentType: 'application/gzip',
+      createdAt: issued!.createdAt,
+      uploadUrlExpiresAt: signed.upload.expiresAt,
+    });
     expect((await statusOf(p, status.duplicateOf)).status).toBe('loaded');
     expect((await objectNames(p, 'incoming/')).some((n) => n.includes(signed.uploadId))).toBe(false);
   });

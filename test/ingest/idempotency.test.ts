@@ -1,6 +1,7 @@
 /** The same file, or the same Idempotency-Key, never makes a second object or a second load. */
 import request from 'supertest';
 import { gzipSync } from 'node:zlib';
+import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
 import { flightsCsv } from '../support/generate-flights.js';
 import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
@@ -15,25 +16,39 @@ afterEach(async () => {
 const csv = flightsCsv(50, 7);
 const loaded = async (uploadId: string): Promise<void> =>
   void (await eventually(async () => ((await request(p!.url).get(`/uploads/${uploadId}`)).body.status === 'loaded' ? true : undefined)));
+/** The same rows as another program would write them: columns in reverse order, CRLF line ends. */
+function reorderedWithCrlf(text: string): string {
+  const records = parse(text) as string[][];
+  const field = (v: string): string => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
+  return records.map((r) => [...r].reverse().map(field).join(',')).join('\r\n') + '\r\n';
+}
+
 const rowCount = async (): Promise<number> => (await request(p!.url).get('/getdata').query({ limit: 1000 })).body.rows.length;
 
 describe('idempotent uploads', () => {
-  it('the same file twice → one object, one load; the second answer is 200 with the first upload', async () => {
+  it('the same rows twice → one object, one load; the second answer is 200 "duplicate", naming the first and its status', async () => {
     p = await startTestPipeline();
     const first = await request(p.url).post('/upload').attach('file', Buffer.from(csv), 'a.csv');
     expect(first.status).toBe(201);
     await loaded(first.body.uploadId);
     const second = await request(p.url).post('/upload').set('content-type', 'text/csv').send(csv);
     expect(second.status).toBe(200);
-    expect(second.body).toEqual(first.body);
-    expect(second.headers.location).toBe(first.headers.location);
-    // A gzipped copy is the same file: the digest is of the CSV, not of the bytes on the wire.
+    expect(second.body).toMatchObject({ status: 'duplicate', duplicateOf: first.body.uploadId, duplicateOfStatus: 'loaded', object: first.body.object, rows: 50 });
+    expect(second.body.uploadId).not.toBe(first.body.uploadId);
+    expect(second.headers.location).toBe(`/uploads/${second.body.uploadId}`);
+    expect((await request(p.url).get(`/uploads/${second.body.uploadId}`)).body).toEqual(second.body);
+    // A gzipped copy, and the same rows with CRLF line ends and the columns in another order, are the same file:
+    // content is identified by the canonical CSV ingest stores, not by the bytes on the wire.
     const gz = await send(p.url, gzipSync(csv), { 'content-encoding': 'gzip' });
-    expect([gz.status, gz.body]).toEqual([200, first.body]);
+    expect([gz.status, gz.body.status, gz.body.duplicateOf]).toEqual([200, 'duplicate', first.body.uploadId]);
+    const rewritten = reorderedWithCrlf(csv);
+    expect(rewritten).not.toBe(csv);
+    const copy = await send(p.url, rewritten);
+    expect([copy.status, copy.body.status, copy.body.duplicateOf]).toEqual([200, 'duplicate', first.body.uploadId]);
 
     expect(await names(p.rt.store, 'incoming/')).toEqual([first.body.object]);
     expect(await names(p.rt.store, 'staging/')).toEqual([]);
-    expect(await names(p.rt.store, 'uploads/')).toEqual([`uploads/${first.body.uploadId}.json`]);
+    expect(await names(p.rt.store, 'uploads/')).toHaveLength(4);
     expect(await rowCount()).toBe(50);
   });
 
@@ -74,7 +89,8 @@ describe('idempotent uploads', () => {
     const many = await send(p.url, form.body, { 'content-type': form.contentType, 'idempotency-key': 'k-2' });
     expect(many.status).toBe(201);
     expect(many.body.uploads).toHaveLength(2);
-    expect(many.body.uploads[0]).toEqual(first.body); // the same content as k-1's file: not stored again
+    // The same content as k-1's file: not stored again.
+    expect(many.body.uploads[0]).toMatchObject({ status: 'duplicate', duplicateOf: first.body.uploadId });
     const reform = multipart(files); // another boundary: another body on the wire, the same payload
     expect((await send(p.url, reform.body, { 'content-type': reform.contentType, 'idempotency-key': 'k-2' })).body).toEqual(many.body);
     expect(await names(p.rt.store, 'incoming/')).toHaveLength(2);
