@@ -28,7 +28,7 @@ export class Schedules extends pulumi.ComponentResource {
           name: schedule.name,
           schedule: schedule.cron,
           timeZone: 'Etc/UTC',
-          pubsubTarget: { topicName: args.topics[schedule.topic]!.id, data: TICK_DATA },
+          pubsubTarget: { topicName: args.topics[schedule.topic]!.id, data: TICK_DATA, ...(schedule.attributes ? { attributes: schedule.attributes } : {}) },
         },
         { parent: this },
       );

@@ -22,9 +22,9 @@ export async function createTriggers(bus: PubSubBus, wiring: Topology, project: 
 /** Runs until the signal aborts; a tick that cannot be published is reported and the next one comes on time. */
 export async function runSchedules(bus: PubSubBus, schedules: Schedule[], signal: AbortSignal, onError: (e: unknown) => void): Promise<void> {
   await Promise.all(
-    schedules.map(async ({ topic, data, localEveryMs }) => {
+    schedules.map(async ({ topic, data, attributes, localEveryMs }) => {
       while (!signal.aborted) {
-        await bus.publish(topic, Buffer.from(data)).catch(onError);
+        await bus.publish(topic, Buffer.from(data), attributes).catch(onError);
         await sleep(localEveryMs, undefined, { signal }).catch(() => undefined);
       }
     }),

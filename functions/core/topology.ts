@@ -9,6 +9,7 @@
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import type { Config } from './config.js';
 import { LANDING_PREFIX } from './landing.js';
+import { RECONCILE_TASK } from '../loader/reconcile.js';
 import { objectPrefixFilter } from './notification.js';
 import type { SubscriptionSpec } from './ports.js';
 
@@ -55,6 +56,8 @@ export interface Schedule {
   cron: string;
   /** The same period for the laptop, where ticks are faster than a minute. */
   localEveryMs: number;
+  /** Attributes of the published message, telling one schedule's ticks from another's on a shared topic. */
+  attributes?: Record<string, string>;
 }
 
 export interface Topology {
@@ -81,6 +84,9 @@ function deliveryPolicy(config: Config): DeliveryPolicy {
 function retryForever(config: Config): DeliveryPolicy {
   return { ...deliveryPolicy(config), maxDeliveryAttempts: Number.MAX_SAFE_INTEGER, deadLetterTopic: '' };
 }
+
+/** What every schedule publishes: a body, which a tick needs (Schedule.data), with nothing in it to read. */
+const TICK = '{"tick":true}';
 
 /** Whether a subscription dead-letters at all. */
 export const deadLetters = (spec: SubscriptionSpec): boolean => spec.deadLetterTopic !== '';
@@ -109,7 +115,12 @@ export function topology(config: Config): Topology {
     ],
     // What the recorder sees is also kept here, for an operator to inspect and `npm run dlq:redrive`.
     retained: [{ name: `${config.deadLetterTopic}-retained`, topic: config.deadLetterTopic, ...retryForever(config) }],
-    schedules: [{ name: `${flushTopic}-every-minute`, topic: flushTopic, data: '{"tick":true}', cron: '* * * * *', localEveryMs: config.flushTickMs }],
+    schedules: [
+      { name: `${flushTopic}-every-minute`, topic: flushTopic, data: TICK, cron: '* * * * *', localEveryMs: config.flushTickMs },
+      // The reconciler (loader/reconcile.ts) rides the flush topic: flushLoads reconciles on these ticks, then flushes.
+      // Locally it runs at start-up instead (local/recovery.ts).
+      { name: `${flushTopic}-reconcile-hourly`, topic: flushTopic, data: TICK, cron: '17 * * * *', localEveryMs: 3_600_000, attributes: { task: RECONCILE_TASK } },
+    ],
   };
 }
 

@@ -12,6 +12,7 @@ import { fromCloudEvent, parseNotification, UndecodableMessageError } from '../c
 import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { PendingFiles } from './pending.js';
+import { RECONCILE_TASK, reconcileOnSchedule } from './reconcile.js';
 
 const uploadIdOf = (object: Record<string, unknown>): string | undefined => (object.metadata as Record<string, string> | undefined)?.uploadId;
 
@@ -41,8 +42,23 @@ export function loaderHandler(rt: Runtime) {
   };
 }
 
+function taskOf(event: CloudEvent<unknown>): string | undefined {
+  try {
+    return fromCloudEvent(event.data).attributes.task;
+  } catch {
+    return undefined; // a tick without a Pub/Sub message is a plain flush tick
+  }
+}
+
+/** A tick of the flush schedule, or of the reconcile schedule (reconcile first, then flush what it found). */
 export function flushHandler(rt: Runtime) {
-  return async (): Promise<void> => rt.flush();
+  return async (event?: CloudEvent<unknown>): Promise<void> => {
+    if (event && taskOf(event) === RECONCILE_TASK) {
+      const announced = await reconcileOnSchedule({ store: rt.store, ledger: rt.ledger, log: rt.log }, rt.config.ingest.requestTimeoutMs);
+      rt.log.info({ announced }, 'scheduled reconcile done');
+    }
+    await rt.flush();
+  };
 }
 
 /** Marks the upload behind a dead-lettered notification as failed. */

@@ -17,6 +17,7 @@ import type { Runtime } from '../runtime.js';
 import { uploadsHandler } from '../uploads/handler.js';
 import { landingValidator } from '../uploads/validate.js';
 import { createGateway } from './gateway.js';
+import { recoverAtStartUp } from './recovery.js';
 import { storageRoutes } from './storage-routes.js';
 
 export const LOCAL_PROJECT = 'local';
@@ -33,6 +34,7 @@ function deliverAsCloudEvent(spec: SubscriptionSpec, handler: (event: ReturnType
 }
 
 export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host): Promise<LocalPipeline> {
+  await recoverAtStartUp(rt);
   const subscriptions: Subscription[] = [];
   for (const [spec, handler] of [
     [subscriptionFor(rt.config, 'loadFlights'), loaderHandler(rt)],

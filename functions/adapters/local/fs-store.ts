@@ -244,6 +244,26 @@ export class FsObjectStore implements ObjectStore {
     });
   }
 
+  /**
+   * Removes the temp files of writes that never committed (the process died mid-write) last
+   * modified before `before`: spilled uploads in tmp/ and half-done atomic replacements (`*.tmp`)
+   * beside metadata files. Returns how many.
+   */
+  async removeTempFiles(before: Date): Promise<number> {
+    const stale = async (dir: string, pick: (f: string) => boolean): Promise<string[]> => {
+      const files = await fs.readdir(dir, { recursive: true }).catch(() => [] as string[]);
+      const found: string[] = [];
+      for (const f of files.filter(pick)) {
+        const stat = await fs.stat(path.join(dir, f)).catch(() => undefined);
+        if (stat?.isFile() && stat.mtimeMs < before.getTime()) found.push(path.join(dir, f));
+      }
+      return found;
+    };
+    const files = [...(await stale(this.tmpDir, () => true)), ...(await stale(this.metaDir, (f) => f.endsWith('.tmp')))];
+    for (const file of files) await fs.rm(file, { force: true });
+    return files.length;
+  }
+
   /** A file DuckDB can read: an inline object's bytes are written out on first use (and go with the object). */
   uri(name: string, generation: string): string {
     const file = this.contentPath(name, generation);

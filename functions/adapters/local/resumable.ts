@@ -6,9 +6,11 @@
  * query reports what arrived, and the object is finalized in the store only
  * when the declared size is reached. Whatever arrived before a connection
  * broke is kept, so the client resumes from there. A finished session takes
- * no more bytes.
+ * no more bytes. A session whose last byte arrived but whose object was never
+ * finalized (the process died in between) is finalized on the next request
+ * that touches it, or by `recover()` at start-up.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -93,7 +95,22 @@ export class ResumableSessions {
   private async statusNow(id: string): Promise<Progress> {
     const state = await this.load(id);
     if (state.object) return { done: true, object: state.object };
-    return { done: false, received: await this.received(id) };
+    const received = await this.received(id);
+    if (received === state.size) return { done: true, object: await this.finalize(state) };
+    return { done: false, received };
+  }
+
+  /** Finalizes every session that has all its bytes but no object: what a crash after the last byte leaves. Returns their ids. */
+  async recover(): Promise<string[]> {
+    const files = await fs.readdir(this.dir).catch(() => [] as string[]);
+    const recovered: string[] = [];
+    for (const id of files.filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length))) {
+      const state = await this.load(id).catch(() => undefined);
+      if (!state || state.object || state.size === undefined || (await this.received(id).catch(() => -1)) !== state.size) continue;
+      await this.status(id);
+      recovered.push(id);
+    }
+    return recovered;
   }
 
   /** Appends one chunk at `range.start`, and finalizes the object once the declared size is reached. */
@@ -101,6 +118,7 @@ export class ResumableSessions {
     const state = await this.load(id);
     if (state.object) throw problem(410, 'session-finished', 'This upload session has finished; it takes no more bytes. Ask the API for a new upload.');
     const received = await this.received(id);
+    if (received === state.size) return { done: true, object: await this.finalize(state) };
     const total = range.total ?? state.size;
     if (state.size !== undefined && range.total !== undefined && range.total !== state.size) {
       throw problem(400, 'size-mismatch', `The upload was started for ${state.size} bytes, not ${range.total}.`);
@@ -122,13 +140,28 @@ export class ResumableSessions {
   private async finalize(state: SessionState): Promise<ObjectInfo> {
     const part = this.partPath(state.id);
     const options = { contentType: state.contentType, ...(state.ifGenerationMatch !== undefined ? { ifGenerationMatch: state.ifGenerationMatch } : {}) };
-    const object = await this.store.write(state.name, createReadStream(part), options).catch((e: unknown) => {
-      if (e instanceof PreconditionFailedError) throw new Problem(412, 'precondition-failed', 'Precondition Failed', `${state.name} already exists; this upload cannot replace it.`);
-      throw e;
-    });
+    const object =
+      (await this.finalizedBeforeCrash(state)) ??
+      (await this.store.write(state.name, createReadStream(part), options).catch((e: unknown) => {
+        if (e instanceof PreconditionFailedError) throw new Problem(412, 'precondition-failed', 'Precondition Failed', `${state.name} already exists; this upload cannot replace it.`);
+        throw e;
+      }));
     await this.save({ ...state, object });
     await fs.rm(part, { force: true });
     return object;
+  }
+
+  /**
+   * The object this session wrote before the process died between the write and the session's own
+   * save: same bytes (MD5), written after the session started. Writing it again would fail its
+   * if-generation-match=0 precondition, or make a second generation.
+   */
+  private async finalizedBeforeCrash(state: SessionState): Promise<ObjectInfo | undefined> {
+    const current = await this.store.stat(state.name);
+    if (!current || Date.parse(current.timeCreated) < state.createdAt || current.size !== (await this.received(state.id))) return undefined;
+    const md5 = createHash('md5');
+    for await (const chunk of createReadStream(this.partPath(state.id))) md5.update(chunk as Buffer);
+    return md5.digest('base64') === current.md5Hash ? current : undefined;
   }
 
   private async checkPrecondition(name: string, ifGenerationMatch: string | undefined): Promise<void> {

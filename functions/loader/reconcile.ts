@@ -1,0 +1,130 @@
+/**
+ * What a crash can leave behind, put right from the bucket alone:
+ * - `recoverAbandoned`: idempotency claims whose owner died (released, so the
+ *   client's retry gets in), upload records saying `stored` for an object
+ *   that was never written (marked failed, with a reason), and `staging/`
+ *   objects nobody will promote (deleted);
+ * - `reconcileIncoming`: `incoming/` objects the warehouse may never have
+ *   seen (a crash between an object's finalize and its notification) are
+ *   marked pending again; the next flush loads them, and the warehouse's
+ *   manifest, keyed by (object, generation), makes one already loaded a
+ *   duplicate that adds no row.
+ * Locally both run at start-up, before the first request; in the cloud the
+ * scheduled reconcile tick runs them (core/topology.ts).
+ */
+import type { Logger } from 'pino';
+import type { ObjectInfo, ObjectStore } from '../core/ports.js';
+import { readJson } from '../core/records.js';
+import { IDEMPOTENCY_PREFIX, UPLOADS_PREFIX, type IdempotencyEntry, type UploadLedger, type UploadRecord } from '../core/uploads.js';
+import { INCOMING_PREFIX, STAGING_PREFIX } from '../ingest/store-upload.js';
+import { PendingFiles } from './pending.js';
+
+export interface ReconcileDeps {
+  store: ObjectStore;
+  ledger: UploadLedger;
+  log: Logger;
+}
+
+export interface Abandoned {
+  /** Work begun before this instant is abandoned unless a live process says otherwise. */
+  before: Date;
+  /** Whether the process that took a claim is gone (core/uploads.ts holderIsGone); in the cloud only age tells. */
+  holderIsGone: (holder: string | undefined) => boolean;
+}
+
+export interface RecoveryReport {
+  claimsReleased: number;
+  recordsFailed: number;
+  stagingDeleted: number;
+}
+
+async function objects(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const info of store.list(prefix)) out.push(info);
+  return out;
+}
+
+const olderThan = (info: ObjectInfo, before: Date): boolean => Date.parse(info.updated) < before.getTime();
+
+export const NEVER_STORED = 'the server stopped before the file was stored; nothing of it was kept: send it again';
+
+export async function recoverAbandoned(deps: ReconcileDeps, abandoned: Abandoned): Promise<RecoveryReport> {
+  const { store, ledger } = deps;
+  const report: RecoveryReport = { claimsReleased: 0, recordsFailed: 0, stagingDeleted: 0 };
+  for (const info of await objects(store, IDEMPOTENCY_PREFIX)) {
+    const claim = await readJson<IdempotencyEntry<unknown>>(store, info.name).catch(() => undefined);
+    if (!claim || claim.value.result !== undefined) continue;
+    if (!olderThan(info, abandoned.before) || !abandoned.holderIsGone(claim.value.holder)) continue;
+    // Only the generation read: a retry that took the claim over meanwhile keeps it.
+    await store.delete(info.name, { ifGenerationMatch: claim.generation }).then(
+      () => void report.claimsReleased++,
+      () => undefined,
+    );
+  }
+  for (const info of await objects(store, UPLOADS_PREFIX)) {
+    if (!olderThan(info, abandoned.before)) continue;
+    const record = await readJson<UploadRecord>(store, info.name).catch(() => undefined);
+    if (!record || record.value.status !== 'stored' || record.value.generation || (await store.stat(record.value.object))) continue;
+    await ledger.update(record.value.uploadId, (r) => (r.status === 'stored' ? { status: 'failed', reason: NEVER_STORED } : {}));
+    report.recordsFailed++;
+  }
+  for (const info of await objects(store, STAGING_PREFIX)) {
+    if (!olderThan(info, abandoned.before)) continue;
+    await store.delete(info.name, { ifGenerationMatch: info.generation }).then(
+      () => void report.stagingDeleted++,
+      () => undefined,
+    );
+  }
+  if (report.claimsReleased || report.recordsFailed || report.stagingDeleted) deps.log.warn({ ...report }, 'recovered what a stopped process left');
+  return report;
+}
+
+/** `incoming/` day folders (YYYY/MM/DD/) of the last `days` days up to `now`: the objects a periodic reconcile still has to look at. */
+export function recentDayPrefixes(days: number, now = new Date()): string[] {
+  return Array.from({ length: days }, (_, i) => {
+    const day = new Date(now.getTime() - i * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '/');
+    return `${INCOMING_PREFIX}${day}/`;
+  });
+}
+
+/**
+ * Marks pending every `incoming/` object under `prefixes` whose upload is not
+ * settled (loaded or failed) and that is older than `before` (younger ones may
+ * still have their notification on the way; marking them is harmless, but
+ * needless). Returns how many were announced again.
+ */
+export async function reconcileIncoming(deps: ReconcileDeps, prefixes: string[], before: Date): Promise<number> {
+  const pending = new PendingFiles(deps.store);
+  let announced = 0;
+  for (const prefix of prefixes) {
+    for (const info of await objects(deps.store, prefix)) {
+      if (!olderThan(info, before)) continue;
+      const uploadId = info.metadata.uploadId;
+      const record = uploadId ? await deps.ledger.get(uploadId) : undefined;
+      if (record && (record.status === 'loaded' || record.status === 'failed') && record.generation === info.generation) continue;
+      if (!(await pending.add({ object: info.name, generation: info.generation, ...(uploadId ? { uploadId } : {}) }))) continue;
+      announced++;
+      deps.log.warn({ object: info.name, generation: info.generation, uploadId }, 'incoming object not loaded; marked pending by the reconciler');
+      if (uploadId) await deps.ledger.update(uploadId, () => ({ status: 'loading', generation: info.generation }));
+    }
+  }
+  return announced;
+}
+
+/** The attribute the reconcile schedule's ticks carry on the flush topic (core/topology.ts). */
+export const RECONCILE_TASK = 'reconcile';
+
+/** Days of `incoming/` a scheduled reconcile looks at: an hourly tick that missed a day still sees it the next. */
+export const RECONCILE_DAYS = 2;
+
+/**
+ * The scheduled reconcile in the cloud: instances come and go, so only age
+ * tells abandoned work (older than one upload timeout; a claim's lease has run
+ * out by then and a retry takes it over anyway), and only recent day folders
+ * of `incoming/` are listed, to keep the tick cheap at any bucket size.
+ */
+export async function reconcileOnSchedule(deps: ReconcileDeps, uploadTimeoutMs: number, now = new Date()): Promise<number> {
+  const before = new Date(now.getTime() - uploadTimeoutMs);
+  await recoverAbandoned(deps, { before, holderIsGone: () => false });
+  return reconcileIncoming(deps, recentDayPrefixes(RECONCILE_DAYS, now), before);
+}

@@ -1,0 +1,24 @@
+/**
+ * `npm start`'s start-up recovery, before the first request is served: what a
+ * killed predecessor left is put right (functions/loader/reconcile.ts), the
+ * filesystem bucket's orphaned temp files are removed, resumable sessions that
+ * had every byte are finalized, and `incoming/` is reconciled against what was
+ * loaded. A data directory shared with other live processes only gives up work
+ * older than one upload timeout: theirs may still be in progress.
+ */
+import { FsObjectStore } from '../adapters/local/fs-store.js';
+import { holderIsGone } from '../core/uploads.js';
+import { INCOMING_PREFIX } from '../ingest/store-upload.js';
+import { reconcileIncoming, recoverAbandoned } from '../loader/reconcile.js';
+import type { Runtime } from '../runtime.js';
+
+export async function recoverAtStartUp(rt: Runtime, now = new Date()): Promise<void> {
+  const before = rt.config.sharedDataDir ? new Date(now.getTime() - rt.config.ingest.requestTimeoutMs) : now;
+  const deps = { store: rt.store, ledger: rt.ledger, log: rt.log };
+  const report = await recoverAbandoned(deps, { before, holderIsGone });
+  const tempFiles = rt.store instanceof FsObjectStore ? await rt.store.removeTempFiles(before) : 0;
+  const sessions = (await rt.localBucket?.sessions.recover()) ?? [];
+  const announced = await reconcileIncoming(deps, [INCOMING_PREFIX], now);
+  if (tempFiles || sessions.length || announced) rt.log.warn({ ...report, tempFiles, sessionsFinalized: sessions.length, announced }, 'start-up recovery');
+  if (announced) await rt.flush();
+}

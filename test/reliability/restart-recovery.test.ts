@@ -1,0 +1,111 @@
+/**
+ * What a SIGKILL leaves in the data directory, and what the next `npm start`
+ * must make of it before serving: claims of the dead process released (the
+ * client's retry is accepted, not 409 for a day), records of files never
+ * stored marked failed, orphaned staging/ and temp files removed, and an
+ * incoming/ object whose notification was lost loaded.
+ */
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
+import { newUploadId } from '../../functions/core/ids.js';
+import { writeJson } from '../../functions/core/records.js';
+import { uploadLedger, type IdempotencyEntry, type UploadRecord } from '../../functions/core/uploads.js';
+import { incomingName } from '../../functions/ingest/store-upload.js';
+import { flushHandler } from '../../functions/loader/handler.js';
+import { NEVER_STORED, RECONCILE_TASK } from '../../functions/loader/reconcile.js';
+import { flightsCsv } from '../support/generate-flights.js';
+import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { names, send } from '../ingest/http.js';
+
+let p: TestPipeline | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+const deadHolder = (): string => `${os.hostname()}/${spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString()}/dead`;
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+const status = async (uploadId: string): Promise<UploadRecord> => (await request(p!.url).get(`/uploads/${uploadId}`)).body as UploadRecord;
+
+describe('start-up recovery after a kill', () => {
+  it('releases the dead process’s claims: the retry of the same file with the same key is accepted at once', async () => {
+    p = await startTestPipeline();
+    const { dataDir } = p;
+    await p.stop();
+    const store = new FsObjectStore(path.join(dataDir, 'buckets'), p.rt.config.bucket);
+    const csv = flightsCsv(20, 3);
+    const claimedAt = new Date().toISOString();
+    // Killed mid-upload: the key and the content were claimed, nothing was finished.
+    const abandoned: IdempotencyEntry<unknown> = { owner: 'u-dead', holder: deadHolder(), claimedAt };
+    await writeJson(store, `idempotency/key/${sha256('anonymous\nretry-key')}.json`, abandoned, '0');
+    await writeJson(store, `idempotency/sha256/${sha256(csv)}.json`, abandoned, '0');
+    // The same, in a process that is alive: its claim is not taken from it.
+    await writeJson(store, `idempotency/key/${sha256('anonymous\nlive-key')}.json`, { owner: 'u-live', holder: `${os.hostname()}/${process.ppid}/live`, claimedAt }, '0');
+
+    p = await startTestPipeline({ dataDir });
+    const retry = await send(p.url, csv, { 'idempotency-key': 'retry-key' });
+    expect(retry.status).toBe(201);
+    expect((await send(p.url, flightsCsv(5, 9), { 'idempotency-key': 'live-key' })).status).toBe(409);
+  });
+
+  it('marks a record of a file never stored failed, removes staging/ and temp leftovers, and loads an unannounced incoming/ object', async () => {
+    p = await startTestPipeline();
+    const first = await send(p.url, flightsCsv(30, 4));
+    expect(first.status).toBe(201);
+    await eventually(async () => ((await status(first.body.uploadId)).status === 'loaded' ? true : undefined));
+    const { dataDir } = p;
+    await p.stop();
+
+    const root = path.join(dataDir, 'buckets');
+    const store = new FsObjectStore(root, p.rt.config.bucket); // no notification listener: as if killed before it ran
+    const ledger = uploadLedger(store);
+    const now = new Date().toISOString();
+    const record = (uploadId: string, object: string): UploadRecord => ({ uploadId, status: 'stored', object, bytes: 1, rows: 30, sha256: 'x', createdAt: now, updatedAt: now });
+    const [ghost, lostId] = [newUploadId(), newUploadId()];
+    // Killed between the record and the promotion: the object never existed.
+    await ledger.create(ghost, record(ghost, `incoming/2026/01/01/${ghost}.csv`));
+    // Killed between the promotion and the notification: the object exists, nothing announced it.
+    const lost = `incoming/2026/01/01/${lostId}.csv`;
+    await store.copy(first.body.object, lost, { metadata: { uploadId: lostId } });
+    await ledger.create(lostId, record(lostId, lost));
+    // Killed mid-stream: a staging object and a spilled temp file.
+    await store.write('staging/dead.csv', Buffer.from('year\n'));
+    const tmp = path.join(root, p.rt.config.bucket, 'tmp', 'deadbeef');
+    await fs.mkdir(path.dirname(tmp), { recursive: true });
+    await fs.writeFile(tmp, 'half a file');
+
+    p = await startTestPipeline({ dataDir });
+    expect(await status(ghost)).toMatchObject({ status: 'failed', reason: NEVER_STORED });
+    expect(await status(lostId)).toMatchObject({ status: 'loaded', loadedRows: 30 });
+    const rows = await request(p.url).get('/getdata').query({ select: '_source_object,count()', limit: 10 });
+    expect(rows.body.rows).toEqual(expect.arrayContaining([{ _source_object: lost, count: 30 }, { _source_object: first.body.object, count: 30 }]));
+    expect(await names(p.rt.store, 'staging/')).toEqual([]);
+    await expect(fs.access(tmp)).rejects.toThrow();
+  });
+
+  it('the cloud’s reconcile tick (flushLoads with task=reconcile) loads an incoming/ object nobody announced, and a plain tick does not', async () => {
+    p = await startTestPipeline({ env: { UPLOAD_TIMEOUT_MS: '1' } });
+    const first = await send(p.url, flightsCsv(12, 8));
+    await eventually(async () => ((await status(first.body.uploadId)).status === 'loaded' ? true : undefined));
+    const silent = new FsObjectStore(path.join(p.dataDir, 'buckets'), p.rt.config.bucket);
+    const lostId = newUploadId();
+    const lost = incomingName(lostId);
+    await silent.copy(first.body.object, lost, { metadata: { uploadId: lostId } });
+    await new Promise((r) => setTimeout(r, 5)); // older than the (1 ms) upload timeout
+    const tick = (attributes: Record<string, string>) =>
+      flushHandler(p!.rt)({ id: 't', source: 's', specversion: '1.0', type: 'google.cloud.pubsub.topic.v1.messagePublished', data: { message: { data: '', attributes } } });
+    const loadedRows = async () => (await request(p!.url).get('/getdata').query({ count: 'exact', limit: 1 })).body.count;
+    await tick({});
+    expect(await loadedRows()).toBe(12);
+    await tick({ task: RECONCILE_TASK });
+    expect(await loadedRows()).toBe(24);
+    await tick({ task: RECONCILE_TASK }); // settled now: nothing more
+    expect(await loadedRows()).toBe(24);
+  });
+});
