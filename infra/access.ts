@@ -11,6 +11,7 @@ export type Grant =
   | { on: 'dataset'; role: 'roles/bigquery.dataEditor' | 'roles/bigquery.dataViewer' }
   | { on: 'project'; role: 'roles/bigquery.jobUser' }
   | { on: 'topic'; topic: 'deadLetter' | 'exports'; role: 'roles/pubsub.publisher' }
+  | { on: 'topic'; topic: 'notifications'; role: 'roles/pubsub.viewer' }
   /** V4 signed URLs are signed through `signBlob` on the function's own account. */
   | { on: 'self'; role: 'roles/iam.serviceAccountTokenCreator' }
   | { on: 'cursorSecret'; role: 'roles/secretmanager.secretAccessor' };
@@ -35,7 +36,14 @@ export const FUNCTION_GRANTS: Record<FunctionName, readonly Grant[]> = {
   loadFlights: [objects, { on: 'dataset', role: 'roles/bigquery.dataEditor' }, jobs, deadLetters, cursor],
   flushLoads: [objects, { on: 'dataset', role: 'roles/bigquery.dataEditor' }, jobs, deadLetters, cursor],
   deadLetter: [objects, cursor],
-  getdata: [{ on: 'dataset', role: 'roles/bigquery.dataViewer' }, jobs, cursor],
+  // GET /health (served by getdata) reads an object's metadata and checks the notification topic exists.
+  getdata: [
+    { on: 'dataset', role: 'roles/bigquery.dataViewer' },
+    jobs,
+    { on: 'dataBucket', role: 'roles/storage.objectViewer' },
+    { on: 'topic', topic: 'notifications', role: 'roles/pubsub.viewer' },
+    cursor,
+  ],
   exports: [objects, { on: 'topic', topic: 'exports', role: 'roles/pubsub.publisher' }, signs, cursor],
   // EXPORT DATA writes the files to the bucket with the caller's credentials.
   runExport: [objects, { on: 'dataset', role: 'roles/bigquery.dataViewer' }, jobs, cursor],

@@ -20,6 +20,8 @@ export const DEPLOY_ROLES: Readonly<Record<string, string>> = {
   // The functions' services: their run.invoker bindings.
   cloudrunv2: 'roles/run.admin',
   cloudscheduler: 'roles/cloudscheduler.admin',
+  logging: 'roles/logging.configWriter',
+  monitoring: 'roles/monitoring.editor',
   projects: 'roles/resourcemanager.projectIamAdmin',
   pubsub: 'roles/pubsub.admin',
   secretmanager: 'roles/secretmanager.admin',

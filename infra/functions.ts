@@ -35,7 +35,7 @@ interface FunctionsArgs {
   artifactsBucket: gcp.storage.Bucket;
   dataBucket: gcp.storage.Bucket;
   dataset: gcp.bigquery.Dataset;
-  topics: Record<'deadLetter' | 'exports', gcp.pubsub.Topic>;
+  topics: Record<'deadLetter' | 'exports' | 'notifications', gcp.pubsub.Topic>;
 }
 
 export interface DeployedFunction {

@@ -9,6 +9,7 @@ import { artifactsBucketName, dataBucketName, DATASET, deployedConfig } from './
 import { Functions } from './functions.js';
 import { ApiGateway } from './gateway.js';
 import { BucketNotifications, Topics } from './messaging.js';
+import { Monitoring } from './monitoring/index.js';
 import { PushSubscriptions } from './push-subscriptions.js';
 import { Schedules } from './scheduler.js';
 import type { StackSettings } from './settings.js';
@@ -41,7 +42,7 @@ export function deployStack(s: StackSettings): StackOutputs {
       artifactsBucket: artifacts.bucket,
       dataBucket: data.bucket,
       dataset: warehouse.dataset,
-      topics: { deadLetter: topics.byName[config.deadLetterTopic]!, exports: topics.byName[config.exports.topic]! },
+      topics: { deadLetter: topics.byName[config.deadLetterTopic]!, exports: topics.byName[config.exports.topic]!, notifications: topics.byName[config.notificationTopic]! },
     },
     after,
   );
@@ -49,6 +50,7 @@ export function deployStack(s: StackSettings): StackOutputs {
   new Schedules('schedules', { project: s.project, region: s.region, topology: wiring, topics: topics.byName }, after);
   const gateway = new ApiGateway('flights-api', { settings: s, functions: functions.byName, dependsOn: apis.services });
   new CloudBuild('build', { settings: s, artifactsBucket: artifacts.bucket.name }, after);
+  new Monitoring('monitoring', { settings: s, topology: wiring, loaderSubscription: config.loaderSubscription, managedService: gateway.managedService, dependsOn: [...apis.services, gateway] });
 
   return { gatewayUrl: gateway.url, artifactsBucket: artifacts.bucket.name, dataBucket: data.bucket.name, apiManagedService: gateway.managedService };
 }

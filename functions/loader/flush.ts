@@ -75,10 +75,14 @@ async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutco
   const pending = new PendingFiles(deps.store);
   for (const file of files) {
     const outcome = outcomes.find((o) => o.object === file.object && o.generation === file.generation);
-    if (outcome?.status === 'loaded') report.loaded += 1;
+    const loaded = outcome?.status === 'loaded';
+    if (loaded) report.loaded += 1;
     else report.duplicates += 1;
-    if (file.uploadId) await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined }));
+    const record = file.uploadId ? await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined })) : undefined;
     await pending.remove(file);
+    // Read by the log-based metrics (infra/monitoring): rows loaded, and upload→loaded seconds for the freshness SLO.
+    const fromUploadSeconds = record ? (Date.now() - Date.parse(record.createdAt)) / 1000 : undefined;
+    deps.log.info({ uploadId: file.uploadId, object: file.object, status: loaded ? 'loaded' : 'duplicate', rows: outcome?.rows ?? 0, fromUploadSeconds }, 'file loaded');
   }
 }
 

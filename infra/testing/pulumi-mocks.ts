@@ -44,6 +44,10 @@ function computed(type: string, inputs: Record<string, any>, project: string): R
       return { id: `projects/${project}/locations/global/apis/${inputs.api}/configs/${inputs.apiConfigIdPrefix}1` };
     case 'gcp:apigateway/gateway:Gateway':
       return { defaultHostname: `${inputs.gatewayId}-1a2b3c4d.uc.gateway.dev` };
+    case 'gcp:monitoring/slo:Slo':
+      return { name: `projects/${project}/services/${inputs.service}/serviceLevelObjectives/${inputs.sloId}` };
+    case 'gcp:monitoring/notificationChannel:NotificationChannel':
+      return { id: `projects/${project}/notificationChannels/${inputs.type}-${inputs.displayName}` };
     default:
       return {};
   }

@@ -17,6 +17,10 @@ import { GATEWAY_SERVICE_ACCOUNT_ID } from '../gateway.js';
 import { pushPath, pushServiceAccountId } from '../push-subscriptions.js';
 import { TICK_DATA } from '../scheduler.js';
 import { readSettings, type StackSettings } from '../settings.js';
+import { BURN_RATE_ALERTS, SLOS, ALERT_THRESHOLDS } from '../../functions/core/slo.js';
+import { LOG_METRICS, logMetricType } from '../monitoring/log-metrics.js';
+import { burnRateAlertName } from '../monitoring/slos.js';
+import type { DashboardJson } from '../monitoring/dashboard.js';
 import { GCS_SERVICE_AGENT, PUBSUB_SERVICE_AGENT, runStack, stackConfig, type RecordedResource, type StackRun } from './pulumi-mocks.js';
 
 const SOURCE_VERSION = 'abc1234';
@@ -281,6 +285,101 @@ export function stackSuite(stack: string): void {
       const managed = run.outputs.apiManagedService as string;
       expect(one('gcp:projects/service:Service', 'flights-api-managed-service').inputs.service).toBe(managed);
       expect(one('gcp:projects/apiKey:ApiKey', 'flights-api-ci-smoke').inputs.restrictions).toEqual({ apiTargets: [{ service: managed }] });
+    });
+  });
+
+  describe(`stack ${stack}: monitoring`, () => {
+    const sloName = (id: string) => `projects/${s.project}/services/flights-ingest/serviceLevelObjectives/${id}`;
+    const policy = (name: string) => one('gcp:monitoring/alertPolicy:AlertPolicy', name).inputs;
+    const channels = () => of('gcp:monitoring/notificationChannel:NotificationChannel').map((r) => ({ type: r.inputs.type, id: r.state.id as string, labels: r.inputs.labels }));
+
+    it('has a notification channel per configured e-mail and chat webhook', () => {
+      expect(channels().filter((c) => c.type === 'email').map((c) => c.labels.email_address)).toEqual(s.alertEmails);
+      expect(channels().filter((c) => c.type === 'webhook_tokenauth').map((c) => c.labels.url)).toEqual(s.chatWebhooks.map((w) => w.url));
+    });
+
+    it('defines the log-based metrics on the functions’ structured lines', () => {
+      for (const spec of LOG_METRICS) {
+        const metric = one('gcp:logging/metric:Metric', spec.id).inputs;
+        expect(metric.filter).toContain('resource.type="cloud_run_revision"');
+        expect(metric.filter).toContain(typeof spec.message === 'string' ? `jsonPayload.message="${spec.message}"` : 'jsonPayload.message=~');
+        expect(metric.metricDescriptor.valueType).toBe(spec.valueField ? 'DISTRIBUTION' : 'INT64');
+        if (spec.valueField) expect(metric.valueExtractor).toBe(`EXTRACT(jsonPayload.${spec.valueField})`);
+        expect(Object.keys(metric.labelExtractors ?? {})).toEqual(Object.keys(spec.labels ?? {}));
+      }
+      // The freshness SLO's threshold falls on a bucket edge, so "good" is exact.
+      expect(one('gcp:logging/metric:Metric', 'upload_to_loaded_seconds').inputs.bucketOptions.explicitBuckets.bounds).toContain(120);
+    });
+
+    it('defines the three SLOs with their goals, 28-day windows and request-based SLIs', () => {
+      expect(one('gcp:monitoring/customService:CustomService', 'flights-ingest').inputs.serviceId).toBe('flights-ingest');
+      const slos = Object.fromEntries(of('gcp:monitoring/slo:Slo').map((r) => [r.inputs.sloId, r.inputs]));
+      expect(Object.keys(slos).sort()).toEqual(['availability', 'freshness', 'upload-latency']);
+      for (const slo of SLOS) expect(slos[slo.id]).toMatchObject({ goal: slo.goal, rollingPeriodDays: 28, service: 'flights-ingest' });
+      expect(slos['upload-latency']!.requestBasedSli.distributionCut).toEqual({ distributionFilter: expect.stringContaining('run.googleapis.com/request_latencies'), range: { max: 300 } });
+      expect(slos['upload-latency']!.requestBasedSli.distributionCut.distributionFilter).toContain('"service_name"="upload"');
+      expect(slos.availability!.requestBasedSli.goodTotalRatio).toEqual({
+        badServiceFilter: expect.stringMatching(new RegExp(`"service"="${run.outputs.apiManagedService}".*"response_code_class"="5xx"`)),
+        totalServiceFilter: expect.stringContaining(`"service"="${run.outputs.apiManagedService}"`),
+      });
+      expect(slos.freshness!.requestBasedSli.distributionCut).toEqual({ distributionFilter: expect.stringContaining(logMetricType('upload_to_loaded_seconds')), range: { max: 120 } });
+    });
+
+    it('alerts on each SLO’s burn rate over a long and a short window together: 14.4× 1 h/5 min and 6× 6 h/30 min page, 1× 3 d/6 h opens a ticket', () => {
+      expect(BURN_RATE_ALERTS.map((a) => [a.burnRate, a.longWindowSeconds, a.shortWindowSeconds, a.severity])).toEqual([
+        [14.4, 3600, 300, 'page'],
+        [6, 21600, 1800, 'page'],
+        [1, 259200, 21600, 'ticket'],
+      ]);
+      const emails = channels().filter((c) => c.type === 'email').map((c) => c.id);
+      for (const slo of SLOS) {
+        for (const alert of BURN_RATE_ALERTS) {
+          const p = policy(burnRateAlertName(slo.id, alert));
+          expect(p.combiner).toBe('AND');
+          expect(p.conditions.map((c: any) => c.conditionThreshold)).toEqual(
+            [alert.longWindowSeconds, alert.shortWindowSeconds].map((w) => ({ filter: `select_slo_burn_rate("${sloName(slo.id)}", "${w}s")`, comparison: 'COMPARISON_GT', thresholdValue: alert.burnRate, duration: '0s' })),
+          );
+          expect(p.notificationChannels.sort()).toEqual((alert.severity === 'page' ? channels().map((c) => c.id) : emails).sort());
+        }
+      }
+    });
+
+    it('alerts on uploads per hour outside 400–600, gateway 5xx above 1%, dead letters, old unacked messages, failed loads and exports', () => {
+      const band = policy('uploads-per-hour');
+      expect(band.combiner).toBe('OR');
+      expect(band.conditions.map((c: any) => [c.conditionThreshold.comparison, c.conditionThreshold.thresholdValue, c.conditionThreshold.aggregations[0].alignmentPeriod])).toEqual([
+        ['COMPARISON_GT', 600, '3600s'],
+        ['COMPARISON_LT', 400, '3600s'],
+      ]);
+      const ratio = policy('gateway-5xx').conditions[0].conditionThreshold;
+      expect(ratio).toMatchObject({ thresholdValue: ALERT_THRESHOLDS.gateway5xxRatio, filter: expect.stringContaining('"5xx"'), denominatorFilter: expect.stringContaining(run.outputs.apiManagedService as string) });
+      expect(ratio.denominatorFilter).not.toContain('5xx');
+      expect(policy('dead-letter-backlog').conditions[0].conditionThreshold).toMatchObject({ thresholdValue: 0, filter: expect.stringContaining(wiring.retained[0]!.name) });
+      const unacked = policy('oldest-unacked').conditions[0].conditionThreshold;
+      for (const sub of wiring.subscriptions) expect(unacked.filter).toContain(`"${sub.name}"`);
+      expect(policy('loader-failures').conditions[0].conditionThreshold.filter).toContain(logMetricType('loader_failures'));
+      expect(policy('export-failures').conditions[0].conditionThreshold.filter).toContain(logMetricType('export_failures'));
+      expect(policy('function-errors').conditions[0].conditionThreshold.thresholdValue).toBe(ALERT_THRESHOLDS.functionErrorRatio);
+    });
+
+    it('draws a dashboard of SLO compliance and budget, burn rates against their thresholds, uploads against the band, 5xx, freshness, loader lag and dead letters', () => {
+      const json = JSON.parse(one('gcp:monitoring/dashboard:Dashboard', 'dashboard').inputs.dashboardJson) as DashboardJson;
+      const widgets = json.mosaicLayout!.tiles!.map((t) => t.widget!);
+      const filters = JSON.stringify(widgets);
+      for (const slo of SLOS) {
+        expect(filters).toContain(JSON.stringify(`select_slo_compliance("${sloName(slo.id)}")`).slice(1, -1));
+        expect(filters).toContain(JSON.stringify(`select_slo_budget_fraction("${sloName(slo.id)}")`).slice(1, -1));
+      }
+      const thresholds = (title: string) => widgets.find((w) => w.title?.startsWith(title))!.xyChart!.thresholds!.map((t) => t.value);
+      expect(thresholds('Uploads per hour').sort()).toEqual([400, 600]);
+      expect(thresholds(`${SLOS[0]!.displayName}: burn rate`)).toEqual([14.4, 6, 1]);
+      expect(thresholds('Gateway 5xx ratio')).toEqual([0.01]);
+      expect(thresholds('Freshness')).toEqual([120]);
+      expect(filters).toContain(wiring.retained[0]!.name);
+      expect(filters).toContain(deployedConfig(s).loaderSubscription);
+      // Tiles never overlap.
+      const cells = new Set(json.mosaicLayout!.tiles!.map((t) => `${t.xPos},${t.yPos}`));
+      expect(cells.size).toBe(widgets.length);
     });
   });
 }
