@@ -14,7 +14,7 @@ import { fileDigests, sameFiles } from './payload-digest.js';
 import { clientOutcome } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
-import { ByteBudget, declaredLengthProblem, tooLarge } from './limits.js';
+import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge } from './limits.js';
 import { forEachFile } from './request-files.js';
 import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from './store-upload.js';
 
@@ -43,10 +43,8 @@ const responseBody = (committed: Committed[]): unknown =>
 type Budgets = Parameters<typeof forEachFile>[3];
 
 function requestBudgets(limits: IngestLimits, profile: Runtime['config']['profile']): Budgets {
-  return {
-    wire: new ByteBudget(limits.maxUploadBytes, () => tooLarge('request body', limits.maxUploadBytes, profile)),
-    decompressed: new ByteBudget(limits.maxDecompressedBytes, () => tooLarge('decompressed CSV', limits.maxDecompressedBytes, profile)),
-  };
+  const wire = new ByteBudget(() => limits.maxUploadBytes, () => tooLarge('request body', limits.maxUploadBytes, profile));
+  return { wire, decompressed: decompressedBudget(wire, limits, profile) };
 }
 
 /**
