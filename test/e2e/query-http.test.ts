@@ -82,6 +82,16 @@ describe('GET /getdata over HTTP', () => {
     expect(res.body.parameter).toBe('dep_delay');
   });
 
+  it('refuses a second "?" rather than drop what follows it', async () => {
+    for (const path of ['/getdata?carrier=eq.UA?limit=1', '/getdata?select=carrier&limit=5?origin=eq.JFK']) {
+      const res = await request(p.url).get(path);
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.detail).toContain('second "?"');
+    }
+    expect((await request(p.url).post('/exports?origin=eq.JFK?carrier=eq.UA')).status).toBe(400);
+  });
+
   it('describes columns and operators at /schema', async () => {
     const res = await request(p.url).get('/schema');
     const tailnum = res.body.columns.find((c: { name: string }) => c.name === 'tailnum');
