@@ -22,7 +22,7 @@ export function parseExportRequest(params: URLSearchParams, cursorSecret: string
   const format = params.get('format');
   if (format !== null && format !== 'csv') throw invalidParameter('format', `format: exports are gzip CSV; ${JSON.stringify(format)} is not offered.`, ['csv']);
   const withoutFormat = new URLSearchParams([...params].filter(([key]) => key !== 'format'));
-  const parsed = parseQuery(withoutFormat, { cursorSecret, maxLimit: MAX_EXPORT_LIMIT });
+  const parsed = parseQuery(withoutFormat, { cursorSecret, maxLimit: MAX_EXPORT_LIMIT, paged: false });
   const { limit, after: _none, ...spec } = parsed.spec;
   return { spec: params.has('limit') ? { ...spec, limit } : spec, columns: parsed.columns };
 }

@@ -31,7 +31,7 @@ import type { Filter, Measure, OrderKey, ParamType, QuerySpec, Scalar } from '..
 import { COLUMNS, QUERYABLE_COLUMNS, PARTITION_COLUMN } from '../core/schema.js';
 import { decodeCursor } from './cursor.js';
 import { FORMATS, type Format } from './formats.js';
-import { EXPECTED, invalidParameter, parseValue } from './values.js';
+import { didYouMean, invalidParameter, invalidValue, parseValue } from './values.js';
 
 export interface ParsedQuery {
   spec: QuerySpec;
@@ -45,12 +45,15 @@ export interface ParsedQuery {
 export interface GrammarOptions {
   cursorSecret: string;
   maxLimit?: number;
+  /** Parameters that shape a page (cursor, count) are taken; an export has none, so its errors do not offer them. */
+  paged?: boolean;
 }
 
 export const DEFAULT_LIMIT = 10;
 export const MAX_LIMIT = 10_000;
 
 const RESERVED = ['select', 'order', 'limit', 'cursor', 'count', 'format', 'from', 'to'] as const;
+const PAGE_ONLY: readonly string[] = ['cursor', 'count'];
 const OPERATORS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'in', 'is', 'not'] as const;
 const IS_VALUES = ['null', 'not_null'] as const;
 export const AGGREGATES = ['count', 'sum', 'avg', 'min', 'max'] as const;
@@ -81,7 +84,7 @@ const NEGATED: Record<Exclude<Op, 'is' | 'in'>, Filter['op']> = {
 
 function typed(parameter: string, text: string, type: ParamType): Scalar {
   const value = parseValue(text, type);
-  if (value === undefined) throw invalidParameter(parameter, `${parameter}: ${JSON.stringify(text)} is not ${EXPECTED[type]}.`);
+  if (value === undefined) throw invalidValue(parameter, text, type);
   return value;
 }
 
@@ -119,7 +122,7 @@ function parseFilter(column: string, text: string): Filter {
   const op = rest.slice(0, dot) as Op;
   const arg = rest.slice(dot + 1);
   if (dot < 0 || !OPERATORS.includes(op) || (op as string) === 'not') {
-    throw invalidParameter(column, `${column}: expected <operator>.<value>, e.g. ${column}=eq.<value>.`, OPERATORS);
+    throw invalidParameter(column, `${column}: expected <operator>.<value>, e.g. ${column}=eq.<value>.`, [...operatorsFor(type), 'not']);
   }
   switch (op) {
     case 'is':
@@ -152,7 +155,7 @@ function parseMeasure(item: string): Measure | undefined {
   if (!AGGREGATES.includes(fn as Measure['fn'])) throw invalidParameter('select', `select: ${fn}() is not an aggregate.`, AGGREGATES.map((a) => `${a}()`));
   if (column !== undefined) {
     const type = QUERYABLE_COLUMNS.get(column);
-    if (!type) throw invalidParameter('select', `select: unknown column ${JSON.stringify(column)}.`, COLUMN_NAMES);
+    if (!type) throw invalidParameter('select', `select: unknown column ${JSON.stringify(column)}.${didYouMean(column, COLUMN_NAMES)}`, COLUMN_NAMES);
     if (fn !== 'count' && type !== 'integer' && type !== 'number') {
       throw invalidParameter('select', `select: ${fn}() takes a numeric column; ${column} is ${type}.`, COLUMN_NAMES.filter((c) => ['integer', 'number'].includes(QUERYABLE_COLUMNS.get(c) ?? '')));
     }
@@ -182,7 +185,7 @@ function parseSelect(text: string | undefined): Selection {
     } else if (names.length) {
       for (const n of names) if (!plain.has(n)) plain.add(n), columns.push(n);
     } else {
-      throw invalidParameter('select', `select: ${JSON.stringify(item)} is neither a column nor an aggregate like dep_delay.avg().`, ['*', ...COLUMN_NAMES]);
+      throw invalidParameter('select', `select: ${JSON.stringify(item)} is neither a column nor an aggregate like dep_delay.avg().${didYouMean(item, COLUMN_NAMES)}`, ['*', ...COLUMN_NAMES]);
     }
   }
   if (measures.length && text.split(',').some((s) => s.trim() === '*')) throw invalidParameter('select', 'select: * cannot be grouped by; name the grouping columns.');
@@ -193,7 +196,7 @@ function parseOrder(text: string | undefined, sortable: readonly string[], tiebr
   const keys: OrderKey[] = [];
   for (const item of text === undefined ? [] : text.split(',')) {
     const [column = '', ...modifiers] = item.trim().split('.');
-    if (!sortable.includes(column)) throw invalidParameter('order', `order: cannot sort by ${JSON.stringify(column)}.`, sortable);
+    if (!sortable.includes(column)) throw invalidParameter('order', `order: cannot sort by ${JSON.stringify(column)}.${didYouMean(column, sortable)}`, sortable);
     if (keys.some((k) => k.column === column)) throw invalidParameter('order', `order: ${column} is named twice.`);
     const direction = modifiers[0] === 'desc' || modifiers[0] === 'asc' ? modifiers.shift() : 'asc';
     const nulls = modifiers[0] === 'nullsfirst' || modifiers[0] === 'nullslast' ? modifiers.shift() : undefined;
@@ -214,14 +217,16 @@ function parseLimit(text: string | undefined, max: number): number {
 export function parseQuery(params: URLSearchParams, options: GrammarOptions): ParsedQuery {
   const single = new Map<string, string>();
   const filters: Filter[] = [];
+  const reserved = options.paged === false ? RESERVED.filter((p) => !PAGE_ONLY.includes(p)) : [...RESERVED];
   for (const [key, value] of params) {
-    if ((RESERVED as readonly string[]).includes(key)) {
+    if ((reserved as readonly string[]).includes(key)) {
       if (single.has(key)) throw invalidParameter(key, `${key} is given more than once.`);
       single.set(key, value);
     } else if (QUERYABLE_COLUMNS.has(key)) {
       filters.push(parseFilter(key, value));
     } else {
-      throw invalidParameter(key, `Unknown parameter ${JSON.stringify(key)}: expected a column to filter on or one of ${RESERVED.join(', ')}.`, [...RESERVED, ...COLUMN_NAMES]);
+      const hint = didYouMean(key, [...reserved, ...COLUMN_NAMES]);
+      throw invalidParameter(key, `Unknown parameter ${JSON.stringify(key)}: expected a column to filter on or one of ${reserved.join(', ')}.${hint}`, [...reserved, ...COLUMN_NAMES]);
     }
   }
   for (const bound of ['from', 'to'] as const) {

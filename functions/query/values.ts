@@ -3,6 +3,7 @@
  * every value a cursor carries is checked here against its column's type, so
  * the warehouse never sees a value it would fail to cast.
  */
+import { closestMatch } from 'leven';
 import type { ParamType, Scalar } from '../core/query-spec.js';
 import { Problem } from '../core/problem.js';
 
@@ -72,3 +73,22 @@ export function isValueOf(value: unknown, type: ParamType): value is Scalar | nu
 export function invalidParameter(parameter: string, detail: string, allowed?: readonly string[]): Problem {
   return new Problem(400, 'invalid-parameter', 'Invalid query parameter', detail, allowed ? { parameter, allowed: [...allowed] } : { parameter });
 }
+
+/** A 400 for a value that is not of its column's type, naming the type expected (`expected`, `type`). */
+export function invalidValue(parameter: string, text: string, type: ParamType): Problem {
+  return new Problem(400, 'invalid-parameter', 'Invalid query parameter', `${parameter}: ${JSON.stringify(text)} is not ${EXPECTED[type]}.`, {
+    parameter,
+    type,
+    expected: EXPECTED[type],
+  });
+}
+
+/** The candidate a mistyped name was most likely meant to be (a third of its letters or fewer wrong), if any. */
+export const closestName = (name: string, candidates: readonly string[]): string | undefined =>
+  closestMatch(name.toLowerCase(), candidates, { maxDistance: Math.max(1, Math.floor(name.length / 3)) });
+
+/** " Did you mean `carrier`?" when `name` is a near miss of one of `candidates`; else nothing. */
+export const didYouMean = (name: string, candidates: readonly string[]): string => {
+  const guess = closestName(name, candidates);
+  return guess ? ` Did you mean \`${guess}\`?` : '';
+};

@@ -86,6 +86,16 @@ describe('filters', () => {
     expect(p.status).toBe(400);
     expect(p.extensions.parameter).toBe(parameter);
     expect(p.detail).toContain(expected);
+    expect(p.extensions.expected).toContain(expected);
+  });
+
+  it('names the type a value must have', () => {
+    expect(problem('dep_delay=gt.abc').toJSON()).toMatchObject({
+      parameter: 'dep_delay',
+      type: 'number',
+      expected: 'a decimal number',
+      detail: 'dep_delay: "abc" is not a decimal number.',
+    });
   });
 
   it.each([
@@ -94,9 +104,13 @@ describe('filters', () => {
     ['month=equals.1', 'month'],
     ['month=not.not.eq.1', 'month'],
     ['month=match.1', 'month'],
-  ])('%s is refused listing the operators', (qs, parameter) => {
+  ])('%s is refused listing the operators an integer column takes', (qs, parameter) => {
     const p = problem(qs);
-    expect(p.extensions).toMatchObject({ parameter, allowed: ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'in', 'is', 'not'] });
+    expect(p.extensions).toEqual({ parameter, allowed: ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'in', 'is', 'not'] });
+  });
+
+  it('lists like and ilike for a text column', () => {
+    expect(problem('carrier=UA').extensions.allowed).toEqual(['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'in', 'is', 'not']);
   });
 
   it.each([
@@ -118,6 +132,24 @@ describe('filters', () => {
     expect(p.status).toBe(400);
     expect(p.toJSON()).toMatchObject({ type: '/problems/invalid-parameter', status: 400, parameter: 'offset' });
     expect(p.extensions.allowed).toEqual(expect.arrayContaining(['select', 'order', 'limit', 'cursor', 'carrier', 'flight_date', '_source_line']));
+  });
+
+  it.each([
+    ['carier=eq.UA', 'carier', 'carrier'],
+    ['Carrier=eq.UA', 'Carrier', 'carrier'],
+    ['dep_dealy=gt.1', 'dep_dealy', 'dep_delay'],
+    ['limt=5', 'limt', 'limit'],
+    ['select=carrier,fligth', 'select', 'flight'],
+    ['select=dest_delay.avg()', 'select', 'dep_delay'],
+    ['order=tailnumber', 'order', 'tailnum'],
+  ])('%s suggests the near miss', (qs, parameter, meant) => {
+    const p = problem(qs);
+    expect(p.extensions.parameter).toBe(parameter);
+    expect(p.detail).toMatch(new RegExp(`Did you mean \`${meant}\`\\?$`));
+  });
+
+  it('suggests nothing for a name close to none', () => {
+    expect(problem('offset=10').detail).not.toContain('Did you mean');
   });
 
   it('refuses a reserved parameter given twice', () => {

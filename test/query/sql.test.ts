@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bigQueryDialect, compileCount, compileExport, compileSelect, duckDbDialect } from '../../functions/core/sql.js';
 import { parseExportRequest } from '../../functions/exports/request.js';
+import { problemFrom } from './problems.js';
 import type { QuerySpec } from '../../functions/core/query-spec.js';
 import { parseQuery } from '../../functions/query/grammar.js';
 import { nextCursor } from '../../functions/query/cursor.js';
@@ -195,6 +196,15 @@ describe('compileExport', () => {
       ],
     });
     expect(exportOf('select=carrier&limit=20').sql).toMatch(/\nLIMIT 20$/);
+  });
+
+  it('refuses an unknown parameter without offering the page-only cursor and count', () => {
+    const p = problemFrom(() => parseExportRequest(new URLSearchParams('origin=eq.JFK&offset=5'), SECRET));
+    expect(p.extensions.parameter).toBe('offset');
+    expect(p.extensions.allowed).toEqual(expect.arrayContaining(['select', 'order', 'limit', 'format', 'from', 'to', 'origin']));
+    expect(p.extensions.allowed).not.toContain('cursor');
+    expect(p.extensions.allowed).not.toContain('count');
+    expect(p.detail).not.toMatch(/cursor|count/);
   });
 
   it('keeps an aggregate’s columns in the order asked for', () => {
