@@ -10,10 +10,10 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Whether something accepts connections on 127.0.0.1:`port`. */
-export function isListening(port: number): Promise<boolean> {
+/** Whether something accepts connections on `host`:`port`. */
+export function isListening(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect(port, host);
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);

@@ -16,6 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { killOnExit } from './kill-on-exit.js';
 import { freePort } from './ports.js';
 
 export interface PubSubEmulator {
@@ -55,13 +56,12 @@ export async function startPubSubEmulator({ projectId = 'demo', port = 0, startT
   child.stderr?.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // A detached group outlives this process; if the test run dies before stop(), take the emulator with it.
-  const killOnExit = () => signalGroup('SIGKILL');
-  process.once('exit', killOnExit);
+  const forget = killOnExit(() => signalGroup('SIGKILL'));
   let running = true;
   void exited.then(() => (running = false));
 
   const stop = async (): Promise<void> => {
-    process.off('exit', killOnExit);
+    forget();
     signalGroup('SIGTERM');
     const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
     // gcloud may exit before its Java child has; make sure nothing in the group survives.

@@ -3,22 +3,23 @@
  * under the real functions-framework in a process of its own, wired the way
  * the cloud wires them, on this machine:
  * - Pub/Sub is the real emulator (started here unless PUBSUB_EMULATOR_HOST
- *   names a running one); the subscriptions are made from the same specs as
- *   in the cloud, filters included, but the emulator does not apply filters,
- *   so here the loader and the validator each get (and skip) the other's
- *   notifications;
+ *   names a running one); each event function is triggered as in the cloud,
+ *   by a push subscription from core/topology.ts (tools/emulator-triggers.ts),
+ *   filters included, but the emulator does not apply filters, so here the
+ *   loader and the validator each get (and skip) the other's notifications;
  * - Cloud Storage is the filesystem bucket in DATA_DIR (no GCS emulator runs
  *   offline here), publishing its notifications to the emulator;
  * - BigQuery is DuckDB in DATA_DIR, opened per operation because several
  *   processes share it (SHARED_DATA_DIR, see functions/adapters/duckdb/shared.ts);
  * - this process stands in for API Gateway (routes from openapi/openapi.yaml,
  *   proxied to the HTTP functions), for storage.googleapis.com (the bucket's
- *   signed URLs and resumable sessions, on the gateway's port), Eventarc (pulls the subscriptions, pushes
- *   CloudEvents) and Cloud Scheduler (a flush every FLUSH_TICK_MS).
+ *   signed URLs and resumable sessions, on the gateway's port) and Cloud
+ *   Scheduler (publishes a flush tick every FLUSH_TICK_MS).
  *
  * Ports: the gateway on PORT (8080), the emulator on PUBSUB_EMULATOR_PORT
  * (8085), the functions from FUNCTIONS_PORT (8090) upwards, or on free ports
- * with FUNCTIONS_PORT=0. SIGINT or SIGTERM stops everything it started.
+ * with FUNCTIONS_PORT=0; all on HOST (127.0.0.1). SIGINT or SIGTERM stops
+ * everything it started.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,15 +28,14 @@ import { createLogger } from '../functions/core/logger.js';
 import { createGateway, specFile } from '../functions/local/gateway.js';
 import { proxyTo } from '../functions/local/proxy.js';
 import { storageRoutes } from '../functions/local/storage-routes.js';
-import { subscriptionFor } from '../functions/core/topology.js';
+import { PubSubBus } from '../functions/adapters/pubsub/bus.js';
+import { FUNCTIONS, topology, type FunctionName } from '../functions/core/topology.js';
 import { createBus, createRuntime } from '../functions/runtime.js';
-import { pushToFunction, scheduleFlushes } from './eventarc.js';
+import { createTriggers, runSchedules } from './emulator-triggers.js';
 import { startFunction, type FunctionProcess } from './functions-framework.js';
 import { freePort } from './ports.js';
 import { startPubSubEmulator } from './pubsub-emulator.js';
 
-const FUNCTIONS = ['upload', 'uploads', 'validateUpload', 'loadFlights', 'flushLoads', 'deadLetter', 'getdata', 'exports', 'runExport'] as const;
-type FunctionName = (typeof FUNCTIONS)[number];
 const PROJECT = 'demo';
 
 const log = createLogger();
@@ -57,9 +57,9 @@ async function functionPorts(): Promise<number[]> {
   return ports;
 }
 
-async function startFunctions(env: NodeJS.ProcessEnv): Promise<Record<FunctionName, FunctionProcess>> {
+async function startFunctions(env: NodeJS.ProcessEnv, host: string): Promise<Record<FunctionName, FunctionProcess>> {
   const ports = await functionPorts();
-  const started = await Promise.allSettled(FUNCTIONS.map((target, i) => startFunction(target, ports[i]!, env)));
+  const started = await Promise.allSettled(FUNCTIONS.map((target, i) => startFunction(target, ports[i]!, env, { host })));
   for (const result of started) if (result.status === 'fulfilled') cleanups.push(result.value.stop);
   const failed = started.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;
@@ -97,25 +97,20 @@ async function main(): Promise<void> {
   env.PUBLIC_URL ||= `http://${requested.host}:${env.PORT}`;
   const config = loadConfig(env);
 
-  const functions = await startFunctions(env);
+  const functions = await startFunctions(env, config.host);
 
   const bus = await createBus(config, log);
   cleanups.push(() => bus.close());
-  const loader = subscriptionFor(config, 'loadFlights');
-  const deadLetters = subscriptionFor(config, 'deadLetter');
-  await bus.subscribe(loader, pushToFunction(functions.loadFlights.url, PROJECT, loader));
-  await bus.subscribe(deadLetters, pushToFunction(functions.deadLetter.url, PROJECT, deadLetters));
-  const validator = subscriptionFor(config, 'validateUpload');
-  const exporter = subscriptionFor(config, 'runExport');
-  await bus.subscribe(validator, pushToFunction(functions.validateUpload.url, PROJECT, validator));
-  await bus.subscribe(exporter, pushToFunction(functions.runExport.url, PROJECT, exporter));
+  if (!(bus instanceof PubSubBus)) throw new Error('start:emulators needs BUS=pubsub');
+  const wiring = topology(config);
+  await createTriggers(bus, wiring, PROJECT, (target) => functions[target].url);
 
   // The bucket's own endpoint: its sessions finalize objects here, so this runtime publishes their notifications.
   const rt = await createRuntime(config, log);
   cleanups.push(() => rt.close());
 
   const schedule = new AbortController();
-  const ticks = scheduleFlushes(functions.flushLoads.url, PROJECT, config.flushTickMs, schedule.signal, (err) => log.warn({ err }, 'scheduled flush failed'));
+  const ticks = runSchedules(bus, wiring.schedules, schedule.signal, (err) => log.warn({ err }, 'scheduled tick not published'));
   cleanups.push(async () => {
     schedule.abort();
     await ticks;
@@ -133,24 +128,15 @@ async function main(): Promise<void> {
 
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address}:${port}`;
-  const triggers: Record<FunctionName, string> = {
-    upload: '← gateway',
-    uploads: '← gateway',
-    validateUpload: `← Pub/Sub ${validator.name} (Eventarc stand-in)`,
-    loadFlights: `← Pub/Sub ${loader.name} (Eventarc stand-in)`,
-    flushLoads: `← every ${config.flushTickMs} ms (Cloud Scheduler stand-in)`,
-    deadLetter: `← Pub/Sub ${deadLetters.name} (Eventarc stand-in)`,
-    getdata: '← gateway',
-    exports: '← gateway',
-    runExport: `← Pub/Sub ${exporter.name} (Eventarc stand-in)`,
-  };
+  const triggers = new Map<string, string>(wiring.subscriptions.map((s) => [s.target, `← push subscription ${s.name} on ${s.topic}`]));
   const row = (name: string, where: string, what: string) => `  ${name.padEnd(15)}${where.padEnd(25)}${what}`;
   console.log(
     [
       `Flights pipeline on the emulators (data in ${config.dataDir})`,
       '',
       row('gateway', url, `API Gateway stand-in, routes from ${specFile()}`),
-      ...FUNCTIONS.map((name) => row(name, functions[name].url, `functions-framework ${triggers[name]}`)),
+      ...FUNCTIONS.map((name) => row(name, functions[name].url, `functions-framework ${triggers.get(name) ?? '← gateway'}`)),
+      ...wiring.schedules.map((s) => row('Scheduler', `every ${s.localEveryMs} ms`, `${s.name}: publishes to ${s.topic} (Cloud Scheduler stand-in)`)),
       row('Pub/Sub', emulatorHost, `${emulator ? 'emulator started here' : 'existing emulator'}, project ${PROJECT}`),
       row('Cloud Storage', 'filesystem', `${config.dataDir}/buckets (no GCS emulator runs offline)`),
       row('BigQuery', 'DuckDB', `${config.dataDir}/warehouse.duckdb`),

@@ -7,6 +7,8 @@ export interface IngestLimits {
   maxUploadBytes: number;
   /** Bytes after gunzip per request: bounds a zip bomb. */
   maxDecompressedBytes: number;
+  /** Bytes after gunzip per byte received so far: stops a zip bomb in its first kilobytes. */
+  maxDecompressionRatio: number;
   maxRows: number;
   maxColumns: number;
   /** Characters in one cell. */
@@ -132,6 +134,8 @@ function ingestLimits(env: NodeJS.ProcessEnv, profile: Config['profile']): Inges
     maxUploadBytes: int(env, 'MAX_UPLOAD_BYTES', cloud ? CLOUD_REQUEST_CAP : 512 * MiB),
     // In the cloud functions-framework inflates the body in memory before the handler runs; keep that bounded.
     maxDecompressedBytes: int(env, 'MAX_DECOMPRESSED_BYTES', cloud ? 256 * MiB : 4096 * MiB),
+    // Flights CSV gzips 3–4×; 20× leaves room for emptier files and none for a bomb (~1000×).
+    maxDecompressionRatio: int(env, 'MAX_DECOMPRESSION_RATIO', 20),
     maxRows: int(env, 'MAX_ROWS', 50_000_000),
     maxColumns: int(env, 'MAX_COLUMNS', 100),
     maxFieldChars: int(env, 'MAX_FIELD_CHARS', 64 * 1024),

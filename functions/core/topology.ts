@@ -42,10 +42,16 @@ export interface BucketNotification {
   topic: string;
 }
 
-/** A timer that publishes an empty message to `topic` (Cloud Scheduler in the cloud). */
+/** A timer that publishes `data` to `topic` (Cloud Scheduler in the cloud). */
 export interface Schedule {
   name: string;
   topic: string;
+  /**
+   * The message body. Never empty: the functions-framework turns a push request into a CloudEvent
+   * only when its message has data (pubsub_middleware's isRawPubSubRequestBody), so a tick with
+   * attributes alone would not reach the function as an event.
+   */
+  data: string;
   /** Cron, as Cloud Scheduler reads it. */
   cron: string;
   /** The same period for the laptop, where ticks are faster than a minute. */
@@ -79,6 +85,9 @@ function retryForever(config: Config): DeliveryPolicy {
   return { ...deliveryPolicy(config), maxDeliveryAttempts: Number.MAX_SAFE_INTEGER, deadLetterTopic: '' };
 }
 
+/** What every schedule publishes: a body, which a tick needs (Schedule.data), with nothing in it to read. */
+const TICK = '{"tick":true}';
+
 /** Whether a subscription dead-letters at all. */
 export const deadLetters = (spec: SubscriptionSpec): boolean => spec.deadLetterTopic !== '';
 
@@ -107,13 +116,22 @@ export function topology(config: Config): Topology {
     // What the recorder sees is also kept here, for an operator to inspect and `npm run dlq:redrive`.
     retained: [{ name: `${config.deadLetterTopic}-retained`, topic: config.deadLetterTopic, ...retryForever(config) }],
     schedules: [
-      { name: `${flushTopic}-every-minute`, topic: flushTopic, cron: '* * * * *', localEveryMs: config.flushTickMs },
+      { name: `${flushTopic}-every-minute`, topic: flushTopic, data: TICK, cron: '* * * * *', localEveryMs: config.flushTickMs },
       // The reconciler (loader/reconcile.ts) rides the flush topic: flushLoads reconciles on these ticks, then flushes.
       // Locally it runs at start-up instead (local/recovery.ts).
-      { name: `${flushTopic}-reconcile-hourly`, topic: flushTopic, cron: '17 * * * *', localEveryMs: 3_600_000, attributes: { task: RECONCILE_TASK } },
+      { name: `${flushTopic}-reconcile-hourly`, topic: flushTopic, data: TICK, cron: '17 * * * *', localEveryMs: 3_600_000, attributes: { task: RECONCILE_TASK } },
     ],
   };
 }
+
+/**
+ * The path of a push endpoint, `/projects/P/topics/T`: the functions-framework builds the CloudEvent's
+ * `source` from it (pubsub_middleware's extractPubSubTopic); the function serves any path.
+ */
+export const pushPath = (project: string, topic: string): string => `/projects/${project}/topics/${topic}`;
+
+/** Where a push subscription delivers to a function served at `functionUrl`. */
+export const pushEndpoint = (functionUrl: string, project: string, topic: string): string => `${functionUrl.replace(/\/+$/, '')}${pushPath(project, topic)}`;
 
 /** The subscription that invokes `target`. */
 export function subscriptionFor(config: Config, target: EventFunctionName): FunctionSubscription {

@@ -1,6 +1,6 @@
 /** Content codings an upload may arrive in: gzip, on the whole request or on one part. */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Transform } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Problem } from '../core/problem.js';
 import type { ByteBudget } from './limits.js';
@@ -31,3 +31,33 @@ export const gunzip = (budget: ByteBudget): Transform[] => [createGunzip(), budg
 
 /** zlib reports a corrupt or truncated stream with a Z_* code. */
 export const isGzipError = (e: unknown): boolean => typeof (e as { code?: unknown })?.code === 'string' && (e as { code: string }).code.startsWith('Z_');
+
+/** The two bytes every gzip member starts with (RFC 1952); no CSV header can. */
+const isGzipMagic = (head: Buffer): boolean => head[0] === 0x1f && head[1] === 0x8b;
+
+const undeclaredGzip = (): Problem =>
+  new Problem(415, 'undeclared-gzip', 'Undeclared gzip', 'This is gzip, but it was not declared so: send it with Content-Encoding: gzip, as Content-Type application/gzip, or as a part named *.csv.gz.', {
+    accepted: ['Content-Encoding: gzip', 'application/gzip', '*.csv.gz'],
+  });
+
+/**
+ * Passes the file through once its first two bytes show it is not gzip: one
+ * still compressed after the decoding its request declared would otherwise
+ * be read as a header of binary garbage.
+ */
+export function refuseUndeclaredGzip(): Transform {
+  let head: Buffer | undefined = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done: TransformCallback) {
+      if (!head) return done(null, chunk);
+      head = head.length ? Buffer.concat([head, chunk]) : chunk;
+      if (head.length < 2) return done();
+      const first = head;
+      head = undefined;
+      done(isGzipMagic(first) ? undeclaredGzip() : null, first);
+    },
+    flush(done: TransformCallback) {
+      done(null, head?.length ? head : undefined);
+    },
+  });
+}

@@ -1,7 +1,7 @@
 /** Size limits on the bytes of one request, enforced while they stream. */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Config } from '../core/config.js';
+import type { Config, IngestLimits } from '../core/config.js';
 import { Problem } from '../core/problem.js';
 
 export type SizeLimited = 'request body' | 'decompressed CSV';
@@ -23,11 +23,15 @@ export function declaredLengthProblem(headers: IncomingHttpHeaders, limit: numbe
   return Number.isFinite(declared) && declared > limit ? tooLarge('request body', limit, profile) : undefined;
 }
 
-/** An allowance of bytes shared by every stream it meters (one request's files), failing with `exceeded` once spent. */
+/**
+ * An allowance of bytes shared by every stream it meters (one request's
+ * files), failing with `exceeded` once spent. The allowance is asked for at
+ * each chunk, so it may grow with another count.
+ */
 export class ByteBudget {
   used = 0;
   constructor(
-    readonly limit: number,
+    private readonly limit: () => number,
     private readonly exceeded: () => Problem,
   ) {}
 
@@ -35,8 +39,34 @@ export class ByteBudget {
     return new Transform({
       transform: (chunk: Buffer, _encoding, done: TransformCallback) => {
         this.used += chunk.length;
-        done(this.used > this.limit ? this.exceeded() : null, chunk);
+        done(this.used > this.limit() ? this.exceeded() : null, chunk);
       },
     });
   }
+}
+
+/** What any gzip body may expand to regardless of the ratio, so a small file's header overhead never counts against it. */
+export const DECOMPRESSION_FLOOR = 1 << 20;
+
+/**
+ * The decompressed bytes a request may produce: the absolute bound, and
+ * `ratio` times the bytes received so far, checked as each chunk is inflated
+ * and before it goes on to staging, so a bomb is refused within its first
+ * kilobytes instead of after writing the absolute bound to staging.
+ */
+export function decompressedBudget(wire: ByteBudget, limits: Pick<IngestLimits, 'maxDecompressedBytes' | 'maxDecompressionRatio'>, profile: Config['profile']): ByteBudget {
+  const { maxDecompressedBytes: absolute, maxDecompressionRatio: ratio } = limits;
+  const allowance = (): number => Math.min(absolute, Math.max(DECOMPRESSION_FLOOR, ratio * wire.used));
+  const budget: ByteBudget = new ByteBudget(allowance, () =>
+    budget.used > absolute
+      ? tooLarge('decompressed CSV', absolute, profile)
+      : new Problem(
+          413,
+          'too-large',
+          'Payload Too Large',
+          `The gzip body expands to more than ${ratio} times the bytes sent (${budget.used} decompressed bytes from ${wire.used}): refused as a likely zip bomb. Send it uncompressed, or through POST /uploads.`,
+          { limit: ratio, decompressedBytes: budget.used, receivedBytes: wire.used, largeFiles: { method: 'POST', href: '/uploads' } },
+        ),
+  );
+  return budget;
 }

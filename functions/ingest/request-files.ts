@@ -9,13 +9,13 @@ import { pipeline, type Readable, type Transform } from 'node:stream';
 import type { IngestLimits } from '../core/config.js';
 import type { BodySource } from '../core/http.js';
 import { Problem } from '../core/problem.js';
-import { gunzip, isGzipPart, isGzipType, requestIsGzip } from './decode.js';
+import { gunzip, isGzipPart, isGzipType, refuseUndeclaredGzip, requestIsGzip } from './decode.js';
 import { clientOutcome, malformedMultipart } from './errors.js';
 import type { ByteBudget } from './limits.js';
 
 export interface IncomingFile {
   stream: Readable;
-  /** Decoding still to apply to `stream` (gunzip for a `.csv.gz` part). */
+  /** Decoding still to apply to `stream` (gunzip for a `.csv.gz` part, and the check that no gzip is left). */
   decoders: Transform[];
   fileName?: string;
   contentType: string;
@@ -46,6 +46,9 @@ function checkCsvType(headerValue: string | undefined): { gzip: boolean; type: s
   throw unsupported(headerValue ?? '');
 }
 
+/** What turns a file's bytes into its CSV: gunzip when it says it is gzip, and a check that it is not gzip still. */
+const decoding = (gzip: boolean, budgets: Budgets): Transform[] => [...(gzip ? gunzip(budgets.decompressed) : []), refuseUndeclaredGzip()];
+
 /** The body as the CSV or multipart bytes: the request's own gzip coding undone and every byte metered. */
 function decodedBody(headers: IncomingHttpHeaders, body: BodySource, budgets: Budgets, fail: (e: Error) => void): Readable {
   const coded = !body.decoded && requestIsGzip(headers);
@@ -70,7 +73,7 @@ export function forEachFile<T>(
   if (type !== 'multipart/form-data') {
     const { gzip, type: csvType } = checkCsvType(headers['content-type']);
     const stream = decodedBody(headers, body, budgets, fail);
-    return onFile({ stream, decoders: gzip ? gunzip(budgets.decompressed) : [], contentType: csvType }).then((r) => [r]);
+    return onFile({ stream, decoders: decoding(gzip, budgets), contentType: csvType }).then((r) => [r]);
   }
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
@@ -98,7 +101,7 @@ export function forEachFile<T>(
         stream.resume();
         return stop(e as Error);
       }
-      const result = onFile({ stream, decoders: gzip ? gunzip(budgets.decompressed) : [], contentType: info.mimeType, ...(info.filename ? { fileName: info.filename } : {}) });
+      const result = onFile({ stream, decoders: decoding(gzip, budgets), contentType: info.mimeType, ...(info.filename ? { fileName: info.filename } : {}) });
       result.catch(stop);
       results.push(result);
     });

@@ -7,6 +7,8 @@ import { PubSubBus } from '../../functions/adapters/pubsub/bus.js';
 import { createLogger } from '../../functions/core/logger.js';
 import { objectPrefixFilter } from '../../functions/core/notification.js';
 import type { BusMessage, SubscriptionSpec } from '../../functions/core/ports.js';
+import { pushEndpoint, type FunctionSubscription } from '../../functions/core/topology.js';
+import { closeLoopback, listenLoopback } from '../support/loopback.js';
 
 // The real emulator, started once for the run by test/support/global-setup.ts.
 const emulator = { host: inject('pubsubEmulatorHost'), projectId: 'demo' };
@@ -195,4 +197,71 @@ describe('PubSubBus on the Pub/Sub emulator', () => {
       await watched.close();
     }
   }, 60_000);
+
+  describe('push subscriptions', () => {
+    /** A function's endpoint on loopback: records each push and answers `status`. */
+    async function functionEndpoint(status = 204) {
+      const pushes: { path: string; body: { subscription: string; message: { data?: string; attributes?: Record<string, string>; messageId: string } } }[] = [];
+      const { server, endpoint } = await listenLoopback((req, body, res) => {
+        pushes.push({ path: req.url ?? '', body: JSON.parse(body.toString()) as (typeof pushes)[number]['body'] });
+        res.writeHead(status).end();
+      });
+      return { server, endpoint, pushes };
+    }
+    const pushSpec = (overrides: Partial<SubscriptionSpec> = {}): FunctionSubscription => ({ ...spec(overrides), target: 'loadFlights', ackDeadlineSeconds: 600 });
+
+    it('POSTs each message to the endpoint as the raw push body, with the policies, filter and ack deadline set', async () => {
+      const fn = await functionEndpoint();
+      try {
+        const s = pushSpec({ filter: objectPrefixFilter('incoming/') });
+        const endpoint = pushEndpoint(fn.endpoint, emulator.projectId, s.topic);
+        await bus.createPushSubscription(s, endpoint);
+        const id = await bus.publish(s.topic, Buffer.from('notification'), { objectId: 'incoming/a.csv' });
+        await eventually(() => expect(fn.pushes).toHaveLength(1));
+
+        const [push] = fn.pushes;
+        // The path the functions-framework reads the topic from.
+        expect(push?.path).toBe(`/projects/${emulator.projectId}/topics/${s.topic}`);
+        expect(push?.body).toMatchObject({
+          subscription: `projects/${emulator.projectId}/subscriptions/${s.name}`,
+          message: { messageId: id, data: Buffer.from('notification').toString('base64'), attributes: { objectId: 'incoming/a.csv' } },
+        });
+        const [metadata] = await admin.subscription(s.name).getMetadata();
+        expect(metadata).toMatchObject({
+          pushConfig: { pushEndpoint: endpoint },
+          ackDeadlineSeconds: 600,
+          filter: 'hasPrefix(attributes.objectId, "incoming/")',
+          deadLetterPolicy: { deadLetterTopic: `projects/${emulator.projectId}/topics/${s.deadLetterTopic}`, maxDeliveryAttempts: 5 },
+        });
+      } finally {
+        await closeLoopback(fn.server);
+      }
+    }, 60_000);
+
+    it('points an existing subscription (a pull one, or one of an earlier run) at the new endpoint', async () => {
+      const fn = await functionEndpoint();
+      try {
+        const s = pushSpec();
+        await bus.createSubscription(s);
+        await bus.createPushSubscription(s, 'http://127.0.0.1:9/projects/demo/topics/stale');
+        const endpoint = pushEndpoint(fn.endpoint, emulator.projectId, s.topic);
+        await bus.createPushSubscription(s, endpoint);
+        expect((await admin.subscription(s.name).getMetadata())[0].pushConfig?.pushEndpoint).toBe(endpoint);
+        await bus.publish(s.topic, Buffer.from('after the move'), { objectId: 'incoming/c.csv' });
+        await eventually(() => expect(fn.pushes.map((p) => p.body.message.attributes?.objectId)).toEqual(['incoming/c.csv']));
+      } finally {
+        await closeLoopback(fn.server);
+      }
+    }, 60_000);
+
+    it('refuses a subscription name that exists on another topic, rather than deliver that topic to the function', async () => {
+      const s = pushSpec();
+      await bus.createSubscription(s);
+      const elsewhere = { ...s, topic: unique('other') };
+      await expect(bus.createPushSubscription(elsewhere, 'http://127.0.0.1:9/')).rejects.toThrow(
+        `subscription ${s.name} exists on projects/${emulator.projectId}/topics/${s.topic}, not projects/${emulator.projectId}/topics/${elsewhere.topic}`,
+      );
+      expect((await admin.subscription(s.name).getMetadata())[0].pushConfig?.pushEndpoint ?? '').toBe('');
+    }, 60_000);
+  });
 });

@@ -4,6 +4,7 @@
  * An error event without a listener would surface here as Vitest's
  * "unhandled error", which fails the run.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flightsCsv } from '../support/generate-flights.js';
 import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
@@ -51,6 +52,37 @@ describe('hostile uploads', () => {
     expect(reply.status).toBe(422);
     expect(reply.body.errors[0]).toMatchObject({ line: 3, column: 1 });
     expect(reply.body.detail).toContain('line 3');
+    await stillServing();
+  });
+
+  it('refuses a zip bomb by its ratio to the bytes sent, long before the absolute bound, and keeps serving', async () => {
+    const [header, row] = sample.split('\n');
+    const rows = Buffer.from(`${row}\n`.repeat(2 ** 20 / (row!.length + 1)));
+    const bomb = gzipSync(Buffer.concat([Buffer.from(`${header}\n`), ...Array.from({ length: 16 }, () => rows)]), { level: 9 }); // 16 MiB of valid rows
+    for (const [headers, body] of [
+      [{ 'content-encoding': 'gzip' }, bomb],
+      [{ 'content-type': 'application/gzip' }, bomb],
+      ...[multipart([{ fileName: 'bomb.csv.gz', data: bomb }])].map((m) => [{ 'content-type': m.contentType }, m.body] as const),
+    ] as const) {
+      const reply = await send(p.url, body, headers);
+      expect(reply.status).toBe(413);
+      expect(reply.body).toMatchObject({ type: expect.stringMatching(/too-large$/), limit: 20 });
+      expect(reply.body.detail).toContain('zip bomb');
+      expect(reply.body.decompressedBytes).toBeLessThan(8 * 2 ** 20);
+    }
+    await stillServing();
+  });
+
+  it('tells a client that sent gzip without saying so how to declare it, on the body and in a part', async () => {
+    const gz = gzipSync(sample);
+    const { body, contentType } = multipart([{ fileName: 'flights.csv', data: gz }]);
+    for (const reply of [await send(p.url, gz), await send(p.url, body, { 'content-type': contentType })]) {
+      expect(reply.status).toBe(415);
+      expect(reply.body.type).toMatch(/undeclared-gzip$/);
+      expect(reply.body.detail).toContain('Content-Encoding: gzip');
+    }
+    // Declared, the same bytes are the sample.
+    expect((await send(p.url, gz, { 'content-encoding': 'gzip' })).status).toBe(201);
     await stillServing();
   });
 

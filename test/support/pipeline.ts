@@ -36,7 +36,11 @@ export const quietLogger = () =>
 export type TestProfile = 'embedded' | 'emulator';
 export const PROFILES: TestProfile[] = ['embedded', 'emulator'];
 
-/** Settings for a profile; emulator runs get topics of their own, so suites sharing the emulator never see each other's messages. */
+/**
+ * Settings for a profile; emulator runs get topics and subscriptions of their own (every name in
+ * core/topology.ts), so suites sharing the emulator never see each other's messages, nor take over
+ * each other's subscriptions.
+ */
 export function profileEnv(profile: TestProfile): Record<string, string> {
   if (profile === 'embedded') return {};
   const id = randomBytes(4).toString('hex');
@@ -47,6 +51,10 @@ export function profileEnv(profile: TestProfile): Record<string, string> {
     NOTIFICATION_TOPIC: `objects-${id}`,
     LOADER_SUBSCRIPTION: `loader-${id}`,
     DEAD_LETTER_TOPIC: `dead-letter-${id}`,
+    VALIDATOR_SUBSCRIPTION: `validator-${id}`,
+    EXPORT_TOPIC: `exports-${id}`,
+    EXPORT_SUBSCRIPTION: `exporter-${id}`,
+    FLUSH_TOPIC: `flush-${id}`,
   };
 }
 

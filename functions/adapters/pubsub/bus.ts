@@ -4,9 +4,10 @@
  * subscriber loses nothing and a poison message stops after
  * `maxDeliveryAttempts` on the dead-letter topic, as with the local bus.
  */
-import { PubSub, type ClientConfig, type Message, type Subscription as PubSubSubscription, type Topic } from '@google-cloud/pubsub';
+import { PubSub, type ClientConfig, type CreateSubscriptionOptions, type Message, type Subscription as PubSubSubscription, type Topic } from '@google-cloud/pubsub';
 import type { Logger } from 'pino';
 import type { BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
+import type { FunctionSubscription } from '../../core/topology.js';
 
 /** gRPC ALREADY_EXISTS: a concurrent subscriber, or an earlier run, created it first. */
 const ALREADY_EXISTS = 6;
@@ -60,10 +61,28 @@ export class PubSubBus implements EventBus {
   }
 
   async createSubscription(spec: SubscriptionSpec): Promise<void> {
+    await this.create(spec);
+  }
+
+  /**
+   * A push subscription, the direct Pub/Sub trigger of a function: Pub/Sub POSTs each message to
+   * `endpoint` (see core/topology.ts pushEndpoint) and waits up to the ack deadline for a 2xx, which
+   * acknowledges it; anything else is a nack, so the retry and dead-letter policies apply as on a pull.
+   * Unlike a filter, a push config can change: an existing subscription (a pull one made by a runtime,
+   * or one pointing at an earlier run's ports) is pointed at `endpoint`.
+   */
+  async createPushSubscription(spec: FunctionSubscription, endpoint: string): Promise<void> {
+    const created = await this.create(spec, { pushConfig: { pushEndpoint: endpoint }, ackDeadlineSeconds: spec.ackDeadlineSeconds });
+    if (!created) await this.client.subscription(spec.name).modifyPushConfig({ pushEndpoint: endpoint });
+  }
+
+  /** Resolves false if it already existed, after checking it is the same subscription. */
+  private async create(spec: SubscriptionSpec, delivery: Pick<CreateSubscriptionOptions, 'pushConfig' | 'ackDeadlineSeconds'> = {}): Promise<boolean> {
     await this.ensureTopic(spec.topic);
     if (spec.deadLetterTopic) await this.ensureTopic(spec.deadLetterTopic);
     const created = await createUnlessExists(() =>
       this.topic(spec.topic).createSubscription(spec.name, {
+        ...delivery,
         ...(spec.deadLetterTopic
           ? { deadLetterPolicy: { deadLetterTopic: this.topic(spec.deadLetterTopic).name, maxDeliveryAttempts: spec.maxDeliveryAttempts } }
           : {}),
@@ -71,17 +90,21 @@ export class PubSubBus implements EventBus {
         ...(spec.filter ? { filter: spec.filter } : {}),
       }),
     );
-    if (!created) await this.checkFilter(spec);
+    if (!created) await this.checkExisting(spec);
+    return created;
   }
 
   /**
-   * Pub/Sub cannot change a subscription's filter, so an existing one keeps whatever it was made with.
+   * Pub/Sub cannot move a subscription to another topic, nor change its filter, so an existing one keeps
+   * whatever it was made with. On another topic it would deliver someone else's messages: that throws.
    * Without a filter it delivers more than asked, which the handlers skip (they check the prefix
    * themselves): only a warning. With another filter it may withhold messages the subscriber needs:
    * that throws, since only deleting the subscription (and its backlog) can fix it.
    */
-  private async checkFilter(spec: SubscriptionSpec): Promise<void> {
+  private async checkExisting(spec: SubscriptionSpec): Promise<void> {
     const [metadata] = await this.client.subscription(spec.name).getMetadata();
+    const topic = this.topic(spec.topic).name;
+    if (metadata.topic !== topic) throw new Error(`subscription ${spec.name} exists on ${metadata.topic ?? 'a deleted topic'}, not ${topic}`);
     const existing = metadata.filter ?? '';
     const wanted = spec.filter ?? '';
     if (existing === wanted) return;
