@@ -57,7 +57,39 @@ describe('GcsObjectStore against the JSON API', () => {
   it('sends ifGenerationMatch on a conditional write and maps 412 to PreconditionFailedError', async () => {
     await store.write('final/x.csv', csv(1), { ifGenerationMatch: '0' });
     expect(fake.find('POST', /^\/upload\//)[0]?.query.ifGenerationMatch).toBe('0');
-    await expect(store.write('final/x.csv', csv(1), { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    await expect(store.write('final/x.csv', csv(2), { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    await expect(store.write('final/x.csv', Buffer.from('other'), { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    // Same bytes, other metadata: someone else's object too.
+    await expect(store.write('final/x.csv', csv(1), { ifGenerationMatch: '0', metadata: { uploadId: 'u-2' } })).rejects.toBeInstanceOf(PreconditionFailedError);
+  });
+
+  describe('a conditional write whose first response was lost', () => {
+    // The client's own retry policy, quick: it retries a conditional write on a reset connection.
+    const retrying = () => new GcsObjectStore(BUCKET, new Storage({ apiEndpoint: fake.endpoint, projectId: 'demo', retryOptions: { maxRetries: 2, retryDelayMultiplier: 1, maxRetryDelay: 2 } }));
+
+    it('is our success, not a lost race, when the retry meets our own object', async () => {
+      fake.dropResponses = 1;
+      const info = await retrying().write('incoming/u7.csv', Buffer.from('1,2013,1,1,UA\n'), { ifGenerationMatch: '0', contentType: 'text/csv', metadata: { uploadId: 'u7' } });
+
+      expect(info).toMatchObject({ name: 'incoming/u7.csv', contentType: 'text/csv', metadata: { uploadId: 'u7' } });
+      expect(info.generation).toBe(fake.objects.get(`${BUCKET}/incoming/u7.csv`)?.resource.generation);
+      // The first attempt committed; the retry got 412; the object was read back.
+      expect(fake.find('POST', /^\/upload\//)).toHaveLength(2);
+      expect(fake.find('GET', /\/o\/incoming%2Fu7\.csv$/)).toHaveLength(1);
+    });
+
+    it('is our success when a retried promotion copy meets our own object', async () => {
+      const staged = await store.write('staging/u8.csv', csv(3), { contentType: 'text/csv', metadata: { uploadId: 'u8' } });
+      fake.dropResponses = 1;
+      const promoted = await retrying().copy('staging/u8.csv', 'incoming/u8.csv', { ifGenerationMatch: '0', ifSourceGenerationMatch: staged.generation });
+      expect(promoted).toMatchObject({ name: 'incoming/u8.csv', metadata: { uploadId: 'u8' }, size: staged.size });
+      expect(fake.find('POST', /\/rewriteTo\//)).toHaveLength(2);
+    });
+
+    it('is still a lost race when the object there is not ours', async () => {
+      await store.write('incoming/u6.csv', Buffer.from('theirs'), { ifGenerationMatch: '0', metadata: { uploadId: 'other' } });
+      await expect(retrying().write('incoming/u6.csv', Buffer.from('ours'), { ifGenerationMatch: '0', metadata: { uploadId: 'u6' } })).rejects.toBeInstanceOf(PreconditionFailedError);
+    });
   });
 
   it('promotes with ifGenerationMatch=0, keeps metadata, and refuses a second promote to the same name', async () => {
@@ -70,7 +102,8 @@ describe('GcsObjectStore against the JSON API', () => {
     expect(promoted).toMatchObject({ name: 'flights/u1.csv', contentType: 'text/csv', metadata: { uploadId: 'u1' }, size: staged.size });
     expect(promoted.generation).not.toBe(staged.generation);
 
-    await expect(store.copy('staging/u1.csv', 'flights/u1.csv', { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    await store.write('staging/u9.csv', csv(4), { contentType: 'text/csv', metadata: { uploadId: 'u9' } });
+    await expect(store.copy('staging/u9.csv', 'flights/u1.csv', { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
     expect((await store.stat('flights/u1.csv'))?.generation).toBe(promoted.generation);
   });
 

@@ -4,7 +4,9 @@
  * objects.get (metadata and alt=media), objects.list, objects.rewrite and
  * objects.delete. Objects live in memory with real generation numbers and
  * precondition checks, responses have the JSON API's shapes, and every request
- * is recorded so tests can assert what the client sent.
+ * is recorded so tests can assert what the client sent. `dropResponses` makes
+ * the next writes take effect but lose their response (the connection is
+ * reset), as a network fault after GCS committed would.
  *
  * Point the real client at it with `new Storage({ apiEndpoint: fake.endpoint })`.
  */
@@ -90,6 +92,8 @@ export class FakeGcs {
   readonly objects = new Map<string, StoredObject>();
   /** objects.list page size, small enough for tests to exercise paging. */
   pageSize = 1000;
+  /** How many of the next object-creating requests commit, then reset the connection instead of answering. */
+  dropResponses = 0;
   private readonly sessions = new Map<string, Session>();
   private generation = BigInt(Date.now()) * 1000n;
   private server?: http.Server;
@@ -154,7 +158,17 @@ export class FakeGcs {
     if (!name) throw new HttpError(400, 'required', 'Required parameter: name');
     const contentType = (metadata.contentType as string | undefined) ?? parts[1]!.headers['content-type'] ?? 'application/octet-stream';
     const stored = this.commit(bucket, name, parts[1]!.body, { ...metadata, contentType }, query.ifGenerationMatch);
-    sendJson(res, 200, stored.resource);
+    this.answer(res, stored.resource);
+  }
+
+  /** The response of a request that created an object, unless it is to be dropped. */
+  private answer(res: http.ServerResponse, body: unknown): void {
+    if (this.dropResponses > 0) {
+      this.dropResponses -= 1;
+      res.socket?.destroy();
+      return;
+    }
+    sendJson(res, 200, body);
   }
 
   private startSession(bucket: string, query: Record<string, string>, headers: http.IncomingHttpHeaders, body: Buffer, res: http.ServerResponse): void {
@@ -192,7 +206,7 @@ export class FakeGcs {
     this.sessions.delete(query.upload_id ?? '');
     const { metadata, contentType } = session;
     const stored = this.commit(session.bucket, session.name, received, { ...metadata, contentType }, session.query.ifGenerationMatch);
-    sendJson(res, 200, stored.resource);
+    this.answer(res, stored.resource);
   }
 
   private get(key: string, query: Record<string, string>, res: http.ServerResponse): void {
@@ -242,7 +256,7 @@ export class FakeGcs {
       { contentType: source.resource.contentType, metadata: source.resource.metadata, ...requested },
       query.ifGenerationMatch,
     );
-    sendJson(res, 200, {
+    this.answer(res, {
       kind: 'storage#rewriteResponse',
       totalBytesRewritten: String(stored.bytes.length),
       objectSize: String(stored.bytes.length),

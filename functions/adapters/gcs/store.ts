@@ -5,8 +5,9 @@
  * Preconditions travel as GCS query parameters, so GCS itself arbitrates
  * races between writers.
  */
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage, type File, type FileMetadata, type StorageOptions } from '@google-cloud/storage';
 import {
@@ -76,20 +77,50 @@ export class GcsObjectStore implements ObjectStore {
     this.storage = storage instanceof Storage ? storage : new Storage(storage);
   }
 
-  /** A Buffer goes as one multipart request (`resumable: false`); a stream as a resumable upload. */
+  /**
+   * A Buffer goes as one multipart request (`resumable: false`); a stream as a
+   * resumable upload. The client retries a conditional write whose response
+   * was lost; if the first attempt had succeeded, the retry meets its own
+   * object and gets 412. So a 412 is read back: an object with our bytes
+   * (MD5) and our metadata is our write, and succeeds.
+   */
   async write(name: string, source: Readable | Buffer, options: WriteOptions = {}): Promise<ObjectInfo> {
     const file = this.file(name);
-    const upload = {
-      ...preconditionOpts(options),
-      metadata: { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {} },
-    };
+    const contentType = options.contentType ?? 'application/octet-stream';
+    const metadata = options.metadata ?? {};
+    const upload = { ...preconditionOpts(options), metadata: { contentType, metadata } };
+    const md5 = createHash('md5');
     try {
-      if (Buffer.isBuffer(source)) await file.save(source, { ...upload, resumable: false });
-      else await pipeline(source, file.createWriteStream({ ...upload, resumable: true }), ...(options.signal ? [{ signal: options.signal }] : []));
+      if (Buffer.isBuffer(source)) {
+        md5.update(source);
+        await file.save(source, { ...upload, resumable: false });
+      } else {
+        const hashing = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            md5.update(chunk);
+            done(null, chunk);
+          },
+        });
+        await pipeline(source, hashing, file.createWriteStream({ ...upload, resumable: true }), ...(options.signal ? [{ signal: options.signal }] : []));
+      }
     } catch (e) {
-      throw mapError(e, `write gs://${this.bucket}/${name}`);
+      const mapped = mapError(e, `write gs://${this.bucket}/${name}`);
+      if (mapped instanceof PreconditionFailedError) {
+        const ours = await this.ifOurs(name, md5.digest('base64'), contentType, metadata);
+        if (ours) return ours;
+      }
+      throw mapped;
     }
     return toInfo(file.metadata);
+  }
+
+  /** The live object if it has exactly these bytes, content type and custom metadata: what our own earlier attempt wrote. */
+  private async ifOurs(name: string, md5Hash: string, contentType: string, metadata: Record<string, string>): Promise<ObjectInfo | undefined> {
+    const live = await this.stat(name);
+    if (!live || live.md5Hash !== md5Hash || live.contentType !== contentType) return undefined;
+    const keys = Object.keys(metadata);
+    const same = keys.length === Object.keys(live.metadata).length && keys.every((k) => live.metadata[k] === metadata[k]);
+    return same ? live : undefined;
   }
 
   read(name: string, options: { generation?: string } = {}): Readable {
@@ -135,7 +166,14 @@ export class GcsObjectStore implements ObjectStore {
       });
       return toInfo((response as { resource: FileMetadata }).resource);
     } catch (e) {
-      throw mapError(e, `copy gs://${this.bucket}/${source} to ${destination}`);
+      const mapped = mapError(e, `copy gs://${this.bucket}/${source} to ${destination}`);
+      // A retried copy that had already succeeded (see write): the destination holds the source's bytes and our metadata.
+      if (mapped instanceof PreconditionFailedError && options.ifGenerationMatch !== undefined) {
+        const from = await this.stat(source);
+        const ours = from?.md5Hash ? await this.ifOurs(destination, from.md5Hash, from.contentType, options.metadata ?? from.metadata) : undefined;
+        if (ours) return ours;
+      }
+      throw mapped;
     }
   }
 
