@@ -76,7 +76,15 @@ export const methodNotAllowed = (req: Request, allowed: string[]): Problem =>
 /**
  * The query string as the grammar reads it: repeated parameters kept in order,
  * nothing turned into nested objects (Express's own `req.query` parser would).
+ * A second `?` is refused: it is nearly always a query appended to a URL that
+ * had one, and reading on or stopping there would both guess.
  */
-export const queryParams = (req: Request): URLSearchParams => new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
+export function queryParams(req: Request): URLSearchParams {
+  const [, query = '', ...more] = req.originalUrl.split('?');
+  if (more.length) {
+    throw new Problem(400, 'invalid-parameter', 'Invalid query parameter', 'The URL has a second "?": join parameters with "&", and write a literal ? in a value as %3F.');
+  }
+  return new URLSearchParams(query);
+}
 
 export const notFound = (what: string): Problem => new Problem(404, 'not-found', 'Not Found', what);

@@ -59,7 +59,11 @@ const IS_VALUES = ['null', 'not_null'] as const;
 export const AGGREGATES = ['count', 'sum', 'avg', 'min', 'max'] as const;
 /** Upload order (generations grow with time), then file order; integers first, because sorting on them is several times faster than on the object name. */
 const TIEBREAKER = ['_source_generation', '_source_line', '_source_object'] as const;
-/** Aliases are spliced into SQL (quoted), so they are held to plain identifiers. */
+/**
+ * Aliases are spliced into SQL (quoted), so they are held to plain identifiers;
+ * both warehouses match names regardless of case, so an alias may not equal a
+ * column or another alias but for case (ORDER BY carrier would sort by `Carrier`).
+ */
 const ALIAS = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 const COLUMN_NAMES = [...QUERYABLE_COLUMNS.keys()];
@@ -163,8 +167,8 @@ function parseMeasure(item: string): Measure | undefined {
     throw invalidParameter('select', `select: ${fn}() needs a column, e.g. dep_delay.${fn}().`);
   }
   const name = alias ?? fn ?? '';
-  if (!ALIAS.test(name) || QUERYABLE_COLUMNS.has(name)) {
-    throw invalidParameter('select', `select: alias ${JSON.stringify(name)} must be a letter or _ then letters, digits or _, and not a column name.`);
+  if (!ALIAS.test(name) || QUERYABLE_COLUMNS.has(name.toLowerCase())) {
+    throw invalidParameter('select', `select: alias ${JSON.stringify(name)} must be a letter or _ then letters, digits or _, and not a column name (in any case).`);
   }
   return { fn: fn as Measure['fn'], column: column ?? null, alias: name };
 }
@@ -179,7 +183,7 @@ function parseSelect(text: string | undefined): Selection {
     const names = item === '*' ? all : QUERYABLE_COLUMNS.has(item) ? [item] : [];
     const measure = names.length ? undefined : parseMeasure(item);
     if (measure) {
-      if (columns.includes(measure.alias)) throw invalidParameter('select', `select: two aggregates are named ${measure.alias}; give one an alias (name:${item}).`);
+      if (columns.some((c) => c.toLowerCase() === measure.alias.toLowerCase())) throw invalidParameter('select', `select: two aggregates are named ${measure.alias}; give one an alias (name:${item}).`);
       measures.push(measure);
       columns.push(measure.alias);
     } else if (names.length) {

@@ -211,6 +211,8 @@ describe('aggregates', () => {
     ['select=nope.sum()', 'select', 'unknown column'],
     ['select=dep_delay.avg(),arr_delay.avg()', 'select', 'alias'],
     ['select=carrier:dep_delay.avg()', 'select', 'not a column name'],
+    ['select=carrier,Carrier:count()', 'select', 'not a column name (in any case)'],
+    ['select=carrier,n:count(),N:dep_delay.avg()', 'select', 'two aggregates are named'],
     ['select=1x:dep_delay.avg()', 'select', 'alias'],
     ['select=*,count()', 'select', 'grouped'],
     ['select=carrier,count()&cursor=abc', 'cursor', 'not paginated by cursor'],
