@@ -180,3 +180,18 @@ describe('AUTH=off', () => {
     }
   });
 });
+
+describe('credentials in the query string', () => {
+  it('reach the function, as API Gateway forwards them, and the query grammar ignores them', async () => {
+    const p = await startTestPipeline({ env: { AUTH: 'on', API_KEYS: `q:${KEY}` } });
+    try {
+      const page = await fetch(`${p.url}/getdata?key=${KEY}&limit=1&carrier=eq.AA`);
+      expect(page.status).toBe(200);
+      const exported = await fetch(`${p.url}/exports?key=${KEY}&carrier=eq.AA`, { method: 'POST' });
+      expect(exported.status).toBe(202);
+      await exported.arrayBuffer();
+    } finally {
+      await p.stop();
+    }
+  });
+});
