@@ -5,7 +5,7 @@
  * Content-Range chunks, one bounded buffer at a time. The same code talks to
  * GCS and to the local gateway, which speak the same protocol.
  */
-import { createReadStream } from 'node:fs';
+import { openAsBlob } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,16 +32,31 @@ export interface ResumeOptions {
   retries?: number;
 }
 
-async function problem(res: Response, what: string): Promise<Error> {
-  return new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
+/** An answer other than the one expected; `body` is the problem+json, when the server sent one. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: { detail?: string; errors?: { line?: number; column?: number; field?: string; reason?: string }[] } | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
-/** The API's key header, when there is a key (the signed URLs need none: they carry their signature). */
-const keyHeader = (apiKey: string | undefined): Record<string, string> => (apiKey ? { 'x-api-key': apiKey } : {});
+async function problem(res: Response, what: string): Promise<Error> {
+  const text = await res.text();
+  let body: ApiError['body'];
+  try {
+    body = JSON.parse(text) as ApiError['body'];
+  } catch {
+    body = undefined;
+  }
+  return new ApiError(res.status, body, `${what}: HTTP ${res.status} ${body?.detail ?? text}`);
+}
 
 /** POST /uploads: the signed URL for a file of `size` bytes. */
-export async function requestSignedUpload(api: string, intent: { fileName?: string; size: number; contentType: string; sha256?: string }, apiKey?: string): Promise<SignedUpload> {
-  const res = await fetch(new URL('/uploads', api), { method: 'POST', headers: { 'content-type': 'application/json', ...keyHeader(apiKey) }, body: JSON.stringify(intent) });
+export async function requestSignedUpload(api: string, intent: { fileName?: string; size: number; contentType: string; sha256?: string }): Promise<SignedUpload> {
+  const res = await fetch(new URL('/uploads', api), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(intent) });
   if (res.status !== 201) throw await problem(res, 'POST /uploads');
   return (await res.json()) as SignedUpload;
 }
@@ -99,14 +114,18 @@ export async function resumeUpload(session: string, file: string, options: Resum
 }
 
 /** The whole flow for one file: inline when small, signed and resumable when large. */
-export async function uploadFile(api: string, file: string, options: ResumeOptions & { inlineMaxBytes?: number; apiKey?: string } = {}): Promise<{ uploadId: string; mode: 'inline' | 'signed' }> {
+export async function uploadFile(api: string, file: string, options: ResumeOptions & { inlineMaxBytes?: number } = {}): Promise<{ uploadId: string; mode: 'inline' | 'signed' }> {
   const size = (await fs.stat(file)).size;
   if (size <= (options.inlineMaxBytes ?? INLINE_MAX_BYTES)) {
-    const res = await fetch(new URL('/upload', api), { method: 'POST', headers: { 'content-type': 'text/csv', ...keyHeader(options.apiKey) }, body: createReadStream(file) as unknown as RequestInit['body'], duplex: 'half' } as RequestInit);
-    if (res.status !== 201) throw await problem(res, 'POST /upload');
+    // Multipart, so the file keeps its name; the Blob reads the file from disk as it is sent.
+    const form = new FormData();
+    form.append('file', await openAsBlob(file, { type: 'text/csv' }), path.basename(file));
+    const res = await fetch(new URL('/upload', api), { method: 'POST', body: form });
+    // 200: the same rows were stored before; the answer names that upload (a duplicate).
+    if (res.status !== 201 && res.status !== 200) throw await problem(res, 'POST /upload');
     return { uploadId: ((await res.json()) as { uploadId: string }).uploadId, mode: 'inline' };
   }
-  const signed = await requestSignedUpload(api, { fileName: path.basename(file), size, contentType: 'text/csv' }, options.apiKey);
+  const signed = await requestSignedUpload(api, { fileName: path.basename(file), size, contentType: 'text/csv' });
   const session = await startSession(signed.upload);
   await resumeUpload(session, file, options);
   return { uploadId: signed.uploadId, mode: 'signed' };

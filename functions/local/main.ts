@@ -40,7 +40,7 @@ const k = rt.config.auth.enabled ? ` -H "x-api-key: $KEY"` : '';
 console.log(`Flights pipeline running at ${url} (data in ${rt.config.dataDir}, routes from ${specFile()})
 ${auth}
   curl${k} -F file=@samples/flights-sample.csv ${url}/upload       upload a CSV (≤ 512 MiB inline)
-  npx flights-cli upload big.csv --url ${url}${k ? ' --key $KEY' : ''}                  any size, resumable (signed URL)
+  npx flights-cli upload big.csv --url ${url}                  any size, resumable (signed URL)
   curl${k} ${url}/uploads/<uploadId>                               stored → loading → loaded | failed
   curl${k} '${url}/getdata?carrier=eq.AA&limit=5'                  query (grammar: ${url}/schema)
   curl${k} -X POST '${url}/exports?origin=eq.JFK'                  export any number of rows
