@@ -27,4 +27,16 @@ export function clientOutcome(e: unknown): Problem | 'closed' | undefined {
   return undefined;
 }
 
+/** Seconds a client should wait before retrying an upload refused for want of space. */
+export const STORAGE_FULL_RETRY_SECONDS = 60;
+
+/**
+ * Not the client's fault, but not a crash either: the disk under the local bucket is full (or the
+ * quota spent). The client is told to come back later (507, RFC 4918), nothing of its file kept.
+ */
+export function storageFullProblem(e: unknown): Problem | undefined {
+  if (!['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException | undefined)?.code ?? '')) return undefined;
+  return new Problem(507, 'insufficient-storage', 'Insufficient Storage', `The server has no space to store the file right now; nothing of it was kept. Retry in ${STORAGE_FULL_RETRY_SECONDS} s.`);
+}
+
 export const malformedMultipart = (e: Error): Problem => new Problem(400, 'malformed-multipart', 'Malformed multipart body', e.message);

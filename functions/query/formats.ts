@@ -30,6 +30,22 @@ function csvField(value: unknown): string {
 export const csvHeader = (columns: readonly string[]): string => `${columns.map(csvField).join(',')}\r\n`;
 export const csvLine = (row: Row, columns: readonly string[]): string => `${columns.map((c) => csvField(row[c])).join(',')}\r\n`;
 
+/**
+ * `_loaded_at` is an instant, held zone-less in UTC by both warehouses: shown as ISO 8601 with `Z`.
+ * `time_hour` is a local wall-clock time and stays as it was uploaded.
+ */
+const INSTANT_COLUMNS = ['_loaded_at'];
+const ZONELESS = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)$/;
+
+export function presentRow(row: Row): Row {
+  const shown = { ...row };
+  for (const column of INSTANT_COLUMNS) {
+    const m = typeof row[column] === 'string' ? ZONELESS.exec(row[column]) : null;
+    if (m) shown[column] = `${m[1]}T${m[2]}Z`;
+  }
+  return shown;
+}
+
 /** Only the columns asked for, in that order (a result may carry sort columns for the cursor). */
 export const project = (row: Row, columns: readonly string[]): Row => Object.fromEntries(columns.map((c) => [c, row[c] ?? null]));
 

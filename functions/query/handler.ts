@@ -5,8 +5,8 @@ import { Problem } from '../core/problem.js';
 import type { QuerySpec } from '../core/query-spec.js';
 import type { Runtime } from '../runtime.js';
 import { pageCursor } from './cursor.js';
-import { CONTENT_TYPES, chooseFormat, project, serialize, type Format } from './formats.js';
-import { parseQuery } from './grammar.js';
+import { CONTENT_TYPES, chooseFormat, presentRow, project, serialize, type Format } from './formats.js';
+import { MAX_LIMIT, parseQuery } from './grammar.js';
 import { health } from './health.js';
 import { describeSchema } from './schema-doc.js';
 
@@ -57,19 +57,37 @@ async function* pageChunks(format: Format, rows: Record<string, unknown>[], colu
 
 /**
  * What the warehouse is asked for a page: one row more than the page tells
- * whether a next page exists, so the last page carries no cursor. Aggregates
- * take no cursor and run as asked.
+ * whether a next page exists, so the last page carries no cursor, and whether
+ * an aggregate has more groups than `limit`.
  */
-export const probeSpec = (spec: QuerySpec): QuerySpec => (spec.aggregate ? spec : { ...spec, limit: spec.limit + 1 });
+export const probeSpec = (spec: QuerySpec): QuerySpec => ({ ...spec, limit: spec.limit + 1 });
+
+/**
+ * Grouped results are not paged (a cursor has no keyset over aggregates):
+ * rather than cut them off silently at `limit`, the request is refused.
+ */
+function tooManyGroups(limit: number, req: Request): Problem {
+  const params = queryParams(req);
+  for (const p of PAGE_ONLY) params.delete(p);
+  const raise = limit < MAX_LIMIT ? `raise limit (up to ${MAX_LIMIT}), ` : '';
+  return new Problem(
+    400,
+    'too-many-groups',
+    'Too many groups',
+    `The result has more than ${limit} groups and grouped results are not paged: ${raise}narrow the filters, or export it: POST /exports${params.size ? `?${params}` : ''}.`,
+    { parameter: 'limit', limit, allowed: limit < MAX_LIMIT ? [`${limit + 1}..${MAX_LIMIT}`] : [] },
+  );
+}
 
 async function getdata(rt: Runtime, req: Request, res: Response): Promise<void> {
   const q = parseQuery(queryParams(req), { cursorSecret: rt.cursorSecret });
   const format = chooseFormat(q.format, req.headers.accept);
   const [result, total] = await Promise.all([rt.warehouse.query(probeSpec(q.spec)), q.count ? rt.warehouse.count(q.spec) : undefined]);
+  if (q.spec.aggregate && result.rows.length > q.spec.limit) throw tooManyGroups(q.spec.limit, req);
   const rows = result.rows.slice(0, q.spec.limit);
   const cursor = result.rows.length > q.spec.limit ? pageCursor(q.spec, rows, rt.cursorSecret) : undefined;
   const next = cursor ? nextUrl(req, cursor) : null;
-  const body = await inlineBody(pageChunks(format, rows, q.columns, next, total), rt.config.maxInlineResponseBytes, req);
+  const body = await inlineBody(pageChunks(format, rows.map(presentRow), q.columns, next, total), rt.config.maxInlineResponseBytes, req);
   if (next) res.setHeader('Link', `<${next}>; rel="next"`);
   if (total !== undefined) res.setHeader('X-Total-Count', String(total));
   res.type(CONTENT_TYPES[format]);

@@ -14,7 +14,8 @@ export class NotificationChannels extends pulumi.ComponentResource {
       (address) => new gcp.monitoring.NotificationChannel(`email-${address}`, { project: s.project, type: 'email', displayName: address, labels: { email_address: address } }, child).id,
     );
     this.chat = s.chatWebhooks.map(
-      (hook) => new gcp.monitoring.NotificationChannel(`webhook-${hook.name}`, { project: s.project, type: 'webhook_tokenauth', displayName: hook.name, labels: { url: hook.url } }, child).id,
+      // The URL carries the chat's token: kept secret in the state as in the stack file (`pulumi config set --secret`).
+      (hook) => new gcp.monitoring.NotificationChannel(`webhook-${hook.name}`, { project: s.project, type: 'webhook_tokenauth', displayName: hook.name, labels: { url: pulumi.secret(hook.url) } }, child).id,
     );
     this.registerOutputs({});
   }

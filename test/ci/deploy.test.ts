@@ -161,6 +161,17 @@ describe('ci/upload', () => {
     ]);
   });
 
+  it('names the zips after STACK when it is set, not after the checked-out branch', async () => {
+    await fs.mkdir(path.join(out, 'artifacts'), { recursive: true });
+    for (const f of ['upload-master.zip', 'upload-main.zip']) await fs.writeFile(path.join(out, 'artifacts', f), f);
+    const result = await runScript('ci/upload', [], env({ BRANCH_NAME: 'main', STACK: 'master', ARTIFACTS_BUCKET: 'b' }));
+    expect(result.code, result.stderr).toBe(0);
+    expect((await readCalls()).map((c) => c.slice(4))).toEqual([
+      [path.join(out, 'artifacts/upload-master.zip'), 'gs://b/feedc0d/'],
+      [path.join(out, 'artifacts/upload-master.zip'), 'gs://b/master/'],
+    ]);
+  });
+
   it('takes ARTIFACTS_BUCKET without asking the stack, and fails when ci/package made nothing', async () => {
     const result = await runScript('ci/upload', [], env({ ARTIFACTS_BUCKET: 'b' }));
     expect(result.code).not.toBe(0);

@@ -77,8 +77,9 @@ describe('exports and the inline cap', () => {
     expect(done).toMatchObject({ status: 'done', rows: 3, columns: ['n', 'carrier'] });
     const rows = [];
     for await (const row of exportedRows(done.files!)) rows.push(row);
-    const page = await request(p.url).get('/getdata?select=n:count(),carrier&order=carrier&limit=3');
-    expect(rows.map((r) => ({ n: Number(r.n), carrier: r.carrier }))).toEqual(page.body.rows);
+    // GET /getdata refuses to cut groups off at a limit: it is asked for all of them.
+    const page = await request(p.url).get('/getdata?select=n:count(),carrier&order=carrier&limit=10000');
+    expect(rows.map((r) => ({ n: Number(r.n), carrier: r.carrier }))).toEqual(page.body.rows.slice(0, 3));
     expect(Object.keys(rows[0]!)).toEqual(['n', 'carrier']);
   });
 

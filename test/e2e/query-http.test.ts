@@ -53,6 +53,28 @@ describe('GET /getdata over HTTP', () => {
     expect(res.body.count).toBe(want.size);
   });
 
+  it('refuses rather than truncates grouped results with more groups than limit', async () => {
+    const carriers = new Set(all.map((r) => r.carrier)).size;
+    expect(carriers).toBeGreaterThan(3);
+    const res = await request(p.url).get('/getdata?select=carrier,count()&order=carrier&limit=3');
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.body).toMatchObject({ type: '/problems/too-many-groups', parameter: 'limit', limit: 3, allowed: ['4..10000'] });
+    expect(res.body.detail).toContain('POST /exports?select=carrier%2Ccount%28%29&order=carrier');
+    const exact = await request(p.url).get(`/getdata?select=carrier,count()&limit=${carriers}`);
+    expect([exact.status, exact.body.rows.length, exact.body.next]).toEqual([200, carriers, null]);
+  });
+
+  it('shows _loaded_at as an ISO 8601 instant in UTC and time_hour as uploaded', async () => {
+    const res = await request(p.url).get('/getdata?select=time_hour,_loaded_at&limit=1');
+    const [row] = res.body.rows;
+    expect(row._loaded_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
+    expect(Math.abs(Date.parse(row._loaded_at) - Date.now())).toBeLessThan(10 * 60_000);
+    expect(row.time_hour).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:00:00$/);
+    const csvPage = await request(p.url).get('/getdata?select=_loaded_at&limit=1&format=csv');
+    expect(csvPage.text.split('\r\n')[1]).toBe(row._loaded_at);
+  });
+
   it('names the offending parameter in a problem+json 400', async () => {
     const res = await request(p.url).get('/getdata?dep_delay=gt.soon');
     expect(res.status).toBe(400);

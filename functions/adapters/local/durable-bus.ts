@@ -80,7 +80,9 @@ class LocalSubscription implements Subscription {
     if (this.closed) return;
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      const delivery = this.deliver(message.id).finally(() => this.inFlight.delete(delivery));
+      const delivery = this.deliver(message.id)
+        .catch((error: unknown) => this.retryLater(message, error))
+        .finally(() => this.inFlight.delete(delivery));
       this.inFlight.add(delivery);
     }, Math.max(0, message.notBefore - Date.now()));
     this.timers.add(timer);
@@ -125,6 +127,16 @@ class LocalSubscription implements Subscription {
     if (!this.closed) this.schedule(stored);
   }
 
+  /**
+   * The bus itself could not record a delivery or its outcome (a full disk): the message file is as
+   * it was, so it is tried again after the longest backoff, when space may have returned. Nothing
+   * here may throw: it runs on a timer, where an error would end the process.
+   */
+  private retryLater(message: StoredMessage, error: unknown): void {
+    this.log?.error({ messageId: message.id, subscription: this.spec.name, err: error }, 'could not record a delivery; retrying later');
+    this.schedule({ ...message, notBefore: Date.now() + this.spec.maxBackoffMs });
+  }
+
   private readStored(id: string): StoredMessage | undefined {
     const file = readFileIfExists(this.file(id));
     return file && (JSON.parse(file.toString('utf8')) as StoredMessage);
@@ -158,7 +170,10 @@ export class DurableLocalBus implements EventBus {
   async createSubscription(spec: SubscriptionSpec): Promise<void> {
     // Here rather than at the first publish, so a filter this bus cannot apply fails the caller, not the publisher.
     filterOf(spec);
-    atomicWriteFileSync(path.join(this.root, 'subscriptions', `${spec.name}.json`), JSON.stringify(spec));
+    const file = path.join(this.root, 'subscriptions', `${spec.name}.json`);
+    const content = JSON.stringify(spec);
+    // Unchanged, it is not rewritten: a start-up with the disk full must not need space.
+    if (readFileIfExists(file)?.toString('utf8') !== content) atomicWriteFileSync(file, content);
   }
 
   async publish(topic: string, data: Buffer, attributes: Record<string, string> = {}): Promise<string> {

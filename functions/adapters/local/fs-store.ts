@@ -83,6 +83,24 @@ type Content = { bytes: Buffer } | { tmp: string };
 const closed = (file: WriteStream): Promise<void> =>
   new Promise((resolve, reject) => file.once('close', () => (file.errored ? reject(file.errored) : resolve())));
 
+/** Notification retries after a failed first attempt, spaced 1 s, 2 s, … up to 30 s apart: about ten minutes in all. */
+const NOTIFY_RETRIES = 25;
+
+/**
+ * As with GCS, the notification is not part of the write: an object once
+ * committed stays written even if announcing it fails (the bus's disk is
+ * full). The announcement is retried in the background; if the process dies
+ * first, the start-up reconciler (loader/reconcile.ts) finds the object.
+ */
+async function notify(listener: FinalizeListener, info: ObjectInfo, attempt = 0): Promise<void> {
+  try {
+    await listener(info);
+  } catch {
+    if (attempt >= NOTIFY_RETRIES) return;
+    setTimeout(() => void notify(listener, info, attempt + 1), Math.min(30_000, 1000 * 2 ** attempt)).unref();
+  }
+}
+
 export class FsObjectStore implements ObjectStore {
   private readonly objectsDir: string;
   private readonly metaDir: string;
@@ -302,14 +320,21 @@ export class FsObjectStore implements ObjectStore {
         atomicWriteFileSync(this.metaPath(name), Buffer.concat([Buffer.from(`${header}\n`), content.bytes]));
       } else {
         const file = this.contentPath(name, next.generation);
-        // The generation's file name is new, so writing it in place is as safe as a rename: nothing refers to it yet.
-        inDir(path.dirname(file), () => ('tmp' in content ? fss.renameSync(content.tmp, file) : fss.writeFileSync(file, content.bytes)));
-        atomicWriteFileSync(this.metaPath(name), header);
+        try {
+          // The generation's file name is new, so writing it in place is as safe as a rename: nothing refers to it yet.
+          inDir(path.dirname(file), () => ('tmp' in content ? fss.renameSync(content.tmp, file) : fss.writeFileSync(file, content.bytes)));
+          atomicWriteFileSync(this.metaPath(name), header);
+        } catch (e) {
+          // A full disk: the bytes, unreferenced, would only fill it further.
+          fss.rmSync(file, { force: true });
+          if ('tmp' in content) fss.rmSync(content.tmp, { force: true });
+          throw e;
+        }
       }
       if (current) fss.rmSync(this.contentPath(name, current.generation), { force: true });
       return next;
     });
-    for (const listener of this.listeners) await listener(info);
+    for (const listener of this.listeners) await notify(listener, info);
     return info;
   }
 

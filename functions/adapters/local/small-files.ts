@@ -41,8 +41,14 @@ export function inDir<T>(dir: string, op: () => T): T {
 /** Replaces `file` whole: a reader sees the old content or the new, never part of it. */
 export function atomicWriteFileSync(file: string, content: string | Buffer): void {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  inDir(path.dirname(file), () => fs.writeFileSync(tmp, content));
-  fs.renameSync(tmp, file);
+  try {
+    inDir(path.dirname(file), () => fs.writeFileSync(tmp, content));
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    // A full disk fails the write part-way: the partial temp file must not stay to fill it further.
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** The file's bytes, or undefined if it does not exist. */
