@@ -1,5 +1,6 @@
 /** Configuration from the environment, with the embedded defaults that make `npm start` work anywhere. */
 import path from 'node:path';
+import { EVENT_FUNCTION_TIMEOUT_SECONDS } from './topology.js';
 
 /** What one `POST /upload` may cost; see README "Limits". */
 export interface IngestLimits {
@@ -100,6 +101,8 @@ export interface SignedUploadSettings {
   maxBytes: number;
   /** The notification subscription of the validator that picks up finished uploads under landing/. */
   validatorSubscription: string;
+  /** How long a validator run's claim on an upload holds unrenewed; after that a redelivery takes over (uploads/claim.ts). */
+  validationLeaseMs: number;
 }
 
 export interface ExportSettings {
@@ -133,6 +136,19 @@ export function int(env: NodeJS.ProcessEnv, name: string, fallback: number): num
 }
 
 const MiB = 1024 * 1024;
+
+/**
+ * What the validator checks per second: 15 MiB/s, the lowest of bench/validate.ts's runs on a
+ * 100 MB file on this shared 2-core machine under load (45–70 MiB/s on a quiet minute,
+ * docs/benchmarks.md), taken as what one Cloud Functions vCPU does on a bad day.
+ */
+export const VALIDATOR_BYTES_PER_SECOND = 15 * MiB;
+/**
+ * The largest signed upload: what the validator finishes in half an event-driven function's
+ * timeout; the other half is for reading and writing the bucket, the promotion copy, a cold start
+ * and a redelivery waiting out a dead run's claim. 15 MiB/s × 270 s ≈ 3.96 GiB.
+ */
+export const SIGNED_UPLOAD_CAP = Math.floor(VALIDATOR_BYTES_PER_SECOND * (EVENT_FUNCTION_TIMEOUT_SECONDS / 2));
 /** API Gateway and Cloud Functions gen2 refuse larger requests themselves; ours must fail first, with a useful problem. */
 export const CLOUD_REQUEST_CAP = 32_000_000;
 
@@ -207,8 +223,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     signedUploads: {
       urlTtlSeconds: int(env, 'UPLOAD_URL_TTL_SECONDS', 3600),
-      maxBytes: int(env, 'MAX_SIGNED_UPLOAD_BYTES', 50 * 1024 ** 3),
+      maxBytes: int(env, 'MAX_SIGNED_UPLOAD_BYTES', SIGNED_UPLOAD_CAP),
       validatorSubscription: env.VALIDATOR_SUBSCRIPTION ?? 'flights-validator',
+      validationLeaseMs: int(env, 'VALIDATION_LEASE_MS', 90_000),
     },
     ingest: ingestLimits(env, profile),
   };

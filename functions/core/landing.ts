@@ -18,6 +18,12 @@ export const uploadIdOfLanding = (name: string): string | undefined => LANDING_N
 /** `duplicate`: the same content was stored before (ingest's content idempotency); `duplicateOf` names that upload. */
 export type SignedUploadState = 'awaiting' | 'validating' | 'accepted' | 'duplicate' | 'failed';
 
+/** Which validator run holds a `validating` upload, and until when (uploads/claim.ts). */
+export interface ValidationClaim {
+  token: string;
+  expiresAt: string;
+}
+
 export interface SignedUploadRecord {
   uploadId: string;
   status: SignedUploadState;
@@ -34,6 +40,8 @@ export interface SignedUploadRecord {
   /** When failed: why, and for an invalid CSV the same fields a 422 from POST /upload carries. */
   reason?: string;
   duplicateOf?: string;
+  /** While `validating`: the run's lease; a lapsed one lets a redelivery take over. */
+  claim?: ValidationClaim;
   errorCount?: number;
   errors?: CsvFault[];
 }

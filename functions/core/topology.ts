@@ -48,8 +48,8 @@ export interface Schedule {
   topic: string;
   /**
    * The message body. Never empty: the functions-framework turns a push request into a CloudEvent
-   * only when its message has data (pubsub_middleware's isRawPubSubRequestBody), so a tick with
-   * attributes alone would not reach the function as an event.
+   * only when its message has data (pubsub_middleware's isRawPubSubRequestBody); a tick with
+   * attributes alone would reach the function without them.
    */
   data: string;
   /** Cron, as Cloud Scheduler reads it. */

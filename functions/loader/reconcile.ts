@@ -14,9 +14,9 @@
  */
 import type { Logger } from 'pino';
 import type { ObjectInfo, ObjectStore } from '../core/ports.js';
-import { readJson } from '../core/records.js';
+import { readJson, writeJson } from '../core/records.js';
 import { IDEMPOTENCY_PREFIX, UPLOADS_PREFIX, type IdempotencyEntry, type UploadLedger, type UploadRecord } from '../core/uploads.js';
-import { INCOMING_PREFIX, STAGING_PREFIX } from '../ingest/store-upload.js';
+import { INCOMING_PREFIX, STAGING_PREFIX, type StoredUpload } from '../ingest/store-upload.js';
 import { PendingFiles } from './pending.js';
 
 export interface ReconcileDeps {
@@ -34,6 +34,7 @@ export interface Abandoned {
 
 export interface RecoveryReport {
   claimsReleased: number;
+  claimsCompleted: number;
   recordsFailed: number;
   stagingDeleted: number;
 }
@@ -46,18 +47,33 @@ async function objects(store: ObjectStore, prefix: string): Promise<ObjectInfo[]
 
 const olderThan = (info: ObjectInfo, before: Date): boolean => Date.parse(info.updated) < before.getTime();
 
+/** The upload `uploadId` as its content claim's result, if its file is in incoming/. */
+async function storedUpload(deps: ReconcileDeps, uploadId: string): Promise<StoredUpload | undefined> {
+  const record = await deps.ledger.get(uploadId);
+  const info = record && (await deps.store.stat(record.object));
+  if (!record || !info || info.metadata.uploadId !== uploadId) return undefined;
+  const { object, bytes, rows, sha256 } = record;
+  return { uploadId, object, generation: info.generation, bytes, rows, sha256, status: 'stored' };
+}
+
 export const NEVER_STORED = 'the server stopped before the file was stored; nothing of it was kept: send it again';
 
 export async function recoverAbandoned(deps: ReconcileDeps, abandoned: Abandoned): Promise<RecoveryReport> {
   const { store, ledger } = deps;
-  const report: RecoveryReport = { claimsReleased: 0, recordsFailed: 0, stagingDeleted: 0 };
+  const report: RecoveryReport = { claimsReleased: 0, claimsCompleted: 0, recordsFailed: 0, stagingDeleted: 0 };
   for (const info of await objects(store, IDEMPOTENCY_PREFIX)) {
     const claim = await readJson<IdempotencyEntry<unknown>>(store, info.name).catch(() => undefined);
     if (!claim || claim.value.result !== undefined) continue;
     if (!olderThan(info, abandoned.before) || !abandoned.holderIsGone(claim.value.holder)) continue;
+    // A content claim whose file made it to incoming/ before the kill is completed, not released:
+    // released, the client's retry would store the same rows a second time.
+    const stored = info.name.startsWith(`${IDEMPOTENCY_PREFIX}key/`) ? undefined : await storedUpload(deps, claim.value.owner);
     // Only the generation read: a retry that took the claim over meanwhile keeps it.
-    await store.delete(info.name, { ifGenerationMatch: claim.generation }).then(
-      () => void report.claimsReleased++,
+    const settle = stored
+      ? writeJson(store, info.name, { ...claim.value, result: stored }, claim.generation)
+      : store.delete(info.name, { ifGenerationMatch: claim.generation });
+    await settle.then(
+      () => void (stored ? report.claimsCompleted++ : report.claimsReleased++),
       () => undefined,
     );
   }
@@ -75,7 +91,7 @@ export async function recoverAbandoned(deps: ReconcileDeps, abandoned: Abandoned
       () => undefined,
     );
   }
-  if (report.claimsReleased || report.recordsFailed || report.stagingDeleted) deps.log.warn({ ...report }, 'recovered what a stopped process left');
+  if (report.claimsReleased || report.claimsCompleted || report.recordsFailed || report.stagingDeleted) deps.log.warn({ ...report }, 'recovered what a stopped process left');
   return report;
 }
 

@@ -26,11 +26,23 @@ import { MAX_FAULTS } from '../ingest/handler.js';
 import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from '../ingest/store-upload.js';
 import { QUARANTINE_PREFIX } from '../loader/flush.js';
 import type { Runtime } from '../runtime.js';
+import { ValidationLease } from './claim.js';
 
 /** A client's fault as the problem it would get inline (a 4xx); undefined for our own failures, which are retried. */
 function clientProblem(e: unknown): Problem | undefined {
   const outcome = clientOutcome(e);
   return outcome instanceof Problem ? outcome : undefined;
+}
+
+/**
+ * The landed object must have the size the URL was issued for: GCS enforces
+ * `X-Upload-Content-Length` on JSON API sessions only, and nothing says it does
+ * on an XML API session, so it is checked here, before a byte is read.
+ */
+function sizeProblem(record: SignedUploadRecord, landed: ObjectNotification): Problem | undefined {
+  const size = Number(landed.object.size);
+  if (size === record.bytes) return undefined;
+  return new Problem(422, 'size-mismatch', 'Size mismatch', `The upload was not stored: ${size} bytes arrived, not the ${record.bytes} declared.`);
 }
 
 /** The declared SHA-256 is checked on the staged file's digest, before anything is promoted. */
@@ -59,6 +71,8 @@ function landedUpload(event: CloudEvent<unknown>, rt: Runtime): ObjectNotificati
 
 /** Stages, checks and commits the landed file as ingest does an inline one; throws what ingest would. */
 async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, landed: ObjectNotification, record: SignedUploadRecord): Promise<Partial<SignedUploadRecord>> {
+  const wrongSize = sizeProblem(record, landed);
+  if (wrongSize) throw wrongSize;
   const source = rt.store.read(landed.name, { generation: landed.generation });
   const decoders = isGzipType(record.contentType) ? [createGunzip()] : [];
   const signed = { createdAt: record.createdAt, uploadUrlExpiresAt: record.uploadUrlExpiresAt };
@@ -79,30 +93,31 @@ export function landingValidator(rt: Runtime) {
     const landed = landedUpload(event, rt);
     const uploadId = landed?.eventType === 'OBJECT_FINALIZE' ? uploadIdOfLanding(landed.name) : undefined;
     if (!landed || !uploadId) return;
-    // Only an upload still awaiting its file is validated; anything else is a redelivery.
-    let claimed = false;
-    const record = await rt.signedUploads.update(uploadId, (r) => ((claimed = r.status === 'awaiting') ? { status: 'validating' } : {}));
+    // Only an upload awaiting its file, or one whose validating run lapsed, is validated; anything else is a redelivery.
+    const { record, lease } = await ValidationLease.claim(rt.signedUploads, uploadId, rt.config.signedUploads.validationLeaseMs);
     if (!record) return;
-    if (!claimed) {
+    if (!lease) {
+      // Another run still holds it after a whole lease: fail, so Pub/Sub brings this back to take over if that run dies.
+      if (record.status === 'validating') throw new Error(`upload ${uploadId} is being validated by another run`);
       // The signed URL used again after its upload was settled: those bytes are neither taken nor kept.
-      if (record.status !== 'validating') await rt.store.delete(landed.name, { ifGenerationMatch: landed.generation }).catch(() => undefined);
+      await rt.store.delete(landed.name, { ifGenerationMatch: landed.generation }).catch(() => undefined);
       return;
     }
     const log = rt.log.child({ uploadId, object: landed.name, generation: landed.generation });
     try {
       const outcome = await accept(rt, contents, landed, record);
-      await rt.signedUploads.update(uploadId, () => outcome);
+      await lease.settle(outcome);
       log.info(outcome, 'signed upload validated');
     } catch (e) {
       const problem = clientProblem(e);
       if (!problem) {
         // Ours (the bucket or the warehouse unreachable): hand it back for the retry to claim again.
-        await rt.signedUploads.update(uploadId, () => ({ status: 'awaiting' }));
+        await lease.settle({ status: 'awaiting' });
         throw e;
       }
       await quarantine(rt, landed, uploadId, problem);
       const { errorCount, errors } = problem.extensions as Pick<SignedUploadRecord, 'errorCount' | 'errors'>;
-      await rt.signedUploads.update(uploadId, () => ({ status: 'failed', reason: problem.detail, ...(errors ? { errorCount, errors } : {}) }));
+      await lease.settle({ status: 'failed', reason: problem.detail, ...(errors ? { errorCount, errors } : {}) });
       log.info({ problem: problem.slug, errorCount }, 'signed upload quarantined');
     }
     // The raw bytes are kept only in quarantine: a valid file lives on as its canonical copy in incoming/.

@@ -1,0 +1,124 @@
+/**
+ * The reliability harness. Each scenario ends with the reconciliation check
+ * (support/reconciliation.ts). `npm test` runs the short version; `npm run
+ * test:reliability` the long one (RELIABILITY_KILLS=50 and more files).
+ * Each scenario prints one `reliability:` line with its figures, as
+ * docs/reliability.md reports them.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { UploadRecord } from '../../functions/core/uploads.js';
+import { flightsCsv } from '../support/generate-flights.js';
+import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { tempDir } from '../support/temp.js';
+import { uploadUntilAnswered, type Outcome } from './support/client.js';
+import { reconcile, type Acknowledged, type Reconciliation } from './support/reconciliation.js';
+import { startServer, type ServerProcess } from './support/server.js';
+
+const KILLS = Number(process.env.RELIABILITY_KILLS ?? 2);
+const BUCKET = 'flights-local';
+
+/** File `i` of a run: distinct rows per file; every tenth spoiled so that it is refused with 422. */
+const fileOf = (run: number, i: number): string => {
+  const csv = flightsCsv(10 + (i % 7), run * 100_000 + i);
+  return i % 10 === 9 ? csv.replace(/,2013,/, ',2013x,') : csv;
+};
+
+/** Splits outcomes, then waits until every acknowledged upload's record is final. */
+async function settle(outcomes: Outcome[], status: (uploadId: string) => Promise<string | undefined>): Promise<{ acknowledged: Acknowledged[]; refused: number }> {
+  const acknowledged = outcomes.flatMap((o) => ('acknowledged' in o ? [o.acknowledged] : []));
+  for (const a of acknowledged) {
+    await eventually(async () => (['loaded', 'failed', 'duplicate'].includes((await status(a.uploadId)) ?? '') ? true : undefined), 120_000, `${a.uploadId} settled`);
+  }
+  return { acknowledged, refused: outcomes.length - acknowledged.length };
+}
+
+function report(scenario: string, runs: number, r: Reconciliation, extra: Record<string, unknown> = {}): void {
+  console.log(`reliability: ${JSON.stringify({ scenario, runs, files: r.files, rows: r.rows, lost: r.lost, duplicated: r.duplicated, ...extra })}`);
+}
+
+function expectReconciled(r: Reconciliation): void {
+  expect({ lost: r.lost, duplicated: r.duplicated, leftovers: r.leftovers, unsettled: r.unsettled, unexplained: r.unexplained }).toEqual({
+    lost: 0,
+    duplicated: 0,
+    leftovers: [],
+    unsettled: [],
+    unexplained: 0,
+  });
+}
+
+let pipeline: TestPipeline | undefined;
+let server: ServerProcess | undefined;
+afterEach(async () => {
+  await pipeline?.stop();
+  await server?.kill();
+  pipeline = server = undefined;
+});
+
+describe('reliability scenarios', () => {
+  it('200 parallel uploads from 20 clients, one in ten invalid: every valid row once, every invalid file refused with a reason', async () => {
+    pipeline = await startTestPipeline();
+    const p = pipeline;
+    const clients = Array.from({ length: 20 }, async (_, c) => {
+      const outcomes: Outcome[] = [];
+      for (let i = c * 10; i < c * 10 + 10; i++) outcomes.push(await uploadUntilAnswered(() => p.url, fileOf(1, i), `parallel-${i}`));
+      return outcomes;
+    });
+    const outcomes = (await Promise.all(clients)).flat();
+    const { acknowledged, refused } = await settle(outcomes, async (id) => (await p.rt.ledger.get(id))?.status);
+    expect(refused).toBe(20);
+    await p.stop();
+    pipeline = undefined;
+    const r = await reconcile(p.dataDir, BUCKET, acknowledged, outcomes.flatMap((o) => ('refused' in o ? [o.refused] : [])));
+    report('200 parallel uploads, 20 clients, 10% invalid', 1, r, { refused });
+    expect(r.files).toBe(180);
+    expectReconciled(r);
+  });
+
+  it(`SIGKILL of npm start at ${KILLS} random points under upload load: nothing acknowledged is lost or doubled, and every retry gets in`, async () => {
+    const dataDir = await tempDir();
+    server = await startServer(dataDir);
+    let current = server;
+    const files = Math.max(20, KILLS * 8);
+    let next = 0;
+    const outcomes: Outcome[] = [];
+    let killing = true;
+    // Four clients, each sending the next file as soon as its last was answered.
+    const clients = Array.from({ length: 4 }, async () => {
+      while (next < files) {
+        const i = next++;
+        outcomes.push(await uploadUntilAnswered(() => current.url, fileOf(2, i), `kill-${i}`, Date.now() + 300_000));
+      }
+    });
+    const recoveries: number[] = [];
+    const killer = (async () => {
+      for (let k = 0; k < KILLS; k++) {
+        await new Promise((r) => setTimeout(r, 150 + Math.random() * 1200));
+        const killedAt = performance.now();
+        await current.kill();
+        current = await startServer(dataDir);
+        server = current;
+        recoveries.push(performance.now() - killedAt);
+      }
+      killing = false;
+    })();
+    await Promise.all([killer, ...clients]);
+    expect(killing).toBe(false);
+    const status = async (id: string): Promise<string | undefined> => {
+      const res = await fetch(`${current.url}/uploads/${id}`);
+      return res.ok ? ((await res.json()) as UploadRecord).status : undefined;
+    };
+    const { acknowledged, refused } = await settle(outcomes, status);
+    await current.stop();
+    server = undefined;
+    const r = await reconcile(dataDir, BUCKET, acknowledged, outcomes.flatMap((o) => ('refused' in o ? [o.refused] : [])));
+    const attempts = outcomes.map((o) => o.attempts);
+    report('SIGKILL of npm start under load', KILLS, r, {
+      refused,
+      retries: attempts.reduce((a, b) => a + b, 0) - attempts.length,
+      maxRecoveryMs: Math.round(Math.max(...recoveries)),
+    });
+    expect(refused).toBe(Math.floor(files / 10));
+    expect(r.files + refused).toBe(files);
+    expectReconciled(r);
+  });
+});

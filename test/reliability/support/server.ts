@@ -1,0 +1,42 @@
+/** `npm start` as a child process on a free loopback port, to be killed with SIGKILL at any point. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  kill(): Promise<void>;
+  /** SIGTERM: the server's own orderly stop. */
+  stop(): Promise<void>;
+}
+
+export function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'functions/local/main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', MIN_BACKOFF_MS: '50', MAX_BACKOFF_MS: '500', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signal = async (sig: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const url = /running at (http:\/\/[\d.]+:\d+)/.exec(out)?.[1];
+      if (url) {
+        out = '';
+        child.stdout!.removeAllListeners('data');
+        child.stdout!.resume();
+        resolve({ url, child, kill: () => signal('SIGKILL'), stop: () => signal('SIGTERM') });
+      }
+    });
+    void exited.then(() => reject(new Error(`the server exited before it was ready (${child.exitCode ?? child.signalCode}): ${err}`)));
+  });
+}
