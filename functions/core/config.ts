@@ -203,7 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDeliveryAttempts: int(env, 'MAX_DELIVERY_ATTEMPTS', 5),
     minBackoffMs: int(env, 'MIN_BACKOFF_MS', 1000),
     maxBackoffMs: int(env, 'MAX_BACKOFF_MS', 60_000),
-    flushSpacingMs: int(env, 'FLUSH_SPACING_MS', cloud ? 120_000 : 0),
+    flushSpacingMs: int(env, 'FLUSH_SPACING_MS', cloud ? 60_000 : 0),
     // A lease outlives one BigQuery job; locally a load takes well under a second, and a crashed process should not block flushes for long.
     flushLeaseMs: int(env, 'FLUSH_LEASE_MS', cloud ? int(env, 'BQ_JOB_TIMEOUT_MS', 120_000) + 60_000 : 10_000),
     flushTickMs: int(env, 'FLUSH_TICK_MS', 1000),
