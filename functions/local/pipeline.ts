@@ -17,6 +17,7 @@ import type { Runtime } from '../runtime.js';
 import { uploadsHandler } from '../uploads/handler.js';
 import { landingValidator } from '../uploads/validate.js';
 import { createGateway } from './gateway.js';
+import { listenWithTimeouts } from './listen.js';
 import { recoverAtStartUp } from './recovery.js';
 import { storageRoutes } from './storage-routes.js';
 import { gatewayAccess } from '../ops/gateway-access.js';
@@ -58,10 +59,7 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
     access: await gatewayAccess(rt.config.auth, rt.log),
     operations: operatorRoutes(rt, history),
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    // Express 5 calls the listen callback with the error too (a busy port), not only on success.
-    const s = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(s)));
-  }).catch(async (e: unknown) => {
+  const server = await listenWithTimeouts(app, port, host, rt.config.headersTimeoutMs).catch(async (e: unknown) => {
     await history.stop();
     throw e;
   });
