@@ -5,7 +5,7 @@
  * Content-Range chunks, one bounded buffer at a time. The same code talks to
  * GCS and to the local gateway, which speak the same protocol.
  */
-import { createReadStream } from 'node:fs';
+import { openAsBlob } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,8 +32,26 @@ export interface ResumeOptions {
   retries?: number;
 }
 
+/** An answer other than the one expected; `body` is the problem+json, when the server sent one. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: { detail?: string; errors?: { line?: number; column?: number; field?: string; reason?: string }[] } | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 async function problem(res: Response, what: string): Promise<Error> {
-  return new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
+  const text = await res.text();
+  let body: ApiError['body'];
+  try {
+    body = JSON.parse(text) as ApiError['body'];
+  } catch {
+    body = undefined;
+  }
+  return new ApiError(res.status, body, `${what}: HTTP ${res.status} ${body?.detail ?? text}`);
 }
 
 /** POST /uploads: the signed URL for a file of `size` bytes. */
@@ -99,8 +117,12 @@ export async function resumeUpload(session: string, file: string, options: Resum
 export async function uploadFile(api: string, file: string, options: ResumeOptions & { inlineMaxBytes?: number } = {}): Promise<{ uploadId: string; mode: 'inline' | 'signed' }> {
   const size = (await fs.stat(file)).size;
   if (size <= (options.inlineMaxBytes ?? INLINE_MAX_BYTES)) {
-    const res = await fetch(new URL('/upload', api), { method: 'POST', headers: { 'content-type': 'text/csv' }, body: createReadStream(file) as unknown as RequestInit['body'], duplex: 'half' } as RequestInit);
-    if (res.status !== 201) throw await problem(res, 'POST /upload');
+    // Multipart, so the file keeps its name; the Blob reads the file from disk as it is sent.
+    const form = new FormData();
+    form.append('file', await openAsBlob(file, { type: 'text/csv' }), path.basename(file));
+    const res = await fetch(new URL('/upload', api), { method: 'POST', body: form });
+    // 200: the same rows were stored before; the answer names that upload (a duplicate).
+    if (res.status !== 201 && res.status !== 200) throw await problem(res, 'POST /upload');
     return { uploadId: ((await res.json()) as { uploadId: string }).uploadId, mode: 'inline' };
   }
   const signed = await requestSignedUpload(api, { fileName: path.basename(file), size, contentType: 'text/csv' });
