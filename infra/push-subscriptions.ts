@@ -6,14 +6,12 @@
  */
 import * as gcp from '@pulumi/gcp';
 import * as pulumi from '@pulumi/pulumi';
-import { deadLetters, type FunctionSubscription, type Topology } from '../functions/core/topology.js';
+import { deadLetters, pushEndpoint, type FunctionSubscription, type Topology } from '../functions/core/topology.js';
 import { durationSeconds } from './durations.js';
 import { invoker, kebab, type DeployedFunction } from './functions.js';
 import { pubsubServiceAgent } from './messaging.js';
 import type { StackSettings } from './settings.js';
 
-/** `/projects/P/topics/T`, which functions-framework's pubsub middleware reads the topic from. */
-export const pushPath = (project: string, topic: string): string => `/projects/${project}/topics/${topic}`;
 export const pushServiceAccountId = (sub: FunctionSubscription): string => `push-${kebab(sub.target)}`;
 
 interface PushArgs {
@@ -59,7 +57,7 @@ export class PushSubscriptions extends pulumi.ComponentResource {
           : undefined,
         expirationPolicy: { ttl: '' },
         pushConfig: {
-          pushEndpoint: pulumi.interpolate`${target.url}${pushPath(project, sub.topic)}`,
+          pushEndpoint: target.url.apply((url) => pushEndpoint(url, project, sub.topic)),
           // Cloud Run checks the audience against the service URL, not the URL with the path.
           oidcToken: { serviceAccountEmail: account.email, audience: target.url },
         },

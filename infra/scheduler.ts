@@ -3,12 +3,6 @@ import * as gcp from '@pulumi/gcp';
 import * as pulumi from '@pulumi/pulumi';
 import type { Topology } from '../functions/core/topology.js';
 
-/**
- * Never empty: Cloud Scheduler refuses a Pub/Sub message with neither data nor
- * attributes, and functions-framework only recognises a push whose message has data.
- */
-export const TICK_DATA = Buffer.from('{"tick":true}').toString('base64');
-
 interface SchedulesArgs {
   project: string;
   region: string;
@@ -28,7 +22,7 @@ export class Schedules extends pulumi.ComponentResource {
           name: schedule.name,
           schedule: schedule.cron,
           timeZone: 'Etc/UTC',
-          pubsubTarget: { topicName: args.topics[schedule.topic]!.id, data: TICK_DATA, ...(schedule.attributes ? { attributes: schedule.attributes } : {}) },
+          pubsubTarget: { topicName: args.topics[schedule.topic]!.id, data: Buffer.from(schedule.data).toString('base64'), ...(schedule.attributes ? { attributes: schedule.attributes } : {}) },
         },
         { parent: this },
       );

@@ -21,11 +21,11 @@
  * with FUNCTIONS_PORT=0; all on HOST (127.0.0.1). SIGINT or SIGTERM stops
  * everything it started.
  */
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { int, loadConfig } from '../functions/core/config.js';
 import { createLogger } from '../functions/core/logger.js';
 import { createGateway, specFile } from '../functions/local/gateway.js';
+import { listenWithTimeouts } from '../functions/local/listen.js';
 import { proxyTo } from '../functions/local/proxy.js';
 import { storageRoutes } from '../functions/local/storage-routes.js';
 import { PubSubBus } from '../functions/adapters/pubsub/bus.js';
@@ -118,9 +118,7 @@ async function main(): Promise<void> {
 
   const http = { upload: proxyTo(functions.upload.url), uploads: proxyTo(functions.uploads.url), getdata: proxyTo(functions.getdata.url), exports: proxyTo(functions.exports.url) };
   const gateway = createGateway(http, undefined, rt.localBucket && storageRoutes(rt.localBucket, log));
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = gateway.listen(config.port, config.host, () => resolve(s)).on('error', reject);
-  });
+  const server = await listenWithTimeouts(gateway, config.port, config.host, config.headersTimeoutMs);
   cleanups.push(async () => {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

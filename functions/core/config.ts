@@ -19,6 +19,12 @@ export interface IngestLimits {
   maxFilesPerRequest: number;
   /** A request still streaming after this long is answered 408 and dropped. */
   requestTimeoutMs: number;
+  /**
+   * An upload whose body brings fewer than minUploadBytesPerSecond × uploadStallMs / 1000 bytes in
+   * any uploadStallMs is answered 408: a slow or stalled client gives its slot to one that makes progress.
+   */
+  uploadStallMs: number;
+  minUploadBytesPerSecond: number;
   /** Uploads streaming at once in this process; one more is answered 429. */
   maxConcurrentUploads: number;
   /** How long an Idempotency-Key or a file's SHA-256 maps to its first upload. */
@@ -38,6 +44,8 @@ export interface Config {
   bigQuery: { dataset: string; location: string; maximumBytesBilled: number; jobTimeoutMs: number };
   host: string;
   port: number;
+  /** A connection whose request headers are not complete after this long is answered 408 and closed. */
+  headersTimeoutMs: number;
   dataDir: string;
   /**
    * Several processes use DATA_DIR at once (`npm run start:emulators` runs each
@@ -158,6 +166,8 @@ function ingestLimits(env: NodeJS.ProcessEnv, profile: Config['profile']): Inges
     maxRecordChars: int(env, 'MAX_RECORD_CHARS', MiB),
     maxFilesPerRequest: int(env, 'MAX_FILES_PER_REQUEST', 10),
     requestTimeoutMs: int(env, 'UPLOAD_TIMEOUT_MS', 300_000),
+    uploadStallMs: int(env, 'UPLOAD_STALL_MS', 10_000),
+    minUploadBytesPerSecond: int(env, 'UPLOAD_MIN_BYTES_PER_SECOND', 1024),
     maxConcurrentUploads: int(env, 'MAX_CONCURRENT_UPLOADS', 8),
     idempotencyWindowMs: int(env, 'IDEMPOTENCY_WINDOW_SECONDS', 86_400) * 1000,
   };
@@ -182,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8080),
+    headersTimeoutMs: int(env, 'HEADERS_TIMEOUT_MS', 10_000),
     dataDir,
     sharedDataDir: choice(env, 'SHARED_DATA_DIR', ['0', '1'] as const, '0') === '1',
     bucket: env.BUCKET ?? 'flights-local',
@@ -192,7 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDeliveryAttempts: int(env, 'MAX_DELIVERY_ATTEMPTS', 5),
     minBackoffMs: int(env, 'MIN_BACKOFF_MS', 1000),
     maxBackoffMs: int(env, 'MAX_BACKOFF_MS', 60_000),
-    flushSpacingMs: int(env, 'FLUSH_SPACING_MS', cloud ? 120_000 : 0),
+    flushSpacingMs: int(env, 'FLUSH_SPACING_MS', cloud ? 60_000 : 0),
     // A lease outlives one BigQuery job; locally a load takes well under a second, and a crashed process should not block flushes for long.
     flushLeaseMs: int(env, 'FLUSH_LEASE_MS', cloud ? int(env, 'BQ_JOB_TIMEOUT_MS', 120_000) + 60_000 : 10_000),
     flushTickMs: int(env, 'FLUSH_TICK_MS', 1000),

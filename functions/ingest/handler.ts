@@ -14,7 +14,7 @@ import { fileDigests, sameFiles } from './payload-digest.js';
 import { clientOutcome, STORAGE_FULL_RETRY_SECONDS, storageFullProblem } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
-import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge } from './limits.js';
+import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge, watchUploadRate, type BodyState } from './limits.js';
 import { forEachFile } from './request-files.js';
 import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from './store-upload.js';
 
@@ -99,6 +99,8 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
       () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
       limits.requestTimeoutMs,
     );
+    const body = (): BodyState => (req.complete ? 'complete' : req.readableLength > 0 ? 'ours' : 'client');
+    const unwatch = watchUploadRate(budgets.wire, limits, body, (tooSlow) => abort.abort(tooSlow));
     try {
       const { committed, files } = await receive(ing, req, uploadId, abort, budgets);
       for (const c of committed) log.info({ upload: c.upload, duplicate: c.duplicate }, c.duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
@@ -106,6 +108,7 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
       return { status, location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed), files };
     } finally {
       clearTimeout(timer);
+      unwatch();
     }
   }, samePayload);
   if (replayed) {

@@ -70,3 +70,39 @@ export function decompressedBudget(wire: ByteBudget, limits: Pick<IngestLimits, 
   );
   return budget;
 }
+
+/** Where an upload's body stands, as the rate watch asks at the end of each window. */
+export type BodyState = 'complete' | 'ours' | 'client';
+
+/**
+ * Fails an upload whose body brings fewer than the minimum rate's bytes in a
+ * `uploadStallMs` window that ends with us waiting for the client. A window
+ * ending with bytes waiting for us (`ours`: our own pipeline holds them back)
+ * is not the client's fault, and once the body is `complete` the time is ours.
+ * Eight clients sending a byte a second would otherwise hold every upload slot
+ * until the request timeout. Returns the function that stops watching.
+ */
+export function watchUploadRate(
+  wire: ByteBudget,
+  limits: Pick<IngestLimits, 'uploadStallMs' | 'minUploadBytesPerSecond'>,
+  body: () => BodyState,
+  tooSlow: (problem: Problem) => void,
+): () => void {
+  const { uploadStallMs: window, minUploadBytesPerSecond: rate } = limits;
+  const least = Math.ceil((rate * window) / 1000);
+  let before = wire.used;
+  const timer = setInterval(() => {
+    const state = body();
+    if (state === 'complete') return clearInterval(timer);
+    if (state === 'client' && wire.used - before < least) {
+      clearInterval(timer);
+      tooSlow(
+        new Problem(408, 'too-slow', 'Request Timeout', `The upload brought ${wire.used - before} bytes in the last ${window / 1000} s; at least ${rate} bytes/s are required.`, {
+          minBytesPerSecond: rate,
+        }),
+      );
+    }
+    before = wire.used;
+  }, window);
+  return () => clearInterval(timer);
+}

@@ -17,6 +17,7 @@ import type { Runtime } from '../runtime.js';
 import { uploadsHandler } from '../uploads/handler.js';
 import { landingValidator } from '../uploads/validate.js';
 import { createGateway } from './gateway.js';
+import { listenWithTimeouts } from './listen.js';
 import { recoverAtStartUp } from './recovery.js';
 import { storageRoutes } from './storage-routes.js';
 
@@ -48,10 +49,7 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
   const functions = { upload: ingestHandler(rt), uploads: uploadsHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
   const app = createGateway(functions, undefined, rt.localBucket && storageRoutes(rt.localBucket, rt.log), { corsOrigins: rt.config.corsOrigins });
-  const server = await new Promise<Server>((resolve, reject) => {
-    // Express 5 calls the listen callback with the error too (a busy port), not only on success.
-    const s = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(s)));
-  });
+  const server = await listenWithTimeouts(app, port, host, rt.config.headersTimeoutMs);
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
   rt.localBucket?.signer.bind(rt.config.publicUrl ?? url);

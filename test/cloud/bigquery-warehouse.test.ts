@@ -145,6 +145,12 @@ describe('BigQueryWarehouse against the REST API', () => {
       { object: 'flights/b.csv', generation: '1700000000000002', status: 'loaded', rows: 0 },
     ]);
     expect(fake.find('GET', /\/queries\//)[0]?.query.location).toBe('europe-west1');
+    // The request count behind the load-job-vs-query-job decision (docs/design.md): one job, three requests.
+    expect(fake.requests.map((r) => `${r.method} ${r.path.replace(jobId, '<job>')}`)).toEqual([
+      'POST /bigquery/v2/projects/demo-project/jobs',
+      'GET /bigquery/v2/projects/demo-project/jobs/<job>',
+      'GET /bigquery/v2/projects/demo-project/queries/<job>',
+    ]);
   });
 
   it('reports items an earlier job loaded as duplicates', async () => {

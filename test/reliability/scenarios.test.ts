@@ -72,7 +72,7 @@ describe('reliability scenarios', () => {
     report('200 parallel uploads, 20 clients, 10% invalid', 1, r, { refused });
     expect(r.files).toBe(180);
     expectReconciled(r);
-  });
+  }, 180_000);
 
   it(`SIGKILL of npm start at ${KILLS} random points under upload load: nothing acknowledged is lost or doubled, and every retry gets in`, async () => {
     const dataDir = await tempDir();
@@ -120,5 +120,5 @@ describe('reliability scenarios', () => {
     expect(refused).toBe(Math.floor(files / 10));
     expect(r.files + refused).toBe(files);
     expectReconciled(r);
-  });
+  }, 120_000 + KILLS * 30_000);
 });

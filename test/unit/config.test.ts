@@ -6,7 +6,7 @@ import { quietLogger } from '../support/pipeline.js';
 describe('configuration', () => {
   it('runs everything embedded by default and everything on Google Cloud with PROFILE=cloud', () => {
     expect(loadConfig({})).toMatchObject({ store: 'local', bus: 'local', warehouse: 'duckdb', flushSpacingMs: 0, port: 8080, host: '127.0.0.1' });
-    expect(loadConfig({ PROFILE: 'cloud' })).toMatchObject({ store: 'gcs', bus: 'pubsub', warehouse: 'bigquery', flushSpacingMs: 120_000 });
+    expect(loadConfig({ PROFILE: 'cloud' })).toMatchObject({ store: 'gcs', bus: 'pubsub', warehouse: 'bigquery', flushSpacingMs: 60_000 });
     expect(loadConfig({ PROFILE: 'cloud', BUS: 'local' }).bus).toBe('local');
   });
 
