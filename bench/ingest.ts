@@ -22,9 +22,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
-import { CsvRecords } from '../functions/ingest/csv-records.js';
-import { DEFAULT_LIMITS } from '../functions/ingest/validator.js';
 import { flightLines, flightsCsv, KAGGLE_HEADER } from '../test/support/generate-flights.js';
+import { bareRead } from './support.js';
 
 const MB = 1e6;
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -86,15 +85,6 @@ async function rawUpload(file: string, size: number): Promise<number> {
   return s;
 }
 
-/** Baseline 2: a bare pass of the reader POST /upload uses: records as arrays of fields, no validation, no output. */
-async function bareRead(file: string): Promise<number> {
-  const t0 = performance.now();
-  let records = 0;
-  const reader = new CsvRecords(DEFAULT_LIMITS.maxRecordChars, { record: () => void records++ });
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 16 })) reader.write(chunk as Buffer);
-  reader.end();
-  return seconds(t0);
-}
 
 /** For reference: a bare csv-parse pass (arrays), the parser ingest used before. */
 async function bareCsvParse(file: string): Promise<number> {
@@ -162,7 +152,7 @@ for (const sizeMb of sizesMb) {
   const rowCount = await generate(file, sizeMb * MB);
   const size = (await fs.stat(file)).size;
   const raw = await rawUpload(file, size);
-  const bare = await bareRead(file);
+  const bare = (await bareRead(file)) / 1000;
   const csvParse = await bareCsvParse(file);
   const server = await startServer();
   const idleRss = await memoryMb(server.child.pid!, 'VmHWM');

@@ -55,6 +55,8 @@ const CURSOR_SECRET = 'query-bench';
 /** Targets from issue 5. */
 const MAX_P95_RATIO = 1.5;
 const MIX_P95_MS = 100;
+/** Issue 17: the loader at ≥ 0.8× the speed of DuckDB's own read_csv into a table. */
+const MIN_LOADER_RATIO = 0.8;
 
 interface Case {
   name: string;
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
   const loadMs = since(t);
   const loadRssMiB = rss.stop();
   if (loaded.loadedRows !== ROWS) throw new Error(`loaded ${loaded.loadedRows} rows, expected ${ROWS}`);
-  console.log(`pipeline: 201 after ${seconds(uploadMs)}, loaded after ${seconds(loadMs)}; server peak RSS ${loadRssMiB.toFixed(0)} MiB`);
+  console.log(`pipeline: 201 after ${seconds(uploadMs)}, loaded after ${seconds(loadMs)} (stored → queryable ${seconds(loadMs - uploadMs)}); server peak RSS ${loadRssMiB.toFixed(0)} MiB`);
 
   // A clean stop checkpoints the database file, so a copy of it is complete; the direct side reads the copy
   // because DuckDB lets only one process open a file for writing.
@@ -246,6 +248,9 @@ async function main(): Promise<void> {
   const mix8 = rows.find((r) => r.connections === 8 && r.query.startsWith('mix'))!;
   const met = (ok: boolean): string => (ok ? 'met' : '**not met**');
   const ratio = (r: Row): number => r.api.p95 / r.direct.p95;
+  // The loader starts when the promoted object's notification arrives, just before the 201; what follows the 201 is what a client waits for.
+  const storedToQueryableMs = loadMs - uploadMs;
+  const loaderRatio = copyMs / storedToQueryableMs;
   const table = [
     '| query | conn | API p50 | API p95 | API p99 | API req/s | direct p50 | direct p95 | direct p99 | direct q/s | p95 ratio | ≤ 1.5× |',
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
@@ -268,7 +273,10 @@ async function main(): Promise<void> {
     `| generate ${ROWS.toLocaleString('en')} rows, ${(bytes / 1e6).toFixed(1)} MB | ${seconds(generateMs)} |`,
     `| POST /upload until 201 (validated, canonical CSV stored) | ${seconds(uploadMs)} |`,
     `| POST /upload until GET /uploads/{id} says loaded | ${seconds(loadMs)} (${((ROWS / loadMs) * 1000).toFixed(0)} rows/s) |`,
+    `| stored → queryable: from the 201 until loaded (the loader's own time, polled every 50 ms) | ${seconds(storedToQueryableMs)} |`,
     `| baseline: DuckDB's own \`CREATE TABLE AS SELECT * FROM read_csv(…)\` + CHECKPOINT, same file, fresh database | ${seconds(copyMs)} |`,
+    '',
+    `Loader speed ÷ DuckDB's read_csv (read_csv time ÷ stored → queryable): ${loaderRatio.toFixed(2)}×; target ≥ ${MIN_LOADER_RATIO}× (issue 17): ${met(loaderRatio >= MIN_LOADER_RATIO)}.`,
     '',
     `Server peak RSS: ${loadRssMiB.toFixed(0)} MiB during the load, ${queryRssMiB.toFixed(0)} MiB during the query runs.`,
     '',
@@ -292,7 +300,7 @@ async function main(): Promise<void> {
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
   await fsp.writeFile(
     path.join(out, `query-${stamp}.json`),
-    JSON.stringify({ startedAt, host, rows: ROWS, seconds: SECONDS, bytes, generateMs, uploadMs, loadMs, copyMs, loadRssMiB, queryRssMiB, loadBefore, loadAfter, cases, results: rows }, null, 2),
+    JSON.stringify({ startedAt, host, rows: ROWS, seconds: SECONDS, bytes, generateMs, uploadMs, loadMs, storedToQueryableMs, copyMs, loadRssMiB, queryRssMiB, loadBefore, loadAfter, cases, results: rows }, null, 2),
   );
   await writeGenerated(path.join(ROOT, 'docs', 'benchmarks.md'), 'Query', 'query-bench', generated);
   await fsp.rm(dir, { recursive: true, force: true });

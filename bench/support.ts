@@ -13,6 +13,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { UploadRecord } from '../functions/core/uploads.js';
+import { CsvRecords } from '../functions/ingest/csv-records.js';
+import { DEFAULT_LIMITS } from '../functions/ingest/validator.js';
 import { KAGGLE_HEADER, flightLines } from '../test/support/generate-flights.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -45,6 +47,20 @@ export async function writeFlightsFile(file: string, rows: number, options: { se
   }
   await pipeline(Readable.from(chunks()), fs.createWriteStream(file));
   return (await fsp.stat(file)).size;
+}
+
+/**
+ * A bare pass of the reader POST /upload and the validator use
+ * (functions/ingest/csv-records.ts): records as arrays of fields, no
+ * validation, no output. The parser's own limit, and the baseline of the
+ * validation targets. Returns ms.
+ */
+export async function bareRead(file: string): Promise<number> {
+  const t0 = performance.now();
+  const reader = new CsvRecords(DEFAULT_LIMITS.maxRecordChars, { record: () => undefined });
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 })) reader.write(chunk as Buffer);
+  reader.end();
+  return since(t0);
 }
 
 export interface ServerProcess {
