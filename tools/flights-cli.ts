@@ -12,7 +12,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { progressReporter } from './cli-progress.js';
-import { ApiError, INLINE_MAX_BYTES, requestSignedUpload, resumeUpload, startSession, uploadFile } from './upload-client.js';
+import { ApiError, INLINE_MAX_BYTES, keyHeaders, requestSignedUpload, resumeUpload, startSession, uploadFile } from './upload-client.js';
 
 const USAGE = `usage: flights-cli upload FILE [options]
 
@@ -21,6 +21,8 @@ otherwise through a signed, resumable URL. Prints the upload id on stdout.
 
 options:
   --url URL            the API (default: $FLIGHTS_URL or http://127.0.0.1:8080)
+  --key KEY            the API key, sent as x-api-key (default: $FLIGHTS_API_KEY;
+                       npm start prints one)
   --inline-max BYTES   largest file sent inline (default ${INLINE_MAX_BYTES})
   --no-wait            signed uploads: do not wait for the file to be validated
   --wait-seconds N     how long to wait for validation (default 600)
@@ -48,7 +50,7 @@ function onInterrupt(message: () => string): void {
   });
 }
 
-async function signedUpload(api: string, file: string): Promise<string> {
+async function signedUpload(api: string, file: string, apiKey: string | undefined): Promise<string> {
   const stateFile = stateFileOf(file);
   const { size, mtimeMs } = await fs.stat(file);
   const remembered = await fs.readFile(stateFile, 'utf8').then((t) => JSON.parse(t) as Remembered, () => undefined);
@@ -58,7 +60,7 @@ async function signedUpload(api: string, file: string): Promise<string> {
     process.stderr.write(`resuming upload ${state.uploadId}\n`);
   } else {
     const contentType = file.endsWith('.gz') ? 'application/gzip' : 'text/csv';
-    const signed = await requestSignedUpload(api, { fileName: path.basename(file), size, contentType });
+    const signed = await requestSignedUpload(api, { fileName: path.basename(file), size, contentType }, apiKey);
     state = { uploadId: signed.uploadId, session: await startSession(signed.upload), size, mtimeMs };
     await fs.writeFile(stateFile, JSON.stringify(state));
   }
@@ -79,11 +81,12 @@ interface UploadStatus {
 const SETTLED = ['stored', 'loading', 'loaded', 'failed', 'duplicate'];
 
 /** Polls GET /uploads/{id} until the validator has decided, or `seconds` pass. */
-async function awaitValidation(api: string, uploadId: string, seconds: number): Promise<UploadStatus> {
+async function awaitValidation(api: string, apiKey: string | undefined, uploadId: string, seconds: number): Promise<UploadStatus> {
   const deadline = Date.now() + seconds * 1000;
   process.stderr.write('validating…\n');
   for (;;) {
-    const res = await fetch(new URL(`/uploads/${uploadId}`, api));
+    const res = await fetch(new URL(`/uploads/${uploadId}`, api), { headers: keyHeaders(apiKey) });
+    if (!res.ok) throw new CliError(`GET /uploads/${uploadId}: HTTP ${res.status} ${await res.text()}`);
     const status = (await res.json()) as UploadStatus;
     if (SETTLED.includes(status.status)) return status;
     if (Date.now() > deadline) throw new CliError(`upload ${uploadId} is still ${status.status} after ${seconds} s; follow it at ${new URL(`/uploads/${uploadId}`, api).href}`);
@@ -117,6 +120,7 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: {
       url: { type: 'string', default: process.env.FLIGHTS_URL ?? 'http://127.0.0.1:8080' },
+      key: { type: 'string', default: process.env.FLIGHTS_API_KEY },
       'inline-max': { type: 'string' },
       'no-wait': { type: 'boolean' },
       'wait-seconds': { type: 'string', default: '600' },
@@ -135,17 +139,18 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const api = values.url!;
+  const apiKey = values.key;
   try {
     const inlineMax = Number(values['inline-max'] ?? INLINE_MAX_BYTES);
     const { size } = await fs.stat(file);
     let uploadId: string;
     if (size <= inlineMax) {
       onInterrupt(() => 'nothing was stored (an inline upload is all or nothing); run the same command again');
-      uploadId = (await uploadFile(api, file, { inlineMaxBytes: inlineMax })).uploadId;
+      uploadId = (await uploadFile(api, file, { inlineMaxBytes: inlineMax, apiKey })).uploadId;
     } else {
-      uploadId = await signedUpload(api, file);
+      uploadId = await signedUpload(api, file, apiKey);
       if (!values['no-wait']) {
-        const status = await awaitValidation(api, uploadId, Number(values['wait-seconds']));
+        const status = await awaitValidation(api, apiKey, uploadId, Number(values['wait-seconds']));
         if (status.status === 'failed') throw new CliError(`upload ${uploadId} failed: ${status.reason ?? ''}${status.errors ? `\n${faultLines(status.errors)}` : ''}`);
         if (status.status === 'duplicate') process.stderr.write(`the same rows were uploaded before, as ${status.duplicateOf}; nothing was stored again\n`);
       }

@@ -54,9 +54,12 @@ async function problem(res: Response, what: string): Promise<Error> {
   return new ApiError(res.status, body, `${what}: HTTP ${res.status} ${body?.detail ?? text}`);
 }
 
+/** The gateway's API key header, when there is a key (the signed storage URLs carry their own signature and take none). */
+export const keyHeaders = (apiKey: string | undefined): Record<string, string> => (apiKey ? { 'x-api-key': apiKey } : {});
+
 /** POST /uploads: the signed URL for a file of `size` bytes. */
-export async function requestSignedUpload(api: string, intent: { fileName?: string; size: number; contentType: string; sha256?: string }): Promise<SignedUpload> {
-  const res = await fetch(new URL('/uploads', api), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(intent) });
+export async function requestSignedUpload(api: string, intent: { fileName?: string; size: number; contentType: string; sha256?: string }, apiKey?: string): Promise<SignedUpload> {
+  const res = await fetch(new URL('/uploads', api), { method: 'POST', headers: { 'content-type': 'application/json', ...keyHeaders(apiKey) }, body: JSON.stringify(intent) });
   if (res.status !== 201) throw await problem(res, 'POST /uploads');
   return (await res.json()) as SignedUpload;
 }
@@ -114,18 +117,18 @@ export async function resumeUpload(session: string, file: string, options: Resum
 }
 
 /** The whole flow for one file: inline when small, signed and resumable when large. */
-export async function uploadFile(api: string, file: string, options: ResumeOptions & { inlineMaxBytes?: number } = {}): Promise<{ uploadId: string; mode: 'inline' | 'signed' }> {
+export async function uploadFile(api: string, file: string, options: ResumeOptions & { inlineMaxBytes?: number; apiKey?: string } = {}): Promise<{ uploadId: string; mode: 'inline' | 'signed' }> {
   const size = (await fs.stat(file)).size;
   if (size <= (options.inlineMaxBytes ?? INLINE_MAX_BYTES)) {
     // Multipart, so the file keeps its name; the Blob reads the file from disk as it is sent.
     const form = new FormData();
     form.append('file', await openAsBlob(file, { type: 'text/csv' }), path.basename(file));
-    const res = await fetch(new URL('/upload', api), { method: 'POST', body: form });
+    const res = await fetch(new URL('/upload', api), { method: 'POST', headers: keyHeaders(options.apiKey), body: form });
     // 200: the same rows were stored before; the answer names that upload (a duplicate).
     if (res.status !== 201 && res.status !== 200) throw await problem(res, 'POST /upload');
     return { uploadId: ((await res.json()) as { uploadId: string }).uploadId, mode: 'inline' };
   }
-  const signed = await requestSignedUpload(api, { fileName: path.basename(file), size, contentType: 'text/csv' });
+  const signed = await requestSignedUpload(api, { fileName: path.basename(file), size, contentType: 'text/csv' }, options.apiKey);
   const session = await startSession(signed.upload);
   await resumeUpload(session, file, options);
   return { uploadId: signed.uploadId, mode: 'signed' };

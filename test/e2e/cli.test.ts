@@ -17,9 +17,9 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[]): Promise<Run> {
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'tools/flights-cli.ts', ...args], { cwd: ROOT }, (error, stdout, stderr) =>
+    execFile(process.execPath, ['--import', 'tsx', 'tools/flights-cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ...env } }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -101,4 +101,23 @@ describe('flights-cli', () => {
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/^resuming upload /);
   }, 120_000);
+
+  it('sends the API key from --key or FLIGHTS_API_KEY where the gateway asks for one, and says so when it is missing', async () => {
+    const guarded = await startTestPipeline({ env: { AUTH: 'on', API_KEYS: 'cli:cli-secret' } });
+    try {
+      const file = path.join(dir, 'keyed.csv');
+      await writeFlightsCsv(file, 30, 12);
+      const without = await cli(['upload', file, '--url', guarded.url], { FLIGHTS_API_KEY: '' });
+      expect(without.code).toBe(1);
+      expect(without.stderr).toMatch(/^flights-cli: POST \/upload: HTTP 401 /);
+      const inline = await cli(['upload', file, '--url', guarded.url, '--key', 'cli-secret']);
+      expect(inline.code).toBe(0);
+      // The signed path: POST /uploads and the status polls carry the key; the storage URLs their own signature.
+      const signed = await cli(['upload', file, '--url', guarded.url, '--inline-max', '100'], { FLIGHTS_API_KEY: 'cli-secret' });
+      expect(signed.code).toBe(0);
+      expect(signed.stderr).toMatch(/the same rows were uploaded before, as /);
+    } finally {
+      await guarded.stop();
+    }
+  });
 });
