@@ -75,10 +75,12 @@ export function decompressedBudget(wire: ByteBudget, limits: Pick<IngestLimits, 
 export type BodyState = 'complete' | 'ours' | 'client';
 
 /**
- * Fails an upload whose body brings fewer than the minimum rate's bytes in a
- * `uploadStallMs` window that ends with us waiting for the client. A window
- * ending with bytes waiting for us (`ours`: our own pipeline holds them back)
- * is not the client's fault, and once the body is `complete` the time is ours.
+ * Fails an upload whose body brings fewer than the minimum rate's bytes in
+ * two `uploadStallMs` windows in a row that each end with us waiting for the
+ * client. A window ending with bytes waiting for us (`ours`: our own pipeline
+ * holds them back) is not the client's fault, and once the body is `complete`
+ * the time is ours. The state is a snapshot at the window's end, so one slow
+ * window can be ours (a busy event loop); two in a row is the client.
  * Eight clients sending a byte a second would otherwise hold every upload slot
  * until the request timeout. Returns the function that stops watching.
  */
@@ -91,18 +93,20 @@ export function watchUploadRate(
   const { uploadStallMs: window, minUploadBytesPerSecond: rate } = limits;
   const least = Math.ceil((rate * window) / 1000);
   let before = wire.used;
+  let slowWindows = 0;
   const timer = setInterval(() => {
     const state = body();
     if (state === 'complete') return clearInterval(timer);
-    if (state === 'client' && wire.used - before < least) {
-      clearInterval(timer);
-      tooSlow(
-        new Problem(408, 'too-slow', 'Request Timeout', `The upload brought ${wire.used - before} bytes in the last ${window / 1000} s; at least ${rate} bytes/s are required.`, {
-          minBytesPerSecond: rate,
-        }),
-      );
-    }
+    const brought = wire.used - before;
     before = wire.used;
+    slowWindows = state === 'client' && brought < least ? slowWindows + 1 : 0;
+    if (slowWindows < 2) return;
+    clearInterval(timer);
+    tooSlow(
+      new Problem(408, 'too-slow', 'Request Timeout', `The upload brought ${brought} bytes in each of the last two ${window / 1000} s windows or fewer; at least ${rate} bytes/s are required.`, {
+        minBytesPerSecond: rate,
+      }),
+    );
   }, window);
   return () => clearInterval(timer);
 }
