@@ -65,7 +65,7 @@ describe('the log lines the log-based metrics read', () => {
   });
 
   it('the failure lines are logged where failures are handled', () => {
-    const source = ['functions/loader/flush.ts', 'functions/exports/runner.ts'].map((f) => fs.readFileSync(new URL(`../${f}`, import.meta.url), 'utf8')).join('\n');
+    const source = ['functions/loader/flush.ts', 'functions/exports/runner.ts', 'functions/ops/events.ts'].map((f) => fs.readFileSync(new URL(`../${f}`, import.meta.url), 'utf8')).join('\n');
     for (const spec of LOG_METRICS.filter((m) => FAILURE_METRICS.has(m.id))) {
       expect(source).toMatch(new RegExp(`log\\.error\\(\\{[^}]*\\}, '${spec.message}'\\)`));
     }

@@ -28,6 +28,7 @@ import { createGateway, specFile } from '../functions/local/gateway.js';
 import { listenWithTimeouts } from '../functions/local/listen.js';
 import { proxyTo } from '../functions/local/proxy.js';
 import { storageRoutes } from '../functions/local/storage-routes.js';
+import { gatewayAccess } from '../functions/ops/gateway-access.js';
 import { PubSubBus } from '../functions/adapters/pubsub/bus.js';
 import { FUNCTIONS, topology, type FunctionName } from '../functions/core/topology.js';
 import { createBus, createRuntime } from '../functions/runtime.js';
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
   });
 
   const http = { upload: proxyTo(functions.upload.url), uploads: proxyTo(functions.uploads.url), getdata: proxyTo(functions.getdata.url), exports: proxyTo(functions.exports.url) };
-  const gateway = createGateway(http, undefined, rt.localBucket && storageRoutes(rt.localBucket, log));
+  const gateway = createGateway(http, undefined, rt.localBucket && storageRoutes(rt.localBucket, log), { access: await gatewayAccess(config.auth, log) });
   const server = await listenWithTimeouts(gateway, config.port, config.host, config.headersTimeoutMs);
   cleanups.push(async () => {
     server.closeAllConnections();

@@ -92,6 +92,19 @@ export interface Config {
   exports: ExportSettings;
   signedUploads: SignedUploadSettings;
   ingest: IngestLimits;
+  auth: AuthSettings;
+  /** How often the local dashboard samples the metrics into its history (DATA_DIR/ops/history.jsonl). */
+  metricsSampleMs: number;
+}
+
+/** The local gateway's access control (API Gateway's, in the cloud). */
+export interface AuthSettings {
+  /** AUTH=off lets every call in, for local play; the start says so loudly. */
+  enabled: boolean;
+  /** API_KEYS: `name:key,name:key`, accepted beside the keys file's. */
+  keys: string;
+  /** API_KEYS_FILE: `{"keys":[{"name","key"}]}`; `npm start` creates it with a development key. */
+  keysFile: string;
 }
 
 export interface SignedUploadSettings {
@@ -228,5 +241,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       validationLeaseMs: int(env, 'VALIDATION_LEASE_MS', 90_000),
     },
     ingest: ingestLimits(env, profile),
+    auth: {
+      enabled: choice(env, 'AUTH', ['on', 'off'] as const, 'on') === 'on',
+      keys: env.API_KEYS ?? '',
+      keysFile: path.resolve(env.API_KEYS_FILE ?? path.join(dataDir, 'api-keys.json')),
+    },
+    metricsSampleMs: int(env, 'METRICS_SAMPLE_MS', 10_000),
   };
 }

@@ -29,6 +29,8 @@ export interface SignedUploadRecord {
   status: SignedUploadState;
   object: string;
   fileName?: string;
+  /** Who asked for the URL, as the gateway vouched for it (ingest/identity.ts); the stored file keeps it. */
+  uploader?: string;
   bytes: number;
   contentType: string;
   /** What the client says the file's SHA-256 is; checked against the bytes that arrive. */

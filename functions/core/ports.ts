@@ -133,9 +133,20 @@ export interface EventBus {
   /** Creates the subscription (and its topics) if missing, so messages published from now on are kept for it. */
   createSubscription(spec: SubscriptionSpec): Promise<void>;
   subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription>;
+  /**
+   * What a subscription holds unacknowledged, for the local metrics. Pub/Sub has
+   * none here: Cloud Monitoring reports num_undelivered_messages and oldest_unacked_message_age.
+   */
+  backlog?(subscription: string): Promise<Backlog>;
   /** Resolves if the bus answers and `topic` exists (readiness: GET /health). */
   ping(topic: string): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface Backlog {
+  messages: number;
+  /** Publish time (ms since the epoch) of the oldest unacknowledged message; absent when there is none. */
+  oldestPublishMs?: number;
 }
 
 // ---------------------------------------------------------------- warehouse

@@ -23,6 +23,8 @@ export interface UploadRecord {
   rows: number;
   sha256: string;
   fileName?: string;
+  /** Who uploaded, as the gateway vouched for it (ingest/identity.ts). */
+  uploader?: string;
   /** The file's type as the client sent it (`text/csv`, `application/gzip`, …). */
   contentType?: string;
   createdAt: string;

@@ -16,6 +16,8 @@ import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
 import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge, watchUploadRate, type BodyState } from './limits.js';
 import { forEachFile } from './request-files.js';
+import { InvalidCsvError } from './validator.js';
+import { uploadRejected, uploadStored } from '../ops/events.js';
 import { discardStaged, stageUpload, type StagedUpload, type StoredUpload } from './store-upload.js';
 
 /** Faults reported per file; the count goes on. Signed uploads (uploads/validate.ts) report as many. */
@@ -103,7 +105,7 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
     const unwatch = watchUploadRate(budgets.wire, limits, body, (tooSlow) => abort.abort(tooSlow));
     try {
       const { committed, files } = await receive(ing, req, uploadId, abort, budgets);
-      for (const c of committed) log.info({ upload: c.upload, duplicate: c.duplicate }, c.duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
+      for (const c of committed) uploadStored(log, c.upload, c.duplicate);
       const status = committed.some((c) => !c.duplicate) ? 201 : 200;
       return { status, location: `/uploads/${committed[0]!.upload.uploadId}`, body: responseBody(committed), files };
     } finally {
@@ -133,7 +135,8 @@ function reject(req: Request, res: Response, log: Logger, e: unknown, httpReques
     return;
   }
   const { errorCount } = outcome.extensions as { errorCount?: number };
-  log.info({ httpRequest: httpRequest(outcome.status), problem: outcome.slug, detail: outcome.detail, errorCount }, 'upload rejected');
+  const rows = e instanceof InvalidCsvError ? e.rows : 0;
+  uploadRejected(log, outcome.slug, rows, { httpRequest: httpRequest(outcome.status), problem: outcome.slug, detail: outcome.detail, errorCount });
   if (outcome.status === 429 || outcome.status === 409) res.setHeader('Retry-After', '1');
   if (outcome.status === 507) res.setHeader('Retry-After', String(STORAGE_FULL_RETRY_SECONDS));
   sendProblem(res, outcome);

@@ -172,6 +172,7 @@ export async function promoteUpload(deps: { store: ObjectStore; ledger: UploadLe
     updatedAt: now,
     ...(staged.signed ? { uploadUrlExpiresAt: staged.signed.uploadUrlExpiresAt } : {}),
     ...(staged.fileName ? { fileName: staged.fileName } : {}),
+    ...(staged.metadata.uploader ? { uploader: staged.metadata.uploader } : {}),
   };
   await ledger.create(record.uploadId, record);
   const { content } = staged;

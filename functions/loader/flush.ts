@@ -12,6 +12,7 @@ import type { UploadLedger } from '../core/uploads.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { acquireFlushLease, type HeldLease } from './lease.js';
 import { PendingFiles, type PendingFile } from './pending.js';
+import { fileLoaded, fileQuarantined, loaderFlush, type FlushOutcome } from '../ops/events.js';
 
 /** BigQuery reads at most 10,000 source URIs per job. */
 export const MAX_BATCH_FILES = 10_000;
@@ -68,7 +69,7 @@ async function quarantine(deps: FlushDeps, file: PendingFile): Promise<void> {
   });
   if (file.uploadId) await ledger.update(file.uploadId, () => ({ status: 'failed', reason }));
   await new PendingFiles(store).remove(file);
-  log.error({ ...report }, 'file quarantined');
+  fileQuarantined(log, report);
 }
 
 async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutcome[], report: FlushReport): Promise<void> {
@@ -80,9 +81,9 @@ async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutco
     else report.duplicates += 1;
     const record = file.uploadId ? await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined })) : undefined;
     await pending.remove(file);
-    // Read by the log-based metrics (infra/monitoring): rows loaded, and upload→loaded seconds for the freshness SLO.
-    const fromUploadSeconds = record ? (Date.now() - Date.parse(record.createdAt)) / 1000 : undefined;
-    deps.log.info({ uploadId: file.uploadId, object: file.object, status: loaded ? 'loaded' : 'duplicate', rows: outcome?.rows ?? 0, fromUploadSeconds }, 'file loaded');
+    // Freshness counts a file once, when its rows first became queryable, not again for a repeated notification.
+    const fromUploadSeconds = loaded && record ? (Date.now() - Date.parse(record.createdAt)) / 1000 : undefined;
+    fileLoaded(deps.log, loaded ? 'loaded' : 'duplicate', outcome?.rows ?? 0, fromUploadSeconds, { uploadId: file.uploadId, object: file.object });
   }
 }
 
@@ -120,6 +121,12 @@ async function loadGroup(deps: FlushDeps, lease: HeldLease, files: PendingFile[]
   }
 }
 
+/** `failed` when no file settled, `partial` when some did, `ok` when all did. */
+function flushOutcome(report: FlushReport, files: number): FlushOutcome {
+  const settled = report.loaded + report.duplicates;
+  return settled === files ? 'ok' : settled === 0 ? 'failed' : 'partial';
+}
+
 /**
  * Consecutive batches of at most `maxFiles` files and `maxBytes` bytes, in
  * order; a file over `maxBytes` on its own is a batch of one. A file of
@@ -150,6 +157,7 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   if (!lease) return report;
   lease.keepAlive();
   report.ran = true;
+  const startedAt = performance.now();
   let files: PendingFile[] = [];
   try {
     files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
@@ -160,7 +168,7 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   } finally {
     await lease.release();
   }
-  if (report.jobs) deps.log.info({ ...report, files: files.length }, 'flush done');
+  if (report.jobs) loaderFlush(deps.log, flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
   return report;
 }
 

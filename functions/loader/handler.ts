@@ -13,6 +13,7 @@ import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { PendingFiles } from './pending.js';
 import { RECONCILE_TASK, reconcileOnSchedule } from './reconcile.js';
+import { deadLetter } from '../ops/events.js';
 
 const uploadIdOf = (object: Record<string, unknown>): string | undefined => (object.metadata as Record<string, string> | undefined)?.uploadId;
 
@@ -66,6 +67,7 @@ export function deadLetterHandler(rt: Runtime) {
   return async (event: CloudEvent<unknown>): Promise<void> => {
     const message = fromCloudEvent(event.data);
     const { attributes } = message;
+    deadLetter(rt.log, { attributes });
     if (attributes.source === 'loader') return; // the loader's own report: it already recorded the failure
     let uploadId: string | undefined;
     try {

@@ -49,17 +49,19 @@ export class HeldLease {
     return !this.lostIt;
   }
 
-  /** Extends the lease by its TTL from now; false if it was lost meanwhile. */
+  /**
+   * Extends the lease by its TTL from now; false if it was lost meanwhile.
+   * Renewals queue behind each other: two at once would race on one generation and the loser would read as a takeover.
+   */
   async renew(): Promise<boolean> {
-    if (this.lostIt) return false;
-    this.renewal = this.write({ ...this.record, expiresAt: this.now() + this.ttlMs });
+    this.renewal = this.renewal.catch(() => undefined).then(() => (this.lostIt ? undefined : this.write({ ...this.record, expiresAt: this.now() + this.ttlMs })));
     await this.renewal;
     return !this.lostIt;
   }
 
   /** Renews every third of the TTL until released, so a long job or a long settle keeps it. */
   keepAlive(): this {
-    this.timer = setInterval(() => void this.renew(), Math.max(1, Math.floor(this.ttlMs / 3)));
+    this.timer = setInterval(() => void this.renew().catch(() => undefined), Math.max(1, Math.floor(this.ttlMs / 3)));
     this.timer.unref();
     return this;
   }
@@ -67,7 +69,7 @@ export class HeldLease {
   /** Frees the lease at once (the spacing still counts from this flush's start). */
   async release(): Promise<void> {
     clearInterval(this.timer);
-    await this.renewal;
+    await this.renewal.catch(() => undefined);
     if (!this.lostIt) await this.write({ ...this.record, expiresAt: this.now() });
   }
 

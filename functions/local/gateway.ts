@@ -10,11 +10,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { methodNotAllowed, notFound, sendProblem } from '../core/http.js';
+import { AccessControl, type AccessOptions } from '../ops/access.js';
+import { observeRequests } from '../ops/request-metrics.js';
+import { operationAccess, securitySchemes, type OperationAccess, type OperationAccessView, type SpecAccessView } from '../ops/security.js';
 import { apiDocs, corsFor } from './browser.js';
 
 export type HttpHandler = (req: Request, res: Response) => Promise<void> | void;
 
-interface Operation {
+interface Operation extends OperationAccessView {
   operationId?: string;
   'x-google-backend'?: { address?: string };
 }
@@ -27,11 +30,13 @@ export interface Route {
   method: (typeof METHODS)[number];
   path: string;
   target: string;
+  /** Who may call it and what a call costs, as the spec declares. */
+  access: OperationAccess;
 }
 
 /** Every operation of the spec with the function that serves it. */
 export function routesFromSpec(specText: string): Route[] {
-  const spec = parse(specText) as { paths?: Record<string, Record<string, Operation>> };
+  const spec = parse(specText) as SpecAccessView & { paths?: Record<string, Record<string, Operation>> };
   const routes: Route[] = [];
   for (const [specPath, item] of Object.entries(spec.paths ?? {})) {
     for (const method of METHODS) {
@@ -40,7 +45,7 @@ export function routesFromSpec(specText: string): Route[] {
       const address = operation['x-google-backend']?.address ?? '';
       const target = BACKEND.exec(address)?.[1];
       if (!target) throw new Error(`${method.toUpperCase()} ${specPath}: x-google-backend.address must be \${functions.<name>}, got ${JSON.stringify(address)}`);
-      routes.push({ method, path: specPath, target });
+      routes.push({ method, path: specPath, target, access: operationAccess(spec, operation, `${method.toUpperCase()} ${specPath}`) });
     }
   }
   return routes;
@@ -53,25 +58,43 @@ export interface BrowserOptions {
   corsOrigins?: readonly string[];
 }
 
-/** `bucket` serves the local bucket's signed URLs (storage-routes.ts): not part of the API, so not in the spec. */
+export interface GatewayOptions extends BrowserOptions {
+  /** Enforce the spec's security and quotas with these keys; without it every operation is open. */
+  access?: Omit<AccessOptions, 'schemes'>;
+  /** Operators' routes beside the API (metrics, dashboard): not in the spec, not behind its keys. */
+  operations?: express.Router;
+}
+
+/**
+ * `bucket` serves the local bucket's signed URLs (storage-routes.ts): not part
+ * of the API, so not in the spec, and guarded by their own signatures.
+ */
 export function createGateway(
   functions: Record<string, HttpHandler>,
   specText = fs.readFileSync(SPEC_PATH, 'utf8'),
   bucket?: express.Router,
-  browser: BrowserOptions = {},
+  options: GatewayOptions = {},
 ): Express {
   const app = express();
   app.disable('x-powered-by');
-  const allowOrigins = corsFor(browser.corsOrigins ?? []);
+  // Operators' routes go first, so the dashboard polling itself never counts as API traffic.
+  if (options.operations) app.use(options.operations);
+  app.use(observeRequests);
+  const allowOrigins = corsFor(options.corsOrigins ?? []);
   if (allowOrigins) app.use(allowOrigins);
   if (bucket) app.use(bucket);
   app.get('/openapi.yaml', (_req, res) => void res.type('application/yaml').send(specText));
   app.use(apiDocs(specText));
   const routes = routesFromSpec(specText);
+  const access = options.access && new AccessControl({ ...options.access, schemes: securitySchemes(parse(specText) as SpecAccessView) });
   for (const route of routes) {
     const handler = functions[route.target];
     if (!handler) throw new Error(`${route.method.toUpperCase()} ${route.path}: no function named ${route.target}`);
-    app[route.method](expressPath(route.path), handler);
+    const labelled: express.RequestHandler = (_req, res, next) => {
+      res.locals.route = route.path;
+      next();
+    };
+    app[route.method](expressPath(route.path), labelled, ...(access ? [access.guard(route.access)] : []), handler);
   }
   for (const specPath of new Set(routes.map((r) => r.path))) {
     const allowed = routes.filter((r) => r.path === specPath).map((r) => r.method.toUpperCase());

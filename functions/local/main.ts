@@ -1,12 +1,15 @@
 /** `npm start`: the whole pipeline on one machine, on the embedded adapters. */
 import { loadConfig } from '../core/config.js';
 import { installCrashGuard } from '../core/crash-guard.js';
+import { keyToShow } from '../ops/gateway-access.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { startLocalPipeline, type LocalPipeline } from './pipeline.js';
 import { specFile } from './gateway.js';
 import { claimDataDir, listenFailure, StartupError } from './startup.js';
 
 const config = loadConfig();
+// Before the gateway starts, so the development key made on a first run is among those it accepts.
+const key = await keyToShow(config.auth);
 
 async function start(): Promise<{ rt: Runtime; pipeline: LocalPipeline; release: () => Promise<void> }> {
   const release = await claimDataDir(config);
@@ -28,13 +31,19 @@ const started = await start().catch((e: unknown) => {
 const { rt, pipeline, release } = started;
 installCrashGuard(rt.log);
 const { url } = pipeline;
+const auth = key
+  ? `API key "${key.name}" (from ${process.env.API_KEYS ? 'API_KEYS' : rt.config.auth.keysFile}):\n\n  export KEY=${key.key}\n`
+  : rt.config.auth.enabled
+    ? `No API key configured: add one to ${rt.config.auth.keysFile} or API_KEYS.\n`
+    : `AUTH=off: NO ACCESS CONTROL. Anyone who can reach ${url} can upload and read everything.\n`;
+const k = rt.config.auth.enabled ? ` -H "x-api-key: $KEY"` : '';
 console.log(`Flights pipeline running at ${url} (data in ${rt.config.dataDir}, routes from ${specFile()})
-
-  curl -F file=@samples/flights-sample.csv ${url}/upload       upload a CSV (≤ 512 MiB inline)
+${auth}
+  curl${k} -F file=@samples/flights-sample.csv ${url}/upload       upload a CSV (≤ 512 MiB inline)
   npx flights-cli upload big.csv --url ${url}                  any size, resumable (signed URL)
-  curl ${url}/uploads/<uploadId>                               stored → loading → loaded | failed
-  curl '${url}/getdata?carrier=eq.AA&limit=5'                  query (grammar: ${url}/schema)
-  curl -X POST '${url}/exports?origin=eq.JFK'                  export any number of rows
+  curl${k} ${url}/uploads/<uploadId>                               stored → loading → loaded | failed
+  curl${k} '${url}/getdata?carrier=eq.AA&limit=5'                  query (grammar: ${url}/schema)
+  curl${k} -X POST '${url}/exports?origin=eq.JFK'                  export any number of rows
   curl ${url}/openapi.yaml                                     the API
 `);
 

@@ -20,6 +20,9 @@ import { createGateway } from './gateway.js';
 import { listenWithTimeouts } from './listen.js';
 import { recoverAtStartUp } from './recovery.js';
 import { storageRoutes } from './storage-routes.js';
+import { gatewayAccess } from '../ops/gateway-access.js';
+import { operatorRoutes } from '../ops/routes.js';
+import { MetricsHistory } from '../ops/history.js';
 
 export const LOCAL_PROJECT = 'local';
 
@@ -34,7 +37,8 @@ function deliverAsCloudEvent(spec: SubscriptionSpec, handler: (event: ReturnType
   return (message) => handler(toCloudEvent(message, LOCAL_PROJECT, spec.topic, spec.name));
 }
 
-export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host): Promise<LocalPipeline> {
+/** `specText`: another API document than openapi/openapi.yaml (tests declare extra security schemes). */
+export async function startLocalPipeline(rt: Runtime, port = rt.config.port, host = rt.config.host, specText?: string): Promise<LocalPipeline> {
   await recoverAtStartUp(rt);
   const subscriptions: Subscription[] = [];
   for (const [spec, handler] of [
@@ -48,8 +52,17 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
   // What Cloud Scheduler does in the cloud: retry pending files (those that failed, or waited for the spacing).
   const tick = setInterval(() => void rt.flush().catch((e: unknown) => rt.log.error({ err: e }, 'flush failed')), rt.config.flushTickMs);
   const functions = { upload: ingestHandler(rt), uploads: uploadsHandler(rt), getdata: queryHandler(rt), exports: exportsHandler(rt) };
-  const app = createGateway(functions, undefined, rt.localBucket && storageRoutes(rt.localBucket, rt.log), { corsOrigins: rt.config.corsOrigins });
-  const server = await listenWithTimeouts(app, port, host, rt.config.headersTimeoutMs);
+  const history = new MetricsHistory(rt.config, rt.bus, rt.config.metricsSampleMs);
+  await history.start();
+  const app = createGateway(functions, specText, rt.localBucket && storageRoutes(rt.localBucket, rt.log), {
+    corsOrigins: rt.config.corsOrigins,
+    access: await gatewayAccess(rt.config.auth, rt.log),
+    operations: operatorRoutes(rt, history),
+  });
+  const server = await listenWithTimeouts(app, port, host, rt.config.headersTimeoutMs).catch(async (e: unknown) => {
+    await history.stop();
+    throw e;
+  });
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
   rt.localBucket?.signer.bind(rt.config.publicUrl ?? url);
@@ -61,6 +74,7 @@ export async function startLocalPipeline(rt: Runtime, port = rt.config.port, hos
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await Promise.all(subscriptions.map((s) => s.close()));
+      await history.stop();
     },
   };
 }

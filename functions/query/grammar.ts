@@ -53,6 +53,12 @@ export const DEFAULT_LIMIT = 10;
 export const MAX_LIMIT = 10_000;
 
 const RESERVED = ['select', 'order', 'limit', 'cursor', 'count', 'format', 'from', 'to'] as const;
+/**
+ * Credentials for the gateway, not the query: API Gateway forwards the query
+ * string whole, so the `key` of the spec's api_key_query scheme and a JWT's
+ * `access_token` reach the function too.
+ */
+export const GATEWAY_CREDENTIAL_PARAMETERS: readonly string[] = ['key', 'access_token'];
 const PAGE_ONLY: readonly string[] = ['cursor', 'count'];
 const OPERATORS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'in', 'is', 'not'] as const;
 const IS_VALUES = ['null', 'not_null'] as const;
@@ -223,6 +229,7 @@ export function parseQuery(params: URLSearchParams, options: GrammarOptions): Pa
   const filters: Filter[] = [];
   const reserved = options.paged === false ? RESERVED.filter((p) => !PAGE_ONLY.includes(p)) : [...RESERVED];
   for (const [key, value] of params) {
+    if (GATEWAY_CREDENTIAL_PARAMETERS.includes(key)) continue;
     if ((reserved as readonly string[]).includes(key)) {
       if (single.has(key)) throw invalidParameter(key, `${key} is given more than once.`);
       single.set(key, value);

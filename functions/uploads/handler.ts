@@ -12,6 +12,7 @@ import { newUploadId } from '../core/ids.js';
 import { landingName, type SignedUploadRecord } from '../core/landing.js';
 import { idempotencyIndex, type IdempotencyIndex } from '../core/uploads.js';
 import { idempotencyKey, oncePerKey } from '../ingest/idempotency-key.js';
+import { uploaderIdentity } from '../ingest/identity.js';
 import type { Runtime } from '../runtime.js';
 import { parseUploadIntent, type UploadIntent } from './request.js';
 
@@ -21,7 +22,7 @@ type Answer = { uploadId: string; status: 'awaiting'; upload: Awaited<ReturnType
 /** Keys share ingest's index; the prefix keeps a key used for POST /upload and for POST /uploads apart. */
 const keyId = (key: string): string => `signed-upload:${key}`;
 
-async function issue(rt: Runtime, intent: UploadIntent): Promise<Answer> {
+async function issue(rt: Runtime, intent: UploadIntent, uploader: string | undefined): Promise<Answer> {
   const { urlTtlSeconds } = rt.config.signedUploads;
   const uploadId = newUploadId();
   const object = landingName(uploadId);
@@ -39,6 +40,7 @@ async function issue(rt: Runtime, intent: UploadIntent): Promise<Answer> {
     updatedAt: now,
     ...(intent.fileName ? { fileName: intent.fileName } : {}),
     ...(intent.sha256 ? { sha256: intent.sha256 } : {}),
+    ...(uploader ? { uploader } : {}),
   };
   await rt.signedUploads.create(uploadId, record);
   rt.log.info({ uploadId, bytes: intent.size }, 'signed upload issued');
@@ -49,7 +51,7 @@ async function issue(rt: Runtime, intent: UploadIntent): Promise<Answer> {
 async function create(rt: Runtime, keys: IdempotencyIndex<Answer>, req: Request, res: Response): Promise<void> {
   const key = idempotencyKey(req.headers);
   const intent = await parseUploadIntent(req, rt.config.signedUploads.maxBytes);
-  const { result, replayed } = await oncePerKey(keys, key === undefined ? undefined : keyId(key), 'uploads', () => issue(rt, intent));
+  const { result, replayed } = await oncePerKey(keys, key === undefined ? undefined : keyId(key), 'uploads', () => issue(rt, intent, uploaderIdentity(req.headers)));
   if (replayed) res.status(200).setHeader('Idempotent-Replayed', 'true');
   else res.status(201);
   res.location(`/uploads/${result.uploadId}`).json(result);

@@ -76,7 +76,13 @@ async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, lan
   const source = rt.store.read(landed.name, { generation: landed.generation });
   const decoders = isGzipType(record.contentType) ? [createGunzip()] : [];
   const signed = { createdAt: record.createdAt, uploadUrlExpiresAt: record.uploadUrlExpiresAt };
-  const meta = { uploadId: record.uploadId, contentType: record.contentType, signed, ...(record.fileName ? { fileName: record.fileName } : {}) };
+  const meta = {
+    uploadId: record.uploadId,
+    contentType: record.contentType,
+    signed,
+    ...(record.fileName ? { fileName: record.fileName } : {}),
+    ...(record.uploader ? { uploader: record.uploader } : {}),
+  };
   const staged = await stageUpload({ store: rt.store, limits: { ...rt.config.ingest, maxFaults: MAX_FAULTS } }, source, decoders, meta);
   const mismatch = checksumProblem(record, staged);
   if (mismatch) {

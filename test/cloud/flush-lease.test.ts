@@ -127,6 +127,13 @@ describe('flush lease', () => {
     expect(await acquireFlushLease(store, { spacingMs: 0, ttlMs: 1000 }, now)).toBeDefined();
   });
 
+  it('keeps a lease whose renewals overlap (the heartbeat and a job start at once)', async () => {
+    const held = (await acquireFlushLease(store, { spacingMs: 0, ttlMs: 60_000 }))!;
+    expect(await Promise.all([held.renew(), held.renew(), held.renew()])).toEqual([true, true, true]);
+    expect(held.held).toBe(true);
+    await held.release();
+  });
+
   it('spaces flush starts: a released lease is taken again only `spacingMs` after the last start', async () => {
     let clock = 5_000_000;
     const now = () => clock;

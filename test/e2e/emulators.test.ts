@@ -66,7 +66,7 @@ describe('npm run start:emulators', () => {
 
   beforeAll(async () => {
     // Topics and subscriptions of its own on the shared emulator, free ports, a fresh data directory.
-    const env = { ...process.env, ...profileEnv('emulator'), DATA_DIR: await tempDir(), PORT: '0', FUNCTIONS_PORT: '0', LOG_LEVEL: 'warn' };
+    const env = { ...process.env, ...profileEnv('emulator'), DATA_DIR: await tempDir(), PORT: '0', FUNCTIONS_PORT: '0', LOG_LEVEL: 'warn', AUTH: 'off' };
     config = loadConfig(env);
     admin = new PubSub({ projectId: 'demo', apiEndpoint: inject('pubsubEmulatorHost'), emulatorMode: true, universeDomain: 'googleapis.com' });
     script = spawn(process.execPath, ['--import', 'tsx', 'tools/start-emulators.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -20,7 +20,7 @@ import { loadConfig } from './functions/core/config.js';
 import { installCrashGuard } from './functions/core/crash-guard.js';
 import { startLocalPipeline } from './functions/local/pipeline.js';
 import { createRuntime } from './functions/runtime.js';
-const rt = await createRuntime(loadConfig({ DATA_DIR: process.env.DATA_DIR, LOG_LEVEL: 'silent' }));
+const rt = await createRuntime(loadConfig({ DATA_DIR: process.env.DATA_DIR, LOG_LEVEL: 'silent', AUTH: 'off' }));
 installCrashGuard(rt.log);
 const write = rt.store.write.bind(rt.store);
 rt.store.write = (name, body, options) => {

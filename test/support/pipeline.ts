@@ -58,11 +58,12 @@ export function profileEnv(profile: TestProfile): Record<string, string> {
   };
 }
 
-export async function startTestPipeline(options: { dataDir?: string; env?: Record<string, string>; log?: Logger } = {}): Promise<TestPipeline> {
+export async function startTestPipeline(options: { dataDir?: string; env?: Record<string, string>; log?: Logger; specText?: string } = {}): Promise<TestPipeline> {
   const dataDir = options.dataDir ?? (await tempDir());
-  const config: Config = loadConfig({ DATA_DIR: dataDir, MIN_BACKOFF_MS: '20', MAX_BACKOFF_MS: '100', ...options.env });
+  // Suites about other things call the API without keys; test/ops/ turns AUTH back on.
+  const config: Config = loadConfig({ DATA_DIR: dataDir, MIN_BACKOFF_MS: '20', MAX_BACKOFF_MS: '100', AUTH: 'off', ...options.env });
   const rt = await createRuntime(config, options.log ?? quietLogger());
-  const pipeline = await startLocalPipeline(rt, 0, '127.0.0.1');
+  const pipeline = await startLocalPipeline(rt, 0, '127.0.0.1', options.specText);
   return {
     ...pipeline,
     rt,

@@ -17,12 +17,12 @@ describe('openapi/openapi.yaml', () => {
   it('routes every operation to a function through x-google-backend', () => {
     expect(routesFromSpec(text)).toEqual(
       expect.arrayContaining([
-        { method: 'post', path: '/upload', target: 'upload' },
-        { method: 'get', path: '/uploads/{uploadId}', target: 'upload' },
-        { method: 'get', path: '/getdata', target: 'getdata' },
-        { method: 'post', path: '/uploads', target: 'uploads' },
-        { method: 'post', path: '/exports', target: 'exports' },
-        { method: 'get', path: '/exports/{exportId}', target: 'exports' },
+        expect.objectContaining({ method: 'post', path: '/upload', target: 'upload' }),
+        expect.objectContaining({ method: 'get', path: '/uploads/{uploadId}', target: 'upload' }),
+        expect.objectContaining({ method: 'get', path: '/getdata', target: 'getdata' }),
+        expect.objectContaining({ method: 'post', path: '/uploads', target: 'uploads' }),
+        expect.objectContaining({ method: 'post', path: '/exports', target: 'exports' }),
+        expect.objectContaining({ method: 'get', path: '/exports/{exportId}', target: 'exports' }),
       ]),
     );
   });

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { atomicWriteFileSync, readFileIfExists } from './small-files.js';
-import type { BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
+import type { Backlog, BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
 import { compileFilter, type AttributeFilter } from '../../core/pubsub-filter.js';
 
 interface StoredMessage {
@@ -215,6 +215,13 @@ export class DurableLocalBus implements EventBus {
   /** Messages kept for a subscription and not yet acknowledged. */
   async pending(subscription: string): Promise<number> {
     return jsonFiles(this.queueDir(subscription)).length;
+  }
+
+  /** A message id starts with its publish time (messageId above) and keeps it across redeliveries. */
+  async backlog(subscription: string): Promise<Backlog> {
+    const files = jsonFiles(this.queueDir(subscription));
+    if (files.length === 0) return { messages: 0 };
+    return { messages: files.length, oldestPublishMs: Math.min(...files.map((f) => Number(f.slice(0, 15)))) };
   }
 
   async close(): Promise<void> {
