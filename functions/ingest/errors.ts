@@ -34,8 +34,10 @@ export const STORAGE_FULL_RETRY_SECONDS = 60;
  * Not the client's fault, but not a crash either: the disk under the local bucket is full (or the
  * quota spent). The client is told to come back later (507, RFC 4918), nothing of its file kept.
  */
+export const isStorageFull = (e: unknown): boolean => ['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException | undefined)?.code ?? '');
+
 export function storageFullProblem(e: unknown): Problem | undefined {
-  if (!['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException | undefined)?.code ?? '')) return undefined;
+  if (!isStorageFull(e)) return undefined;
   return new Problem(507, 'insufficient-storage', 'Insufficient Storage', `The server has no space to store the file right now; nothing of it was kept. Retry in ${STORAGE_FULL_RETRY_SECONDS} s.`);
 }
 

@@ -8,11 +8,23 @@
  */
 import { FsObjectStore } from '../adapters/local/fs-store.js';
 import { holderIsGone } from '../core/uploads.js';
+import { isStorageFull } from '../ingest/errors.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { reconcileIncoming, recoverAbandoned } from '../loader/reconcile.js';
 import type { Runtime } from '../runtime.js';
 
 export async function recoverAtStartUp(rt: Runtime, now = new Date()): Promise<void> {
+  try {
+    await recover(rt, now);
+  } catch (e) {
+    // A full disk must not keep the server from starting (it refuses uploads 507 until space returns);
+    // what recovery would have written waits for the next start, and notifications already on the bus still load.
+    if (!isStorageFull(e)) throw e;
+    rt.log.warn({ err: e }, 'start-up recovery postponed: the disk is full; it runs again at the next start');
+  }
+}
+
+async function recover(rt: Runtime, now: Date): Promise<void> {
   const before = rt.config.sharedDataDir ? new Date(now.getTime() - rt.config.ingest.requestTimeoutMs) : now;
   const deps = { store: rt.store, ledger: rt.ledger, log: rt.log };
   const report = await recoverAbandoned(deps, { before, holderIsGone });

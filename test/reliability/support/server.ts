@@ -13,9 +13,10 @@ export interface ServerProcess {
 }
 
 export function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  // Crashes, not access, are tested here (test/ops has the keys): AUTH=off, as the in-process test pipeline runs.
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'functions/local/main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', MIN_BACKOFF_MS: '50', MAX_BACKOFF_MS: '500', ...env },
+    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', AUTH: 'off', MIN_BACKOFF_MS: '50', MAX_BACKOFF_MS: '500', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
