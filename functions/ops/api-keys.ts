@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { readFileIfExists } from '../adapters/local/small-files.js';
 
 export interface ApiKey {
   name: string;
@@ -51,13 +52,8 @@ export function parseKeyList(list: string): ApiKey[] {
 }
 
 export async function readKeysFile(file: string): Promise<ApiKey[]> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
+  const text = readFileIfExists(file)?.toString('utf8');
+  if (text === undefined) return [];
   const parsed = JSON.parse(text) as Partial<KeysFile>;
   if (!Array.isArray(parsed.keys) || !parsed.keys.every((k) => typeof k?.name === 'string' && typeof k?.key === 'string' && k.key.length > 0)) {
     throw new Error(`${file}: expected {"keys":[{"name":"…","key":"…"}]}`);

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { readFileIfExists } from '../adapters/local/small-files.js';
 import type { Config } from '../core/config.js';
 import type { EventBus } from '../core/ports.js';
 import { FRESHNESS_BUCKETS_SECONDS, LATENCY_BUCKETS_SECONDS, SLOS } from '../core/slo.js';
@@ -196,13 +197,8 @@ export class MetricsHistory {
 
 /** Lines that do not parse (a write cut short by a crash) are skipped. */
 async function readSamples(file: string): Promise<Sample[]> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
+  const text = readFileIfExists(file)?.toString('utf8');
+  if (text === undefined) return [];
   const samples: Sample[] = [];
   for (const line of text.split('\n')) {
     if (!line) continue;
