@@ -1,19 +1,36 @@
 /**
  * The exact entry point Cloud Functions runs (functions/index.ts) under the
  * real functions-framework: its body parser buffers the upload into rawBody
- * and its CloudEvent middleware decodes the Pub/Sub push.
+ * and its CloudEvent middleware decodes the Pub/Sub push, as a CloudEvent or
+ * as Pub/Sub's own push body (the direct trigger, at /projects/P/topics/T,
+ * with a `deliveryAttempt` that the framework drops and nothing may need).
  */
 import fs from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../functions/core/config.js';
 import { notificationMessage } from '../../functions/core/notification.js';
+import { pushPath, subscriptionFor } from '../../functions/core/topology.js';
 import { expectedRows } from '../support/expected.js';
+import { flightsCsv } from '../support/generate-flights.js';
 import { tempDir } from '../support/pipeline.js';
 
 const sample = fs.readFileSync(new URL('../../samples/flights-sample.csv', import.meta.url), 'utf8');
 
 describe('functions/index.ts under @google-cloud/functions-framework', () => {
   let getTestServer: (name: string) => import('node:http').Server;
+
+  /** Uploads `csv` through the upload function; the notification the bucket would publish for it. */
+  async function uploadWithNotification(csv: string) {
+    const upload = await request(getTestServer('upload')).post('/upload').attach('file', Buffer.from(csv), 'f.csv');
+    expect(upload.status).toBe(201);
+    const info = {
+      bucket: 'flights-local', name: upload.body.object, generation: upload.body.generation, metageneration: '1', size: upload.body.bytes,
+      contentType: 'text/csv', timeCreated: '', updated: '', metadata: { uploadId: upload.body.uploadId },
+    };
+    return { uploadId: upload.body.uploadId as string, ...notificationMessage('OBJECT_FINALIZE', info) };
+  }
+
   beforeAll(async () => {
     process.env.DATA_DIR = await tempDir();
     process.env.LOG_LEVEL = 'silent';
@@ -25,15 +42,8 @@ describe('functions/index.ts under @google-cloud/functions-framework', () => {
   });
 
   it('upload → loadFlights → getdata through the registered functions', async () => {
-    const upload = await request(getTestServer('upload')).post('/upload').attach('file', Buffer.from(sample), 'f.csv');
-    expect(upload.status).toBe(201);
-
     // No bus runs here: deliver the notification the bucket would publish, as a Pub/Sub push CloudEvent.
-    const info = {
-      bucket: 'flights-local', name: upload.body.object, generation: upload.body.generation, metageneration: '1', size: upload.body.bytes,
-      contentType: 'text/csv', timeCreated: '', updated: '', metadata: { uploadId: upload.body.uploadId },
-    };
-    const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
+    const { uploadId, data, attributes } = await uploadWithNotification(sample);
     const event = await request(getTestServer('loadFlights'))
       .post('/')
       .set('ce-specversion', '1.0')
@@ -44,7 +54,7 @@ describe('functions/index.ts under @google-cloud/functions-framework', () => {
       .send({ message: { data: data.toString('base64'), attributes, messageId: 'm-1', publishTime: new Date().toISOString() }, subscription: 's' });
     expect(event.status).toBe(204);
 
-    const status = await request(getTestServer('upload')).get(`/uploads/${upload.body.uploadId}`);
+    const status = await request(getTestServer('upload')).get(`/uploads/${uploadId}`);
     expect(status.body).toMatchObject({ status: 'loaded', loadedRows: 300 });
     const page = await request(getTestServer('getdata')).get('/getdata').query({ limit: 500 });
     expect(page.body.rows).toEqual(expectedRows(sample));
@@ -56,5 +66,24 @@ describe('functions/index.ts under @google-cloud/functions-framework', () => {
       .set({ 'ce-specversion': '1.0', 'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished', 'ce-source': 's', 'ce-id': 'm-2' })
       .send({ message: { data: Buffer.from('hello').toString('base64'), attributes: { foo: 'bar' }, messageId: 'm-2', publishTime: '' }, subscription: 's' });
     expect(res.status).toBe(204);
+  });
+
+  it("takes Pub/Sub's own push body at /projects/P/topics/T as the loader's event, whatever deliveryAttempt says, and the file loads", async () => {
+    const { uploadId, data, attributes } = await uploadWithNotification(flightsCsv(20, 41));
+    const project = 'flights-prod';
+    const loader = subscriptionFor(loadConfig({}), 'loadFlights');
+    const publishTime = new Date().toISOString();
+    // The body as Pub/Sub documents it for push, on a subscription with a dead-letter policy: a redelivery.
+    const push = await request(getTestServer('loadFlights'))
+      .post(pushPath(project, loader.topic))
+      .set('content-type', 'application/json')
+      .send({
+        message: { attributes, data: data.toString('base64'), messageId: '17', message_id: '17', publishTime, publish_time: publishTime },
+        subscription: `projects/${project}/subscriptions/${loader.name}`,
+        deliveryAttempt: 3,
+      });
+    expect(push.status).toBe(204);
+    const status = await request(getTestServer('upload')).get(`/uploads/${uploadId}`);
+    expect(status.body).toMatchObject({ status: 'loaded', loadedRows: 20 });
   });
 });
