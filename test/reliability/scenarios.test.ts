@@ -54,7 +54,7 @@ function report(scenario: string, runs: number, r: Reconciliation, extra: Record
 }
 
 function expectReconciled(r: Reconciliation): void {
-  expect({ lost: r.lost, duplicated: r.duplicated, leftovers: r.leftovers, unsettled: r.unsettled, unexplained: r.unexplained }).toEqual({
+  expect({ lost: r.lost, duplicated: r.duplicated, leftovers: r.leftovers, unsettled: r.unsettled, unexplained: r.unexplained, brokenExports: r.exports.broken }).toEqual({
     lost: 0,
     duplicated: 0,
     leftovers: [],
