@@ -111,6 +111,9 @@ describe('reliability scenarios', () => {
     const signedOutcomes: Outcome[] = [];
     const exportOutcomes: ExportOutcome[] = [];
     let killing = true;
+    // What was under way when each kill came, as the clients see it: signed uploads not yet settled, an export not yet read.
+    const inFlight = { signed: 0, exporting: false };
+    const killedDuring = { signedSessions: 0, exports: 0 };
     // Four inline clients and two signed ones, each sending its next file as soon as its last was answered.
     const inline = Array.from({ length: 4 }, async () => {
       while (next < files) {
@@ -122,19 +125,26 @@ describe('reliability scenarios', () => {
       while (nextSigned < signedFiles) {
         const i = nextSigned++;
         const csv = fileOf(3, i);
+        inFlight.signed++;
         signedOutcomes.push(await signedUploadUntilSettled(url, csv, dataRows(csv), `signed-kill-${i}`, Date.now() + 300_000));
+        inFlight.signed--;
       }
     });
     // One export client, one export after another for as long as the kills go on, and one after.
     const exporter = (async () => {
-      do exportOutcomes.push(await exportUntilDone(url, SEED_EXPORT, (row) => row.tailnum === SEED_TAIL, Date.now() + 300_000));
-      while (killing);
+      do {
+        inFlight.exporting = true;
+        exportOutcomes.push(await exportUntilDone(url, SEED_EXPORT, (row) => row.tailnum === SEED_TAIL, Date.now() + 300_000));
+        inFlight.exporting = false;
+      } while (killing);
     })();
     const recoveries: number[] = [];
     const killer = (async () => {
       for (let k = 0; k < KILLS; k++) {
         await new Promise((r) => setTimeout(r, 150 + Math.random() * 1200));
         const killedAt = performance.now();
+        if (inFlight.signed) killedDuring.signedSessions++;
+        if (inFlight.exporting) killedDuring.exports++;
         await current.kill();
         current = await startServer(dataDir);
         server = current;
@@ -155,6 +165,7 @@ describe('reliability scenarios', () => {
       exports: exportOutcomes.length,
       exportsFailedAndRetried: exportOutcomes.reduce((n, e) => n + e.failed.length, 0),
       retries: attempts.reduce((a, b) => a + b, 0) - attempts.length,
+      killedDuring,
       maxRecoveryMs: Math.round(Math.max(...recoveries)),
     });
     expect(refused).toBe(Math.floor(files / 10) + Math.floor(signedFiles / 10));
