@@ -111,6 +111,9 @@ describe('reliability scenarios', () => {
     const signedOutcomes: Outcome[] = [];
     const exportOutcomes: ExportOutcome[] = [];
     let killing = true;
+    // While the kills go on the server is mostly restarting (up for 0.15–1.35 s between restarts of 5–20 s), and a
+    // signed upload needs a dozen answered requests: a file's deadline runs from the last kill, not from its start.
+    const deadline = (): number => Date.now() + 300_000 + (killing ? KILLS * 20_000 : 0);
     // What was under way when each kill came, as the clients see it: signed uploads not yet settled, an export not yet read.
     const inFlight = { signed: 0, exporting: false };
     const killedDuring = { signedSessions: 0, exports: 0 };
@@ -118,7 +121,7 @@ describe('reliability scenarios', () => {
     const inline = Array.from({ length: 4 }, async () => {
       while (next < files) {
         const i = next++;
-        outcomes.push(await uploadUntilAnswered(url, fileOf(2, i), `kill-${i}`, Date.now() + 300_000));
+        outcomes.push(await uploadUntilAnswered(url, fileOf(2, i), `kill-${i}`, deadline()));
       }
     });
     const signed = Array.from({ length: 2 }, async () => {
@@ -126,7 +129,7 @@ describe('reliability scenarios', () => {
         const i = nextSigned++;
         const csv = fileOf(3, i);
         inFlight.signed++;
-        signedOutcomes.push(await signedUploadUntilSettled(url, csv, dataRows(csv), `signed-kill-${i}`, Date.now() + 300_000));
+        signedOutcomes.push(await signedUploadUntilSettled(url, csv, dataRows(csv), `signed-kill-${i}`, deadline()));
         inFlight.signed--;
       }
     });
@@ -134,7 +137,7 @@ describe('reliability scenarios', () => {
     const exporter = (async () => {
       do {
         inFlight.exporting = true;
-        exportOutcomes.push(await exportUntilDone(url, SEED_EXPORT, (row) => row.tailnum === SEED_TAIL, Date.now() + 300_000));
+        exportOutcomes.push(await exportUntilDone(url, SEED_EXPORT, (row) => row.tailnum === SEED_TAIL, deadline()));
         inFlight.exporting = false;
       } while (killing);
     })();

@@ -56,8 +56,9 @@ async function startSession(signed: SignedUpload['upload'], origin: string): Pro
 async function sendBytes(url: () => string, signed: SignedUpload, bytes: Buffer, deadline: number): Promise<number> {
   let session: string | undefined;
   let failures = 0;
+  let lastFailure = '';
   for (;;) {
-    if (Date.now() > deadline) throw new Error(`${signed.uploadId}: bytes not all taken before the deadline (${failures} failed requests)`);
+    if (Date.now() > deadline) throw new Error(`${signed.uploadId}: bytes not all taken before the deadline (${failures} failed requests, the last: ${lastFailure})`);
     const origin = url();
     try {
       session ??= await startSession(signed.upload, origin);
@@ -78,6 +79,7 @@ async function sendBytes(url: () => string, signed: SignedUpload, bytes: Buffer,
       const status = (e as { status?: number }).status;
       if (status !== undefined && !transient(status) && status !== 404) throw new Error(`${signed.uploadId}: ${(e as Error).message}`);
       failures++;
+      lastFailure = `${status ?? ''} ${(e as Error).message} (${String((e as Error).cause ?? '')})`;
       await sleep(100);
     }
   }
