@@ -96,7 +96,7 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
   const tooBig = declaredLengthProblem(req.headers, limits.maxUploadBytes, rt.config.profile);
   if (tooBig) throw tooBig;
   const samePayload = async (first: Replay): Promise<boolean> => sameFiles(await fileDigests(req, limits, budgets), first.files);
-  const { result: reply, replayed } = await oncePerKey(ing.keys, idempotencyKey(req.headers), uploadId, async () => {
+  const { result: reply, replayed } = await oncePerKey(ing.keys, idempotencyKey(req), uploadId, async () => {
     const timer = setTimeout(
       () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
       limits.requestTimeoutMs,
