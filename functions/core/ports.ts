@@ -93,6 +93,11 @@ export class ObjectNotFoundError extends Error {
   override readonly name = 'ObjectNotFoundError';
 }
 
+/** The store is overloaded or briefly down (408, 429 or 5xx once its client stopped retrying): worth trying again later. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
 // ---------------------------------------------------------------- event bus
 
 export interface BusMessage {

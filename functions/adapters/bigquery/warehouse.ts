@@ -214,7 +214,9 @@ export class BigQueryWarehouse implements Warehouse {
    * already in the manifest are skipped; the last SELECT reports every item
    * of the batch with the job that loaded it, which is also what a later
    * fetch of this job returns. `rows` is a reserved word in GoogleSQL, hence
-   * the backticks.
+   * the backticks. `_loaded_at` is a DATETIME holding UTC (as in DuckDB): a
+   * TIMESTAMP does not coerce to DATETIME, so CURRENT_TIMESTAMP() would fail
+   * the INSERT.
    */
   private loadScript(): string {
     const flights = `\`${this.qualified(this.table)}\``;
@@ -230,7 +232,7 @@ FROM UNNEST(@files) AS f
 WHERE NOT EXISTS (SELECT 1 FROM ${manifest} AS m WHERE m.object = f.object AND m.generation = f.generation);
 BEGIN TRANSACTION;
 INSERT INTO ${flights} (${[...columns, 'flight_date', '_source_object', '_source_generation', '_source_line', '_loaded_at'].join(', ')})
-SELECT ${columns.map((c) => `r.${c}`).join(', ')}, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_TIMESTAMP()
+SELECT ${columns.map((c) => `r.${c}`).join(', ')}, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_DATETIME('UTC')
 FROM staged_rows AS r JOIN batch AS b ON r._uri = b.uri;
 INSERT INTO ${manifest} (object, generation, \`rows\`, job_id, loaded_at)
 SELECT b.object, b.generation, COUNT(r._uri), @job_id, CURRENT_TIMESTAMP()
