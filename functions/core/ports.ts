@@ -191,6 +191,11 @@ export interface ExportOutcome {
   rows: number;
 }
 
+/** The warehouse is overloaded or briefly down (its client gave up retrying a 408, 429 or 5xx): no file's fault; try again later. */
+export class WarehouseUnavailableError extends Error {
+  override readonly name = 'WarehouseUnavailableError';
+}
+
 /** A warehouse job that failed for a reason worth showing the client (a byte cap, a bad query), not a server fault. */
 export class WarehouseJobError extends Error {
   override readonly name: string = 'WarehouseJobError';

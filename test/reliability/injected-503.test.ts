@@ -115,10 +115,14 @@ interface ClientRetries {
   bigQuery?: number;
 }
 
+/** Both clients read a maxRetries of 0 as "the default" (3): none at all is autoRetry false. */
+const retryOptions = (maxRetries: number | undefined) =>
+  maxRetries === undefined ? {} : { retryOptions: maxRetries === 0 ? { autoRetry: false } : { maxRetries } };
+
 /** The pipeline on the cloud adapters, the fakes behind them. */
-async function startCloudPipeline(retries: ClientRetries = {}): Promise<string> {
-  const config = loadConfig({ DATA_DIR: await tempDir(), STORE: 'gcs', WAREHOUSE: 'bigquery', BUCKET, GOOGLE_CLOUD_PROJECT: PROJECT, AUTH: 'off', MIN_BACKOFF_MS: '20', MAX_BACKOFF_MS: '200' });
-  const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: PROJECT, ...(retries.storage === undefined ? {} : { retryOptions: { maxRetries: retries.storage } }) });
+async function startCloudPipeline(retries: ClientRetries = {}, env: Record<string, string> = {}): Promise<string> {
+  const config = loadConfig({ DATA_DIR: await tempDir(), STORE: 'gcs', WAREHOUSE: 'bigquery', BUCKET, GOOGLE_CLOUD_PROJECT: PROJECT, AUTH: 'off', MIN_BACKOFF_MS: '20', MAX_BACKOFF_MS: '200', ...env });
+  const storage = new Storage({ apiEndpoint: gcs.endpoint, projectId: PROJECT, ...retryOptions(retries.storage) });
   const store = new GcsObjectStore(BUCKET, storage);
   // PassThroughClient signs nothing, so no token request (or metadata-server probe) leaves the machine.
   const client = new BigQuery({
@@ -126,7 +130,7 @@ async function startCloudPipeline(retries: ClientRetries = {}): Promise<string> 
     apiEndpoint: bq.endpoint,
     authClient: new PassThroughClient(),
     location: config.bigQuery.location,
-    ...(retries.bigQuery === undefined ? {} : { maxRetries: retries.bigQuery }),
+    ...retryOptions(retries.bigQuery),
   });
   const warehouse = new BigQueryWarehouse({ projectId: PROJECT, ...config.bigQuery, pollMs: 5 }, client);
   script = new LoadScript(gcs);
@@ -148,7 +152,7 @@ async function startCloudPipeline(retries: ClientRetries = {}): Promise<string> 
   return pipeline.url;
 }
 
-const statusOf = async (url: string, uploadId: string) => (await (await fetch(`${url}/uploads/${uploadId}`)).json()) as { status: string; loadedRows?: number };
+const statusOf = async (url: string, uploadId: string) => (await (await fetch(`${url}/uploads/${uploadId}`)).json()) as { status: string; loadedRows?: number; reason?: string };
 
 interface Upload {
   uploadId: string;
@@ -157,7 +161,15 @@ interface Upload {
 }
 
 async function expectLoadedOnce(url: string, upload: Upload): Promise<void> {
-  await eventually(async () => ((await statusOf(url, upload.uploadId)).status === 'loaded' ? true : undefined), 60_000, `${upload.uploadId} to load`);
+  await eventually(
+    async () => {
+      const record = await statusOf(url, upload.uploadId);
+      if (record.status === 'failed') throw new Error(`${upload.uploadId} failed: ${record.reason}`);
+      return record.status === 'loaded' ? true : undefined;
+    },
+    45_000,
+    `${upload.uploadId} to load`,
+  );
   expect(await statusOf(url, upload.uploadId)).toMatchObject({ status: 'loaded', loadedRows: upload.rows });
   expect(script.rowsOf(upload.object)).toBe(upload.rows);
   expect(script.duplicated).toBe(0);
@@ -211,6 +223,20 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
     expect(reply.status).toBe(201);
     await expectLoadedOnce(url, reply.body as Upload);
     expect(bq.unavailable.answered).toBe(2);
+    expect(script.runs).toBe(1);
+  }, 60_000);
+
+  it('BigQuery unavailable for longer than MAX_LOAD_FAILURES flushes: the file waits, is not quarantined, and loads once when it is back', async () => {
+    const flushes = 12;
+    const url = await startCloudPipeline({ bigQuery: 0 }, { FLUSH_TICK_MS: '100' });
+    expect(flushes).toBeGreaterThan(rt!.config.maxLoadFailures);
+    bq.unavailable.failNext(flushes, { match: jobInsert });
+    const reply = await send(url, flightsCsv(12, 9));
+    expect(reply.status).toBe(201);
+    await expectLoadedOnce(url, reply.body as Upload);
+    expect(bq.unavailable.answered).toBe(flushes);
+    // An outage is nobody's file's fault: no file was split off and tried alone, no job id was spent.
+    expect(new Set(bq.find('POST', /\/jobs$/).map((r) => (r.body?.jobReference as { jobId: string }).jobId)).size).toBe(1);
     expect(script.runs).toBe(1);
   }, 60_000);
 });
