@@ -8,6 +8,7 @@
  * - `deadLetter` records notifications Pub/Sub gave up on.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
+import { crashPointAfterReply } from '../core/crash-point.js';
 import { fromCloudEvent, parseNotification, UndecodableMessageError } from '../core/notification.js';
 import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
@@ -40,6 +41,7 @@ export function loaderHandler(rt: Runtime) {
       if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
     }
     await rt.flush();
+    crashPointAfterReply('after-ack');
   };
 }
 
