@@ -116,6 +116,8 @@ async function loadGroup(deps: FlushDeps, lease: HeldLease, files: PendingFile[]
       return;
     }
     const failed = await new PendingFiles(deps.store).recordFailure(files[0]!, message);
+    // One line per attempt of a file alone, naming it: what an operator (and the poison-file test) counts.
+    deps.log.warn({ object: failed.object, generation: failed.generation, uploadId: failed.uploadId, attempt: failed.failures, maxAttempts: deps.settings.maxFailures, err: e }, 'file failed to load');
     if (failed.uploadId) await deps.ledger.update(failed.uploadId, () => ({ reason: `attempt ${failed.failures} failed: ${message}` }));
     if (failed.failures >= deps.settings.maxFailures) {
       await quarantine(deps, failed);

@@ -1,3 +1,5 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLocalBus, backoffMs } from '../../functions/adapters/local/durable-bus.js';
 import { loadConfig } from '../../functions/core/config.js';
@@ -115,6 +117,22 @@ describe('the durable local bus', () => {
     await second.subscribe(loader, async (m) => void got.push(m.data.toString()));
     await eventually(async () => ((await second.pending(loader.name)) === 0 ? true : undefined));
     expect(got).toEqual(['i1']);
+  });
+
+  it('keeps messages for a subscription another process made after it last listed the subscriptions', async () => {
+    const dir = await tempDir();
+    const publisher = bus(dir);
+    await publisher.createSubscription(spec('first'));
+    // As if the subscriptions had been made long ago, so the publisher may keep its listing.
+    const past = new Date(Date.now() - 60_000);
+    await fs.utimes(path.join(dir, 'subscriptions'), past, past);
+    await publisher.publish('objects', Buffer.from('one'), {});
+    await publisher.publish('objects', Buffer.from('two'), {});
+    expect(await publisher.pending('first')).toBe(2);
+
+    await bus(dir).createSubscription(spec('second'));
+    await publisher.publish('objects', Buffer.from('three'), {});
+    expect([await publisher.pending('first'), await publisher.pending('second')]).toEqual([3, 1]);
   });
 
   it('refuses a filter it cannot apply when the subscription is made, and keeps nothing for it', async () => {

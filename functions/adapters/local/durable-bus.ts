@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { atomicWriteFileSync, readFileIfExists } from './small-files.js';
+import { atomicWriteFileSync, readFileIfExists, removeIfExists } from './small-files.js';
 import type { Backlog, BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
 import { compileFilter, type AttributeFilter } from '../../core/pubsub-filter.js';
 
@@ -39,6 +39,13 @@ function jsonFiles(dir: string): string[] {
     throw e;
   }
 }
+
+/**
+ * A subscription is created or rewritten by a rename into its directory, which sets the directory's
+ * modification time. File times advance in coarse ticks (a few ms), so a listing is trusted by that
+ * time only once the directory has been unchanged for this long: any later change then bears a later time.
+ */
+const SETTLED_DIRECTORY_MS = 1000;
 
 const keepAll: AttributeFilter = () => true;
 /** Compiled once per expression: publish looks them up for every message. */
@@ -103,7 +110,7 @@ class LocalSubscription implements Subscription {
     };
     try {
       await this.handler(message);
-      fs.rmSync(this.file(id), { force: true });
+      removeIfExists(this.file(id));
     } catch (error) {
       await this.nack(stored, error as Error);
     }
@@ -118,7 +125,7 @@ class LocalSubscription implements Subscription {
         CloudPubSubDeadLetterSourceSubscription: this.spec.name,
         CloudPubSubDeadLetterSourceLastError: error.message.slice(0, 1024),
       });
-      fs.rmSync(this.file(stored.id), { force: true });
+      removeIfExists(this.file(stored.id));
       return;
     }
     stored.notBefore = Date.now() + backoffMs(stored.deliveryAttempt, this.spec);
@@ -156,6 +163,8 @@ class LocalSubscription implements Subscription {
 
 export class DurableLocalBus implements EventBus {
   private readonly active = new Map<string, LocalSubscription>();
+  /** Every subscription, as last read, and the modification time of their directory then. */
+  private subscriptions?: { mtimeMs: number; specs: SubscriptionSpec[] };
 
   constructor(
     private readonly root: string,
@@ -234,12 +243,28 @@ export class DurableLocalBus implements EventBus {
     atomicWriteFileSync(path.join(dir, `${stored.id}.json`), JSON.stringify(stored));
   }
 
-  /** Read at each publish: another process sharing the directory may have created a subscription since. */
   private subscriptionsOf(topic: string): SubscriptionSpec[] {
+    return this.allSubscriptions().filter((s) => s.topic === topic);
+  }
+
+  /**
+   * Looked up at each publish, since another process sharing the directory may have created a
+   * subscription, but read again only when the directory has changed: one stat instead of a
+   * listing and a read of every subscription, for every message.
+   */
+  private allSubscriptions(): SubscriptionSpec[] {
     const dir = path.join(this.root, 'subscriptions');
-    return jsonFiles(dir)
-      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as SubscriptionSpec)
-      .filter((s) => s.topic === topic);
+    let mtimeMs: number;
+    try {
+      mtimeMs = fs.statSync(dir).mtimeMs;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    if (this.subscriptions?.mtimeMs === mtimeMs) return this.subscriptions.specs;
+    const specs = jsonFiles(dir).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as SubscriptionSpec);
+    this.subscriptions = Date.now() - mtimeMs > SETTLED_DIRECTORY_MS ? { mtimeMs, specs } : undefined;
+    return specs;
   }
 
   private queueDir(subscription: string): string {

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { withFileLock } from './file-lock.js';
-import { atomicWriteFileSync, ensureDir, inDir, readFileIfExists, yieldToEventLoop } from './small-files.js';
+import { atomicWriteFileSync, ensureDir, inDir, readFileIfExists, removeIfExists, yieldToEventLoop } from './small-files.js';
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -257,8 +257,8 @@ export class FsObjectStore implements ObjectStore {
       const current = this.entry(name)?.info;
       if (!current) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
       this.checkPrecondition(name, current, options);
-      fss.rmSync(this.metaPath(name));
-      fss.rmSync(this.contentPath(name, current.generation), { force: true });
+      fss.unlinkSync(this.metaPath(name));
+      removeIfExists(this.contentPath(name, current.generation));
     });
   }
 
@@ -331,7 +331,7 @@ export class FsObjectStore implements ObjectStore {
           throw e;
         }
       }
-      if (current) fss.rmSync(this.contentPath(name, current.generation), { force: true });
+      if (current) removeIfExists(this.contentPath(name, current.generation));
       return next;
     });
     for (const listener of this.listeners) await notify(listener, info);

@@ -60,3 +60,12 @@ export function readFileIfExists(file: string): Buffer | undefined {
     throw e;
   }
 }
+
+/** Removes `file` if it exists: one unlink, where `rmSync` with `force` looks the file up first. */
+export function removeIfExists(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}

@@ -12,7 +12,8 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+/** `onOutput` sees everything the server writes to stdout (its JSON log lines), from its first line on. */
+export function startServer(dataDir: string, env: Record<string, string> = {}, onOutput?: (text: string) => void): Promise<ServerProcess> {
   // Crashes, not access, are tested here (test/ops has the keys): AUTH=off, as the in-process test pipeline runs.
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'functions/local/main.ts')], {
     cwd: ROOT,
@@ -28,16 +29,18 @@ export function startServer(dataDir: string, env: Record<string, string> = {}): 
     let out = '';
     let err = '';
     child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
-    child.stdout!.on('data', (c: Buffer) => {
+    if (onOutput) child.stdout!.on('data', (c: Buffer) => onOutput(c.toString()));
+    const readBanner = (c: Buffer): void => {
       out += c.toString();
       const url = /running at (http:\/\/[\d.]+:\d+)/.exec(out)?.[1];
       if (url) {
         out = '';
-        child.stdout!.removeAllListeners('data');
+        child.stdout!.off('data', readBanner);
         child.stdout!.resume();
         resolve({ url, child, kill: () => signal('SIGKILL'), stop: () => signal('SIGTERM') });
       }
-    });
+    };
+    child.stdout!.on('data', readBanner);
     void exited.then(() => reject(new Error(`the server exited before it was ready (${child.exitCode ?? child.signalCode}): ${err}`)));
   });
 }
