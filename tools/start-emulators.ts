@@ -43,6 +43,8 @@ import { freePort } from './ports.js';
 import { startPubSubEmulator } from './pubsub-emulator.js';
 
 const PROJECT = 'demo';
+/** Nine processes compiling the sources at once took over 60 s on a busy 2-core machine. */
+const FUNCTION_START_TIMEOUT_MS = 180_000;
 
 const log = createLogger();
 const cleanups: (() => Promise<void>)[] = [];
@@ -73,7 +75,7 @@ const instances = new Map<FunctionName, FunctionProcess>();
  */
 async function runFunction(target: FunctionName, port: number, env: NodeJS.ProcessEnv, host: string): Promise<FunctionProcess> {
   // FUNCTION_TARGET, as Cloud Functions sets it, tells each process which function it serves.
-  const fn = await startFunction(target, port, { ...env, FUNCTION_TARGET: target }, { host });
+  const fn = await startFunction(target, port, { ...env, FUNCTION_TARGET: target }, { host, startTimeoutMs: FUNCTION_START_TIMEOUT_MS });
   instances.set(target, fn);
   void fn.exited.then(async (code) => {
     if (stopping) return;

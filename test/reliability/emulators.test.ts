@@ -135,7 +135,7 @@ beforeAll(async () => {
   seeded = (await unannounced(9)).acknowledged;
   everything.push(seeded);
   set = await startEmulators(env);
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   if (!set) return;

@@ -25,7 +25,7 @@ export interface EmulatorSet {
   stop(): Promise<number | null>;
 }
 
-export function startEmulators(env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<EmulatorSet> {
+export function startEmulators(env: NodeJS.ProcessEnv, timeoutMs = 240_000): Promise<EmulatorSet> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'tools/start-emulators.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const restarted: string[] = [];
