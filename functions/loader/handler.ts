@@ -38,7 +38,8 @@ export function loaderHandler(rt: Runtime) {
     const bytes = Number(notification.object.size);
     if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) })) {
       rt.log.info({ uploadId, object: name, generation }, 'file pending load');
-      if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
+      // A late copy of a loaded file's notification adds a marker the flush settles as a duplicate; the upload stays loaded.
+      if (uploadId) await rt.ledger.update(uploadId, (r) => (r.status === 'loaded' && r.generation === generation ? {} : { status: 'loading', generation }));
     }
     await rt.flush();
     crashPointAfterReply('after-ack');
