@@ -4,6 +4,8 @@
  * runtime per instance.
  */
 import * as ff from '@google-cloud/functions-framework';
+import type { Request, Response } from 'express';
+import { withCors } from './core/cors.js';
 import { deadLetterHandler, flushHandler, loaderHandler } from './loader/handler.js';
 import { exportsHandler } from './exports/handler.js';
 import { exportRunner } from './exports/runner.js';
@@ -25,12 +27,15 @@ function lazy<A extends unknown[]>(make: (rt: Runtime) => (...args: A) => Promis
   };
 }
 
-ff.http('upload', lazy(ingestHandler));
-ff.http('uploads', lazy(uploadsHandler));
+/** An HTTP function, behind CORS when CORS_ORIGINS lists origins (API Gateway passes preflights through: docs/design.md). */
+const http = (make: (rt: Runtime) => (req: Request, res: Response) => Promise<void>) => lazy((rt) => withCors(rt.config.corsOrigins, make(rt)));
+
+ff.http('upload', http(ingestHandler));
+ff.http('uploads', http(uploadsHandler));
 ff.cloudEvent('validateUpload', lazy(landingValidator));
 ff.cloudEvent('loadFlights', lazy(loaderHandler));
 ff.cloudEvent('flushLoads', lazy(flushHandler));
 ff.cloudEvent('deadLetter', lazy(deadLetterHandler));
-ff.http('getdata', lazy(queryHandler));
-ff.http('exports', lazy(exportsHandler));
+ff.http('getdata', http(queryHandler));
+ff.http('exports', http(exportsHandler));
 ff.cloudEvent('runExport', lazy(exportRunner));

@@ -93,7 +93,14 @@ async function createWarehouse(config: Config): Promise<Warehouse> {
   return new (await import('./adapters/duckdb/warehouse.js')).DuckDbWarehouse(file);
 }
 
-export async function createRuntime(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel, undefined, config.logFormat)): Promise<Runtime> {
+/** Adapters made elsewhere (tests: cloud clients pointed at loopback fakes); the rest are made from the config. */
+export type Adapters = Partial<Pick<Runtime, 'store' | 'bus' | 'warehouse'>>;
+
+export async function createRuntime(
+  config: Config = loadConfig(),
+  log: Logger = createLogger(config.logLevel, undefined, config.logFormat),
+  adapters: Adapters = {},
+): Promise<Runtime> {
   // Each warehouse reads objects where its store keeps them: BigQuery from gs:// URIs, DuckDB from local files.
   if ((config.store === 'gcs') !== (config.warehouse === 'bigquery')) {
     throw new Error(`STORE=${config.store} cannot feed WAREHOUSE=${config.warehouse}: use gcs with bigquery, or local with duckdb`);
@@ -104,9 +111,9 @@ export async function createRuntime(config: Config = loadConfig(), log: Logger =
   // GCS signs with the service account; only the local bucket, which lives in the data directory, needs a key of its own.
   const signer = config.store === 'local' ? new LocalUrlSigner(config.urlSigningSecret || (await localSecret(config.dataDir, 'url-signing.key'))) : undefined;
   if (config.publicUrl) signer?.bind(config.publicUrl);
-  const store = await createStore(config, signer);
-  const bus = await createBus(config, log);
-  const warehouse = await createWarehouse(config);
+  const store = adapters.store ?? (await createStore(config, signer));
+  const bus = adapters.bus ?? (await createBus(config, log));
+  const warehouse = adapters.warehouse ?? (await createWarehouse(config));
   await warehouse.init();
   if (store instanceof FsObjectStore) {
     // What the bucket's notifications (infra/, one per prefix) and the subscriptions do in the cloud.

@@ -83,7 +83,7 @@ export interface Config {
   logLevel: string;
   /** `pretty`: human-readable lines (pino-pretty) instead of JSON for Cloud Logging. */
   logFormat: 'json' | 'pretty';
-  /** Origins the local gateway answers CORS requests from; empty: no CORS headers at all. */
+  /** Origins the local gateway and the HTTP functions answer CORS requests from; empty: no CORS headers at all. */
   corsOrigins: string[];
   /** Where clients reach the local gateway, for the signed URLs it serves; default: the address it listens on. */
   publicUrl?: string;

@@ -93,6 +93,11 @@ export class ObjectNotFoundError extends Error {
   override readonly name = 'ObjectNotFoundError';
 }
 
+/** The store is overloaded or briefly down (408, 429 or 5xx once its client stopped retrying): worth trying again later. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
 // ---------------------------------------------------------------- event bus
 
 export interface BusMessage {
@@ -184,6 +189,11 @@ export interface ExportTarget {
 
 export interface ExportOutcome {
   rows: number;
+}
+
+/** The warehouse is overloaded or briefly down (its client gave up retrying a 408, 429 or 5xx): no file's fault; try again later. */
+export class WarehouseUnavailableError extends Error {
+  override readonly name = 'WarehouseUnavailableError';
 }
 
 /** A warehouse job that failed for a reason worth showing the client (a byte cap, a bad query), not a server fault. */

@@ -66,6 +66,12 @@ export const DERIVED_COLUMNS = [
 
 export type DerivedColumnName = (typeof DERIVED_COLUMNS)[number]['name'];
 
+/**
+ * `timestamp` columns that hold a moment rather than a local wall-clock time:
+ * stored zone-less in UTC by both warehouses, shown as ISO 8601 with `Z`.
+ */
+export const INSTANT_COLUMNS: ReadonlySet<string> = new Set<DerivedColumnName>(['_loaded_at']);
+
 export const TABLE = 'flights';
 export const PARTITION_COLUMN = 'flight_date';
 export const CLUSTER_COLUMNS = ['carrier', 'origin', 'dest'] as const;

@@ -4,6 +4,7 @@
  * has restricted to plain identifiers, which are quoted anyway; every value is
  * a parameter.
  */
+import { cellKind, type CellKind } from './cell-text.js';
 import { QUERYABLE_COLUMNS, TABLE } from './schema.js';
 import type { Aggregate, CompiledQuery, ExportSpec, Filter, Measure, OrderKey, ParamType, QuerySpec, Scalar, TypedParam } from './query-spec.js';
 
@@ -18,7 +19,39 @@ export interface Dialect {
   ilike(column: string, param: string, negated: boolean): string;
   /** `x IN (...)`, or NOT IN, over an array parameter; NULL `x` matches neither. */
   inArray(column: string, param: string, negated: boolean): string;
+  /** `x` as the text core/cell-text.ts specifies for a cell of this kind (NULL stays NULL). */
+  cellText(x: string, kind: CellKind): string;
 }
+
+/** Below 2^53 every integral double is an exact integer, which both warehouses print without `.0` through an integer cast. */
+const EXACT_INTEGERS = '9007199254740992';
+
+/**
+ * DuckDB prints a DOUBLE in its shortest round-trip form but with `.0` when
+ * integral, and a TIMESTAMP with only the fraction digits it needs.
+ */
+const DUCKDB_CELL_TEXT: Record<CellKind, (x: string) => string> = {
+  integer: (x) => `CAST(${x} AS VARCHAR)`,
+  number: (x) => `CASE WHEN ${x} = trunc(${x}) AND abs(${x}) < ${EXACT_INTEGERS} THEN CAST(CAST(${x} AS BIGINT) AS VARCHAR) ELSE CAST(${x} AS VARCHAR) END`,
+  string: (x) => x,
+  date: (x) => `CAST(${x} AS VARCHAR)`,
+  timestamp: (x) => `CAST(${x} AS VARCHAR)`,
+  instant: (x) => `replace(CAST(${x} AS VARCHAR), ' ', 'T') || 'Z'`,
+};
+
+/**
+ * BigQuery casts a FLOAT64 with `%.15g` (`%.17g` when 15 digits do not
+ * round-trip), so a value of at most 15 significant digits prints as its
+ * shortest form; `%E*S` prints only the fraction digits a DATETIME needs.
+ */
+const BIGQUERY_CELL_TEXT: Record<CellKind, (x: string) => string> = {
+  integer: (x) => `CAST(${x} AS STRING)`,
+  number: (x) => `IF(${x} = TRUNC(${x}) AND ABS(${x}) < ${EXACT_INTEGERS}, CAST(CAST(${x} AS INT64) AS STRING), CAST(${x} AS STRING))`,
+  string: (x) => x,
+  date: (x) => `FORMAT_DATE('%Y-%m-%d', ${x})`,
+  timestamp: (x) => `FORMAT_DATETIME('%Y-%m-%d %H:%M:%E*S', ${x})`,
+  instant: (x) => `FORMAT_DATETIME('%Y-%m-%dT%H:%M:%E*SZ', ${x})`,
+};
 
 /** Timestamps and dates travel as text (the parser checked the format) and DuckDB casts them. */
 const DUCKDB_CASTS: Partial<Record<ParamType, string>> = { timestamp: 'TIMESTAMP', date: 'DATE' };
@@ -32,6 +65,7 @@ export const duckDbDialect = (table = TABLE): Dialect => ({
   table,
   ilike: (column, p, negated) => `${column} ${negated ? 'NOT ILIKE' : 'ILIKE'} ${p}`,
   inArray: (column, p, negated) => `${negated ? 'NOT ' : ''}list_contains(${p}, ${column})`,
+  cellText: (x, kind) => DUCKDB_CELL_TEXT[kind](x),
 });
 
 /** `table` is the fully qualified `project.dataset.table`, backquoted. */
@@ -41,6 +75,7 @@ export const bigQueryDialect = (table: string): Dialect => ({
   table: `\`${table}\``,
   ilike: (column, p, negated) => `LOWER(${column}) ${negated ? 'NOT LIKE' : 'LIKE'} LOWER(${p})`,
   inArray: (column, p, negated) => `${column} ${negated ? 'NOT IN' : 'IN'} UNNEST(${p})`,
+  cellText: (x, kind) => BIGQUERY_CELL_TEXT[kind](x),
 });
 
 const COMPARATORS = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=', like: 'LIKE', not_like: 'NOT LIKE' } as const;
@@ -181,13 +216,23 @@ export function compileSelect(spec: QuerySpec, dialect: Dialect): CompiledQuery 
 }
 
 /**
- * The whole result for an export: exactly `output`'s columns in that order
- * (no extra sort columns: there is no cursor to build), and no LIMIT unless
- * the spec has one.
+ * The whole result for an export, as text: exactly `output`'s columns in that
+ * order, each cell written as core/cell-text.ts specifies, and no LIMIT unless
+ * the spec has one. The typed query runs inside, so the outer ORDER BY sorts
+ * by the values (qualified names, not the text aliases) and an aggregate's
+ * order and limit apply to its groups.
  */
 export function compileExport(spec: ExportSpec, output: readonly string[], dialect: Dialect): CompiledQuery {
-  if (spec.aggregate) return compileAggregate(spec, spec.aggregate, dialect, output);
-  return compileRows(spec, output, dialect);
+  // Inside, the order matters only to pick the rows a LIMIT keeps.
+  const typed: ExportSpec = spec.limit === undefined ? { ...spec, order: [] } : spec;
+  const inner = spec.aggregate
+    ? compileAggregate(typed, spec.aggregate, dialect, output)
+    : compileRows(typed, [...new Set([...output, ...spec.order.map((k) => k.column)])], dialect);
+  const ref = (name: string): string => `r.${dialect.quote(name)}`;
+  const text = inner.columns.slice(0, output.length).map((c) => `${dialect.cellText(ref(c.name), cellKind(c.name, c.type))} AS ${dialect.quote(c.name)}`);
+  const order = orderSql(spec.order, ref);
+  const sql = [`SELECT ${text.join(', ')}`, `FROM (\n${inner.sql}\n) AS r`, order.length ? `ORDER BY ${order.join(', ')}` : ''].filter(Boolean);
+  return { sql: sql.join('\n'), params: inner.params, columns: output.map((name) => ({ name, type: 'string' as const })) };
 }
 
 /** How many rows (or groups) the query matches in all, ignoring the keyset position and the limit. */

@@ -11,7 +11,7 @@ import type { Runtime } from '../runtime.js';
 import { commitUpload, type Committed } from './commit.js';
 import { idempotencyKey, oncePerKey } from './idempotency-key.js';
 import { fileDigests, sameFiles } from './payload-digest.js';
-import { clientOutcome, STORAGE_FULL_RETRY_SECONDS, storageFullProblem } from './errors.js';
+import { clientOutcome, STORAGE_FULL_RETRY_SECONDS, STORE_UNAVAILABLE_RETRY_SECONDS, storageFullProblem, storeUnavailableProblem } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
 import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge, watchUploadRate, type BodyState } from './limits.js';
@@ -96,7 +96,7 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
   const tooBig = declaredLengthProblem(req.headers, limits.maxUploadBytes, rt.config.profile);
   if (tooBig) throw tooBig;
   const samePayload = async (first: Replay): Promise<boolean> => sameFiles(await fileDigests(req, limits, budgets), first.files);
-  const { result: reply, replayed } = await oncePerKey(ing.keys, idempotencyKey(req.headers), uploadId, async () => {
+  const { result: reply, replayed } = await oncePerKey(ing.keys, idempotencyKey(req), uploadId, async () => {
     const timer = setTimeout(
       () => abort.abort(new Problem(408, 'timeout', 'Request Timeout', `The upload did not complete within ${limits.requestTimeoutMs / 1000} s.`)),
       limits.requestTimeoutMs,
@@ -123,7 +123,7 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
 }
 
 function reject(req: Request, res: Response, log: Logger, e: unknown, httpRequest: (status: number) => object): void {
-  const outcome = clientOutcome(e) ?? storageFullProblem(e);
+  const outcome = clientOutcome(e) ?? storageFullProblem(e) ?? storeUnavailableProblem(e);
   if (outcome === 'closed') {
     // 499, as proxies log it: the client closed the connection; there is nobody to answer.
     log.info({ httpRequest: httpRequest(499), reason: (e as Error).message }, 'upload rejected: client went away');
@@ -139,6 +139,7 @@ function reject(req: Request, res: Response, log: Logger, e: unknown, httpReques
   uploadRejected(log, outcome.slug, rows, { httpRequest: httpRequest(outcome.status), problem: outcome.slug, detail: outcome.detail, errorCount });
   if (outcome.status === 429 || outcome.status === 409) res.setHeader('Retry-After', '1');
   if (outcome.status === 507) res.setHeader('Retry-After', String(STORAGE_FULL_RETRY_SECONDS));
+  if (outcome.status === 503) res.setHeader('Retry-After', String(STORE_UNAVAILABLE_RETRY_SECONDS));
   sendProblem(res, outcome);
   discardUnreadBody(req);
 }

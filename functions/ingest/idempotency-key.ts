@@ -17,15 +17,15 @@ import { callerIdentity } from './identity.js';
  * The request's key, scoped to its caller; undefined when it has none. A key is an opaque
  * string of visible ASCII (an RFC 8941 string, quoted or not), at most 255 characters.
  */
-export function idempotencyKey(headers: IncomingHttpHeaders): string | undefined {
-  const raw = headers['idempotency-key'];
+export function idempotencyKey(req: { headers: IncomingHttpHeaders; url?: string }): string | undefined {
+  const raw = req.headers['idempotency-key'];
   if (raw === undefined) return undefined;
   const key = String(raw).trim().replace(/^"(.*)"$/, '$1');
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
     throw new Problem(400, 'invalid-idempotency-key', 'Invalid Idempotency-Key', 'The Idempotency-Key header must be 1 to 255 visible ASCII characters.');
   }
   // A newline cannot occur in either part, so no two (caller, key) pairs make the same id.
-  return `${callerIdentity(headers)}\n${key}`;
+  return `${callerIdentity(req)}\n${key}`;
 }
 
 export const keyReused = (): Problem =>

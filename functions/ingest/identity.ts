@@ -5,6 +5,7 @@
  * (`accounts.google.com:user@example.com`). Both are only trustworthy when the
  * function cannot be reached around them (IAM-private functions).
  */
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 const MAX_LENGTH = 200;
@@ -34,7 +35,17 @@ export function uploaderIdentity(headers: IncomingHttpHeaders): string | undefin
 }
 
 /**
- * The caller an Idempotency-Key belongs to: two callers' keys never meet. The
- * one place to change when the request carries a stronger identity (an API key).
+ * An API key the gateway checked but did not name (ESPv2 forwards every header and the query
+ * string; it names only JWT callers): a digest, so the key itself is never stored.
  */
-export const callerIdentity = (headers: IncomingHttpHeaders): string => uploaderIdentity(headers) ?? 'anonymous';
+function apiKeyDigest(headers: IncomingHttpHeaders, url: string | undefined): string | undefined {
+  const key = header(headers, 'x-api-key') ?? (url === undefined ? undefined : new URL(url, 'http://caller').searchParams.get('key') ?? undefined);
+  return key ? `api-key-sha256:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : undefined;
+}
+
+/**
+ * The caller an Idempotency-Key belongs to: two callers' keys never meet. A named identity
+ * first; in the cloud an API-key caller is known only by its key.
+ */
+export const callerIdentity = (req: { headers: IncomingHttpHeaders; url?: string }): string =>
+  uploaderIdentity(req.headers) ?? apiKeyDigest(req.headers, req.url) ?? 'anonymous';

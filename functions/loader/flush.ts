@@ -7,7 +7,7 @@
  * file that keeps failing on its own is quarantined with a readable reason.
  */
 import type { Logger } from 'pino';
-import type { EventBus, LoadOutcome, ObjectStore, Warehouse } from '../core/ports.js';
+import { WarehouseUnavailableError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
 import type { UploadLedger } from '../core/uploads.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { crashPoint } from '../core/crash-point.js';
@@ -107,6 +107,8 @@ async function loadGroup(deps: FlushDeps, lease: HeldLease, files: PendingFile[]
     await settle(deps, files, outcomes, report);
     return;
   } catch (e) {
+    // An outage is no file's fault: splitting the batch or counting it against the files would quarantine them all.
+    if (e instanceof WarehouseUnavailableError) throw e;
     const message = (e as Error).message;
     deps.log.warn({ files: files.length, err: e }, 'batch load failed');
     if (files.length > 1) {
@@ -168,8 +170,9 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
     files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
     for (const batch of batches(files, MAX_BATCH_FILES, maxBatchBytes)) await loadGroup(deps, lease, batch, report);
   } catch (e) {
-    if (!(e instanceof LeaseLostError)) throw e;
-    deps.log.warn({ ...report }, 'flush stopped: its lease was taken over');
+    if (e instanceof WarehouseUnavailableError) deps.log.warn({ ...report, err: e }, 'flush stopped: the warehouse is unavailable; the files stay pending for the next flush');
+    else if (e instanceof LeaseLostError) deps.log.warn({ ...report }, 'flush stopped: its lease was taken over');
+    else throw e;
   } finally {
     await lease.release();
   }

@@ -1,9 +1,8 @@
 /**
  * What a browser needs from the local gateway: the API reference at /docs
- * (Swagger UI from the swagger-ui-dist package, served from here, no CDN) and,
- * when origins are configured, CORS headers for them.
+ * (Swagger UI from the swagger-ui-dist package, served from here, no CDN).
+ * CORS is core/cors.ts, shared with the cloud functions.
  */
-import cors from 'cors';
 import express from 'express';
 import swaggerUi from 'swagger-ui-express';
 import { parse } from 'yaml';
@@ -22,10 +21,4 @@ export function apiDocs(specText: string): express.Router {
   const router = express.Router();
   router.use('/docs', swaggerUi.serveFiles(spec), swaggerUi.setup(spec, { customSiteTitle: 'Flights API' }));
   return router;
-}
-
-/** CORS for these origins only (preflights included); nothing at all when the list is empty. */
-export function corsFor(origins: readonly string[]): express.RequestHandler | undefined {
-  if (origins.length === 0) return undefined;
-  return cors({ origin: [...origins], exposedHeaders: ['Location', 'Link', 'X-Total-Count', 'Retry-After', 'Idempotent-Replayed'], maxAge: 600 });
 }

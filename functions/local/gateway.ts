@@ -13,7 +13,8 @@ import { methodNotAllowed, notFound, sendProblem } from '../core/http.js';
 import { AccessControl, type AccessOptions } from '../ops/access.js';
 import { observeRequests } from '../ops/request-metrics.js';
 import { operationAccess, securitySchemes, type OperationAccess, type OperationAccessView, type SpecAccessView } from '../ops/security.js';
-import { apiDocs, corsFor } from './browser.js';
+import { corsFor } from '../core/cors.js';
+import { apiDocs } from './browser.js';
 
 export type HttpHandler = (req: Request, res: Response) => Promise<void> | void;
 

@@ -3,7 +3,9 @@
  * so an export of any size streams without being held as one string.
  */
 import { Transform } from 'node:stream';
+import { cellKind, cellText, type CellKind } from '../core/cell-text.js';
 import { Problem } from '../core/problem.js';
+import { QUERYABLE_COLUMNS } from '../core/schema.js';
 import { invalidParameter } from './values.js';
 
 export const FORMATS = ['json', 'csv', 'ndjson'] as const;
@@ -21,27 +23,28 @@ type Row = Record<string, unknown>;
 const CHUNK = 64 * 1024;
 
 /** RFC 4180: quote when needed, double inner quotes. NULL is an empty field; an empty string is "" so the two differ. */
-function csvField(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+function csvField(text: string | null): string {
+  if (text === null) return '';
   return text === '' || /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-export const csvHeader = (columns: readonly string[]): string => `${columns.map(csvField).join(',')}\r\n`;
-export const csvLine = (row: Row, columns: readonly string[]): string => `${columns.map((c) => csvField(row[c])).join(',')}\r\n`;
+/** A schema column's kind; a measure (count, sum, avg…) is written as the number the warehouse returned. */
+const kindOf = (column: string): CellKind => {
+  const type = QUERYABLE_COLUMNS.get(column);
+  return type ? cellKind(column, type) : 'string';
+};
 
-/**
- * `_loaded_at` is an instant, held zone-less in UTC by both warehouses: shown as ISO 8601 with `Z`.
- * `time_hour` is a local wall-clock time and stays as it was uploaded.
- */
-const INSTANT_COLUMNS = ['_loaded_at'];
-const ZONELESS = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)$/;
+export const csvHeader = (columns: readonly string[]): string => `${columns.map(csvField).join(',')}\r\n`;
+export const csvLine = (row: Row, columns: readonly string[]): string => `${columns.map((c) => csvField(cellText(kindOf(c), row[c]))).join(',')}\r\n`;
+
+/** JSON keeps numbers as numbers; times read as in CSV (ISO 8601 with `Z` for instants). */
+const TIME_KINDS: ReadonlySet<CellKind> = new Set(['timestamp', 'instant']);
 
 export function presentRow(row: Row): Row {
   const shown = { ...row };
-  for (const column of INSTANT_COLUMNS) {
-    const m = typeof row[column] === 'string' ? ZONELESS.exec(row[column]) : null;
-    if (m) shown[column] = `${m[1]}T${m[2]}Z`;
+  for (const column of Object.keys(row)) {
+    const kind = kindOf(column);
+    if (TIME_KINDS.has(kind)) shown[column] = cellText(kind, row[column]);
   }
   return shown;
 }

@@ -49,7 +49,7 @@ async function issue(rt: Runtime, intent: UploadIntent, uploader: string | undef
 
 /** A repeated request with the same Idempotency-Key gets the first answer (200, Idempotent-Replayed), not a second upload. */
 async function create(rt: Runtime, keys: IdempotencyIndex<Answer>, req: Request, res: Response): Promise<void> {
-  const key = idempotencyKey(req.headers);
+  const key = idempotencyKey(req);
   const intent = await parseUploadIntent(req, rt.config.signedUploads.maxBytes);
   const { result, replayed } = await oncePerKey(keys, key === undefined ? undefined : keyId(key), 'uploads', () => issue(rt, intent, uploaderIdentity(req.headers)));
   if (replayed) res.status(200).setHeader('Idempotent-Replayed', 'true');

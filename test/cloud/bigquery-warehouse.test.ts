@@ -8,8 +8,9 @@ import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
 import type { LoadItem } from '../../functions/core/ports.js';
 import type { ExportSpec, QuerySpec } from '../../functions/core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema } from '../../functions/core/schema.js';
-import { bigQueryDialect, compileCount, compileExport, compileSelect } from '../../functions/core/sql.js';
+import { bigQueryDialect, compileCount, compileSelect } from '../../functions/core/sql.js';
 import { FakeBigQuery, type JobResult } from '../support/fake-bigquery.js';
+import { presentRow } from '../../functions/query/formats.js';
 
 const PROJECT = 'demo-project';
 const config = { projectId: PROJECT, dataset: 'flights_ds', location: 'europe-west1', maximumBytesBilled: 5_000_000_000, jobTimeoutMs: 120_000, pollMs: 1 };
@@ -41,7 +42,7 @@ FROM UNNEST(@files) AS f
 WHERE NOT EXISTS (SELECT 1 FROM \`demo-project.flights_ds._loads\` AS m WHERE m.object = f.object AND m.generation = f.generation);
 BEGIN TRANSACTION;
 INSERT INTO \`demo-project.flights_ds.flights\` (id, year, month, day, dep_time, sched_dep_time, dep_delay, arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest, air_time, distance, hour, minute, time_hour, name, flight_date, _source_object, _source_generation, _source_line, _loaded_at)
-SELECT r.id, r.year, r.month, r.day, r.dep_time, r.sched_dep_time, r.dep_delay, r.arr_time, r.sched_arr_time, r.arr_delay, r.carrier, r.flight, r.tailnum, r.origin, r.dest, r.air_time, r.distance, r.hour, r.minute, r.time_hour, r.name, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_TIMESTAMP()
+SELECT r.id, r.year, r.month, r.day, r.dep_time, r.sched_dep_time, r.dep_delay, r.arr_time, r.sched_arr_time, r.arr_delay, r.carrier, r.flight, r.tailnum, r.origin, r.dest, r.air_time, r.distance, r.hour, r.minute, r.time_hour, r.name, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_DATETIME('UTC')
 FROM staged_rows AS r JOIN batch AS b ON r._uri = b.uri;
 INSERT INTO \`demo-project.flights_ds._loads\` (object, generation, \`rows\`, job_id, loaded_at)
 SELECT b.object, b.generation, COUNT(r._uri), @job_id, CURRENT_TIMESTAMP()
@@ -288,6 +289,18 @@ describe('BigQueryWarehouse against the REST API', () => {
     });
   });
 
+  it('shows _loaded_at (a DATETIME in UTC) as ISO 8601 with Z, and reads a TIMESTAMP from the microseconds useInt64Timestamp asks for', async () => {
+    fake.onJob = () => ({
+      result: {
+        schema: { fields: [{ name: '_loaded_at', type: 'DATETIME' }, { name: 'loaded_at', type: 'TIMESTAMP' }, { name: 'time_hour', type: 'DATETIME' }] },
+        rows: [['2026-11-30T13:00:00.120000', '1796043600123456', '2013-01-01T05:00:00']],
+      },
+    });
+    const { rows } = await warehouse.query({ select: ['_loaded_at', 'time_hour'], filters: [], order: [], limit: 1 });
+    expect(rows[0]).toEqual({ _loaded_at: '2026-11-30 13:00:00.120000', loaded_at: '2026-11-30T13:00:00.123456Z', time_hour: '2013-01-01 05:00:00' });
+    expect(presentRow(rows[0]!)).toMatchObject({ _loaded_at: '2026-11-30T13:00:00.12Z', time_hour: '2013-01-01 05:00:00' });
+  });
+
   it('reads a query that outlives the jobs.query wait from the job BigQuery made for it', async () => {
     fake.onJob = () => ({ runningPolls: 2, result: { schema: { fields: [{ name: 'count', type: 'INTEGER' }] }, rows: [['7']] } });
     expect(await warehouse.count({ select: ['carrier'], filters: [], order: [], limit: 1 })).toBe(7);
@@ -349,7 +362,7 @@ describe('BigQueryWarehouse.exportCsv against the REST API', () => {
   it('runs one EXPORT DATA query job: gzip CSV with a header to the export prefix, the compiled SELECT, typed parameters and the byte cap', async () => {
     fake.onJob = () => ({ ...exported('1234567'), runningPolls: 2 });
 
-    const outcome = await warehouse.exportCsv(spec, ['dep_delay', 'carrier'], target);
+    const outcome = await warehouse.exportCsv(spec, ['dep_delay', 'carrier', 'flight', 'flight_date', 'time_hour', '_loaded_at'], target);
 
     expect(outcome).toEqual({ rows: 1_234_567 });
     const [insert] = jobInserts();
@@ -357,11 +370,24 @@ describe('BigQueryWarehouse.exportCsv against the REST API', () => {
     expect(job.jobReference).toEqual({ projectId: PROJECT, jobId: 'export_0abc', location: 'europe-west1' });
     expect(job.configuration.jobTimeoutMs).toBe('120000');
     const q = job.configuration.query;
-    const select = compileExport(spec, ['dep_delay', 'carrier'], bigQueryDialect(`${PROJECT}.flights_ds.flights`));
+    // Every cell is written as text by the rules of core/cell-text.ts (the same as GET /getdata?format=csv); the sort is on the typed values.
     expect(q.query).toBe(
-      `EXPORT DATA OPTIONS (uri = 'gs://bkt/exports/0abc/*.csv.gz', format = 'CSV', compression = 'GZIP', header = true, overwrite = true) AS\n${select.sql}`,
+      [
+        "EXPORT DATA OPTIONS (uri = 'gs://bkt/exports/0abc/*.csv.gz', format = 'CSV', compression = 'GZIP', header = true, overwrite = true) AS",
+        'SELECT IF(r.`dep_delay` = TRUNC(r.`dep_delay`) AND ABS(r.`dep_delay`) < 9007199254740992, CAST(CAST(r.`dep_delay` AS INT64) AS STRING), CAST(r.`dep_delay` AS STRING)) AS `dep_delay`,' +
+          ' r.`carrier` AS `carrier`,' +
+          ' CAST(r.`flight` AS STRING) AS `flight`,' +
+          " FORMAT_DATE('%Y-%m-%d', r.`flight_date`) AS `flight_date`," +
+          " FORMAT_DATETIME('%Y-%m-%d %H:%M:%E*S', r.`time_hour`) AS `time_hour`," +
+          " FORMAT_DATETIME('%Y-%m-%dT%H:%M:%E*SZ', r.`_loaded_at`) AS `_loaded_at`",
+        'FROM (',
+        'SELECT dep_delay, carrier, flight, flight_date, time_hour, _loaded_at',
+        'FROM `demo-project.flights_ds.flights`',
+        'WHERE origin IN UNNEST(@p0) AND time_hour >= @p1',
+        ') AS r',
+        'ORDER BY r.`dep_delay` DESC NULLS FIRST',
+      ].join('\n'),
     );
-    expect(select.sql).toMatch(/^SELECT dep_delay, carrier\nFROM `demo-project\.flights_ds\.flights`\nWHERE origin IN UNNEST\(@p0\) AND time_hour >= @p1\nORDER BY dep_delay DESC NULLS FIRST$/);
     expect(q).toMatchObject({ useLegacySql: false, parameterMode: 'NAMED', maximumBytesBilled: '5000000000' });
     expect(q.queryParameters).toEqual([
       { name: 'p0', parameterType: { type: 'ARRAY', arrayType: { type: 'STRING' } }, parameterValue: { arrayValues: [{ value: 'JFK' }, { value: 'EWR' }] } },

@@ -3,8 +3,10 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCanonicalFlights } from '../support/flight-files.js';
-import { exportedRows, pagedRows, runExport, sameRows } from '../support/exports.js';
-import { flightsCsv } from '../support/generate-flights.js';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { QUERYABLE_COLUMNS } from '../../functions/core/schema.js';
+import { exportedCells, exportedRows, pagedRows, runExport, sameRows } from '../support/exports.js';
+import { flightsCsv, KAGGLE_HEADER } from '../support/generate-flights.js';
 import { eventually, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
 
 const MILLION = 1_000_000;
@@ -122,5 +124,46 @@ describe('exports and the inline cap', () => {
     const res = await fetch(expired.url);
     expect(res.status).toBe(403);
     expect(((await res.json()) as { type: string }).type).toBe('/problems/url-expired');
+  });
+});
+
+describe('one cell format: an export and GET /getdata?format=csv write the same text', () => {
+  // Every column type, NULLs (empty and NA), negative and fractional numbers, integral numbers written with .0,
+  // fractional seconds, a T separator, and text that needs quoting.
+  const csv = [
+    KAGGLE_HEADER,
+    '1,2013,6,2,853,855,-2.0,1115,1114,-2.5,UA,266,N506DL,EWR,ORD,114,719,8,55,2013-06-02 08:00:00,United Air Lines Inc.',
+    '2,2013,6,2,,900,NA,,1130,,B6,838,,JFK,MIA,,1089.25,9,0,2013-06-02 09:00:00.500,"JetBlue, ""the"" Airways"',
+    ',2013,12,31,2400,2359,0.1,5,10,-0.0,AA,1,N1,LGA,BOS,40.5,187,23,59,2013-12-31T23:59,',
+  ].join('\r\n');
+  let p: TestPipeline;
+  beforeAll(async () => {
+    p = await startTestPipeline();
+    const up = await request(p.url).post('/upload').set('content-type', 'text/csv').send(csv);
+    await eventually(async () => ((await request(p.url).get(`/uploads/${up.body.uploadId}`)).body.status === 'loaded' ? true : undefined));
+  });
+  afterAll(() => p?.stop());
+
+  it('cell by cell, for every queryable column', async () => {
+    const query = `select=${[...QUERYABLE_COLUMNS.keys()].join(',')}&order=flight`;
+    const page = await request(p.url).get(`/getdata?${query}&format=csv&limit=10`);
+    expect(page.status).toBe(200);
+    const paged = parseCsv(page.text) as string[][];
+    const done = await runExport(p.url, query);
+    expect(done).toMatchObject({ status: 'done', rows: 3 });
+    const exported = await exportedCells(done.files!);
+    expect(exported).toEqual(paged);
+
+    // What the rows say, as a user reads them.
+    const rows = paged.slice(1).map((cells) => Object.fromEntries(paged[0]!.map((c, i) => [c, cells[i]])));
+    expect(rows.map((r) => [r.id, r.dep_delay, r.arr_delay, r.distance, r.time_hour, r.tailnum, r.name])).toEqual([
+      ['', '0.1', '0', '187', '2013-12-31 23:59:00', 'N1', ''],
+      ['1', '-2', '-2.5', '719', '2013-06-02 08:00:00', 'N506DL', 'United Air Lines Inc.'],
+      ['2', '', '', '1089.25', '2013-06-02 09:00:00.5', '', 'JetBlue, "the" Airways'],
+    ]);
+    for (const r of rows) {
+      expect(r.flight_date).toMatch(/^2013-\d{2}-\d{2}$/);
+      expect(r._loaded_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
+    }
   });
 });

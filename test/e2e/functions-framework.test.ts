@@ -15,6 +15,7 @@ import { expectedRows } from '../support/expected.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { tempDir } from '../support/pipeline.js';
 
+const APP_ORIGIN = 'https://app.example';
 const sample = fs.readFileSync(new URL('../../samples/flights-sample.csv', import.meta.url), 'utf8');
 
 describe('functions/index.ts under @google-cloud/functions-framework', () => {
@@ -34,11 +35,13 @@ describe('functions/index.ts under @google-cloud/functions-framework', () => {
   beforeAll(async () => {
     process.env.DATA_DIR = await tempDir();
     process.env.LOG_LEVEL = 'silent';
+    process.env.CORS_ORIGINS = `${APP_ORIGIN}, https://other.example`;
     await import('../../functions/index.js');
     ({ getTestServer } = await import('@google-cloud/functions-framework/testing'));
   });
   afterAll(() => {
     delete process.env.DATA_DIR;
+    delete process.env.CORS_ORIGINS;
   });
 
   it('upload → loadFlights → getdata through the registered functions', async () => {
@@ -58,6 +61,32 @@ describe('functions/index.ts under @google-cloud/functions-framework', () => {
     expect(status.body).toMatchObject({ status: 'loaded', loadedRows: 300 });
     const page = await request(getTestServer('getdata')).get('/getdata').query({ limit: 500 });
     expect(page.body.rows).toEqual(expectedRows(sample));
+  });
+
+  it('answers a browser preflight from a listed origin on every HTTP function, and only from those (CORS_ORIGINS)', async () => {
+    for (const [fn, path, method] of [['getdata', '/getdata', 'GET'], ['exports', '/exports', 'POST'], ['upload', '/upload', 'POST'], ['uploads', '/uploads', 'POST']] as const) {
+      const preflight = await request(getTestServer(fn))
+        .options(path)
+        .set({ origin: APP_ORIGIN, 'access-control-request-method': method, 'access-control-request-headers': 'x-api-key, content-type' });
+      expect(preflight.status, fn).toBe(204);
+      expect(preflight.headers['access-control-allow-origin'], fn).toBe(APP_ORIGIN);
+      expect(preflight.headers['access-control-allow-methods'], fn).toContain(method);
+      expect(preflight.headers['access-control-allow-headers'], fn).toBe('x-api-key, content-type');
+      expect(preflight.headers['access-control-max-age'], fn).toBe('600');
+    }
+    const stranger = await request(getTestServer('getdata')).options('/getdata').set({ origin: 'https://evil.example', 'access-control-request-method': 'GET' });
+    // Without Access-Control-Allow-Origin the browser refuses to send the request.
+    expect(stranger.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('lets a listed origin read the answer and its paging headers; other origins get no CORS headers', async () => {
+    const page = await request(getTestServer('getdata')).get('/getdata?limit=1').set('origin', APP_ORIGIN);
+    expect(page.status).toBe(200);
+    expect(page.headers['access-control-allow-origin']).toBe(APP_ORIGIN);
+    expect(page.headers['access-control-expose-headers']).toContain('Link');
+    const other = await request(getTestServer('getdata')).get('/getdata?limit=1').set('origin', 'https://evil.example');
+    expect(other.status).toBe(200);
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
   });
 
   it('acknowledges an undecodable message instead of having it retried forever', async () => {

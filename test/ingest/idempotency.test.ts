@@ -125,6 +125,17 @@ describe('idempotent uploads', () => {
     expect((await send(p.url, csv, as('alice'))).headers['idempotent-replayed']).toBe('true');
   });
 
+  it('an API key the gateway passes on unnamed (as API Gateway does) still scopes the key, by its digest, from the header or ?key=', async () => {
+    // With AUTH=off nothing names the caller, as in the cloud behind a key-only gateway.
+    p = await startTestPipeline({ env: { AUTH: 'off' } });
+    const alice = await send(p.url, csv, { 'idempotency-key': 'shared', 'x-api-key': 'alice-key' });
+    const bob = await send(p.url, flightsCsv(4, 3), { 'idempotency-key': 'shared', 'x-api-key': 'bob-key' });
+    expect([alice.status, bob.status]).toEqual([201, 201]);
+    const aliceByQuery = await request(p.url).post('/upload?key=alice-key').set('idempotency-key', 'shared').set('content-type', 'text/csv').send(csv);
+    expect(aliceByQuery.headers['idempotent-replayed']).toBe('true');
+    expect(aliceByQuery.body.uploadId).toBe(alice.body.uploadId);
+  });
+
   it('a failed upload releases its key, so the corrected file can be sent with the same key', async () => {
     p = await startTestPipeline();
     const bad = await send(p.url, csv.replace('2013,', '2013x,'), { 'idempotency-key': 'retry-me' });

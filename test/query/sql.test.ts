@@ -187,15 +187,25 @@ describe('compileExport', () => {
     return compileExport(parsed.spec, parsed.columns, duck);
   };
 
-  it('selects exactly the asked columns, sorts by the full order, and has no LIMIT unless asked', () => {
+  it('writes exactly the asked columns as text, sorts the typed values by the full order, and has no LIMIT unless asked', () => {
+    const tie = TIE_ORDER.replace(/(\w+) ASC/g, 'r."$1" ASC');
     expect(exportOf('select=tailnum,carrier&order=dep_delay.desc&carrier=eq.UA')).toMatchObject({
-      sql: ['SELECT tailnum, carrier', 'FROM flights', 'WHERE carrier = $p0', `ORDER BY dep_delay DESC NULLS FIRST, ${TIE_ORDER}`].join('\n'),
+      sql: [
+        'SELECT r."tailnum" AS "tailnum", r."carrier" AS "carrier"',
+        'FROM (',
+        'SELECT tailnum, carrier, dep_delay, _source_generation, _source_line, _source_object',
+        'FROM flights',
+        'WHERE carrier = $p0',
+        ') AS r',
+        `ORDER BY r."dep_delay" DESC NULLS FIRST, ${tie}`,
+      ].join('\n'),
       columns: [
         { name: 'tailnum', type: 'string' },
         { name: 'carrier', type: 'string' },
       ],
     });
-    expect(exportOf('select=carrier&limit=20').sql).toMatch(/\nLIMIT 20$/);
+    // The limit keeps the first rows of the order, so the inner query sorts too.
+    expect(exportOf('select=carrier&limit=20').sql).toContain(`\nORDER BY ${TIE_ORDER}\nLIMIT 20\n) AS r\nORDER BY ${tie}`);
   });
 
   it('refuses an unknown parameter without offering the page-only cursor and count', () => {
@@ -207,14 +217,17 @@ describe('compileExport', () => {
     expect(p.detail).not.toMatch(/cursor|count/);
   });
 
-  it('keeps an aggregate’s columns in the order asked for', () => {
-    expect(exportOf('select=n:count(),carrier,avg_delay:dep_delay.avg()&order=n.desc')).toMatchObject({
-      sql: ['SELECT COUNT(*) AS "n", carrier, AVG(dep_delay) AS "avg_delay"', 'FROM flights', 'GROUP BY carrier', 'ORDER BY "n" DESC NULLS FIRST, carrier ASC NULLS LAST'].join('\n'),
-      columns: [
-        { name: 'n', type: 'integer' },
-        { name: 'carrier', type: 'string' },
-        { name: 'avg_delay', type: 'number' },
-      ],
-    });
+  it('keeps an aggregate’s columns in the order asked for, each measure written as its type', () => {
+    expect(exportOf('select=n:count(),carrier,avg_delay:dep_delay.avg()&order=n.desc').sql).toBe(
+      [
+        `SELECT CAST(r."n" AS VARCHAR) AS "n", r."carrier" AS "carrier", ${duck.cellText('r."avg_delay"', 'number')} AS "avg_delay"`,
+        'FROM (',
+        'SELECT COUNT(*) AS "n", carrier, AVG(dep_delay) AS "avg_delay"',
+        'FROM flights',
+        'GROUP BY carrier',
+        ') AS r',
+        'ORDER BY r."n" DESC NULLS FIRST, r."carrier" ASC NULLS LAST',
+      ].join('\n'),
+    );
   });
 });

@@ -1,12 +1,13 @@
 /** Client side of an export, as a test drives it: start, wait, and stream its rows back. */
 import { parse } from 'csv-parse';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream } from 'node:stream/web';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gunzipSync } from 'node:zlib';
 import request from 'supertest';
 import { QUERYABLE_COLUMNS } from '../../functions/core/schema.js';
 import { eventually, tempDir } from './pipeline.js';
@@ -54,6 +55,19 @@ export async function* exportedRows(files: NonNullable<ExportStatus['files']>): 
   }
 }
 
+/** The export's files as one table of cells: the header once, then every row (each shard repeats the header). */
+export async function exportedCells(files: NonNullable<ExportStatus['files']>): Promise<string[][]> {
+  const cells: string[][] = [];
+  for (const file of files) {
+    const res = await fetch(file.url);
+    if (!res.ok) throw new Error(`download of ${file.name} answered ${res.status}`);
+    const [header = [], ...rows] = parseCsv(gunzipSync(Buffer.from(await res.arrayBuffer()))) as string[][];
+    if (!cells.length) cells.push(header);
+    cells.push(...rows);
+  }
+  return cells;
+}
+
 /** Every row of a /getdata query, following its next links. */
 export async function* pagedRows(baseUrl: string, path: string): AsyncGenerator<Record<string, unknown>> {
   let next: string | null = path;
@@ -65,10 +79,7 @@ export async function* pagedRows(baseUrl: string, path: string): AsyncGenerator<
   }
 }
 
-/**
- * A CSV cell as the JSON value /getdata gives: NULL is an empty cell, and
- * numbers are compared as numbers (DuckDB writes a DOUBLE 3 as "3.0").
- */
+/** A CSV cell as the JSON value /getdata gives: NULL is an empty cell, numbers are numbers. */
 export function fromCsvCell(column: string, cell: string): unknown {
   if (cell === '') return null;
   const type = QUERYABLE_COLUMNS.get(column);

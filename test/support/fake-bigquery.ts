@@ -8,12 +8,15 @@
  * with the request as `{configuration: {query: request}}`); the fake runs no SQL.
  * jobs.query with JOB_CREATION_OPTIONAL answers a query that is DONE at once
  * without a job, as BigQuery's short query path does; a running one gets a job.
+ * `unavailable` makes the next requests answer 503 with Retry-After
+ * (test/support/unavailable.ts), creating nothing.
  *
  * Point the real client at it with
  * `new BigQuery({ apiEndpoint: fake.endpoint, projectId, authClient: new PassThroughClient() })`.
  */
 import http from 'node:http';
 import { closeLoopback, listenLoopback } from './loopback.js';
+import { Unavailable } from './unavailable.js';
 
 export interface RecordedRequest {
   method: string;
@@ -51,6 +54,7 @@ export class FakeBigQuery {
   readonly tables = new Map<string, Record<string, unknown>>();
   readonly jobs = new Map<string, StoredJob>();
   onJob: (job: Record<string, unknown>) => JobBehaviour = () => ({});
+  readonly unavailable = new Unavailable();
   endpoint = '';
   private server?: http.Server;
 
@@ -69,6 +73,7 @@ export class FakeBigQuery {
     this.tables.clear();
     this.jobs.clear();
     this.onJob = () => ({});
+    this.unavailable.failNext(0);
   }
 
   /** A job that exists before the test's client submits anything, as if an earlier attempt had created it. */
@@ -86,6 +91,7 @@ export class FakeBigQuery {
     const body = raw.length ? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>) : undefined;
     const method = req.method ?? '';
     this.requests.push({ method, path: url.pathname, query, headers: req.headers, body });
+    if (this.unavailable.intercept({ method, path: url.pathname, query }, res)) return;
     const p = url.pathname.replace(/^\/bigquery\/v2/, '');
     let m: RegExpMatchArray | null;
     if (method === 'POST' && (m = p.match(/^\/projects\/([^/]+)\/datasets$/))) return this.insertDataset(m[1] as string, body ?? {}, res);

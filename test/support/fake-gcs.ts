@@ -6,13 +6,16 @@
  * precondition checks, responses have the JSON API's shapes, and every request
  * is recorded so tests can assert what the client sent. `dropResponses` makes
  * the next writes take effect but lose their response (the connection is
- * reset), as a network fault after GCS committed would.
+ * reset), as a network fault after GCS committed would. `unavailable` makes
+ * the next requests answer 503 with Retry-After (test/support/unavailable.ts);
+ * `onFinalize` hears of every object written, as a bucket notification would.
  *
  * Point the real client at it with `new Storage({ apiEndpoint: fake.endpoint })`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { closeLoopback, listenLoopback } from './loopback.js';
+import { Unavailable } from './unavailable.js';
 
 export interface RecordedRequest {
   method: string;
@@ -94,6 +97,9 @@ export class FakeGcs {
   pageSize = 1000;
   /** How many of the next object-creating requests commit, then reset the connection instead of answering. */
   dropResponses = 0;
+  readonly unavailable = new Unavailable();
+  /** Called with every object a request created (upload or rewrite), after it is stored. */
+  onFinalize?: (bucket: string, name: string) => void;
   private readonly sessions = new Map<string, Session>();
   private generation = BigInt(Date.now()) * 1000n;
   private server?: http.Server;
@@ -117,6 +123,7 @@ export class FakeGcs {
     const url = new URL(req.url ?? '/', 'http://fake');
     const query = Object.fromEntries(url.searchParams);
     this.requests.push({ method: req.method ?? '', path: url.pathname, query, headers: req.headers, body });
+    if (this.unavailable.intercept({ method: req.method ?? '', path: url.pathname, query }, res)) return;
     try {
       this.route(req.method ?? '', url.pathname, query, req.headers, body, res);
     } catch (e) {
@@ -303,6 +310,7 @@ export class FakeGcs {
       },
     };
     this.objects.set(key, stored);
+    this.onFinalize?.(bucket, name);
     return stored;
   }
 

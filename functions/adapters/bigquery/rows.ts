@@ -10,7 +10,17 @@ export interface TableSchema {
 }
 
 const NUMERIC = new Set(['INT64', 'INTEGER', 'FLOAT64', 'FLOAT', 'NUMERIC', 'BIGNUMERIC']);
-const DATETIME = new Set(['DATETIME', 'TIMESTAMP']);
+
+/**
+ * A TIMESTAMP arrives as microseconds since the epoch (the requests ask for
+ * `useInt64Timestamp`): ISO 8601 in UTC with all six fraction digits.
+ */
+function isoFromMicros(v: string): string {
+  const micros = BigInt(v);
+  const sub = ((micros % 1000n) + 1000n) % 1000n;
+  const iso = new Date(Number((micros - sub) / 1000n)).toISOString();
+  return `${iso.slice(0, -1)}${String(sub).padStart(3, '0')}Z`;
+}
 
 /** Integers beyond 2^53 (object generations) stay exact as strings; DATETIME reads as the uploaded text did. */
 function value(type: string, v: string): unknown {
@@ -18,7 +28,8 @@ function value(type: string, v: string): unknown {
     const n = Number(v);
     return Number.isSafeInteger(n) || !/^-?\d+$/.test(v) ? n : v;
   }
-  return DATETIME.has(type) ? v.replace('T', ' ') : v;
+  if (type === 'TIMESTAMP') return isoFromMicros(v);
+  return type === 'DATETIME' ? v.replace('T', ' ') : v;
 }
 
 export function rowsToJson(schema: TableSchema | undefined, rows: unknown[]): QueryResult {

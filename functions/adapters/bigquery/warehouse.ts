@@ -27,7 +27,7 @@ import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@goo
 // Type-only: the REST resources the client generates but does not export by name.
 import type * as types from '@google-cloud/bigquery/build/src/types.js';
 import { withPartitionBounds } from '../../core/partition.js';
-import { WarehouseJobError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
+import { WarehouseJobError, WarehouseUnavailableError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, QuerySpec } from '../../core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, COLUMNS } from '../../core/schema.js';
 import { bigQueryDialect, compileCount, compileExport, compileSelect } from '../../core/sql.js';
@@ -105,6 +105,14 @@ export class BigQueryWarehouse implements Warehouse {
   async init(): Promise<void> {}
 
   async load(items: LoadItem[]): Promise<LoadOutcome[]> {
+    try {
+      return await this.loadBatch(items);
+    } catch (e) {
+      throw unavailableOr(e);
+    }
+  }
+
+  private async loadBatch(items: LoadItem[]): Promise<LoadOutcome[]> {
     if (items.length === 0) return [];
     const baseId = loadJobId(this.qualified(this.table), items);
     const bytes = items.every((i) => i.bytes !== undefined) ? loadBytesBilled(items.reduce((sum, i) => sum + (i.bytes ?? 0), 0)) : this.config.maximumBytesBilled;
@@ -214,7 +222,9 @@ export class BigQueryWarehouse implements Warehouse {
    * already in the manifest are skipped; the last SELECT reports every item
    * of the batch with the job that loaded it, which is also what a later
    * fetch of this job returns. `rows` is a reserved word in GoogleSQL, hence
-   * the backticks.
+   * the backticks. `_loaded_at` is a DATETIME holding UTC (as in DuckDB): a
+   * TIMESTAMP does not coerce to DATETIME, so CURRENT_TIMESTAMP() would fail
+   * the INSERT.
    */
   private loadScript(): string {
     const flights = `\`${this.qualified(this.table)}\``;
@@ -230,7 +240,7 @@ FROM UNNEST(@files) AS f
 WHERE NOT EXISTS (SELECT 1 FROM ${manifest} AS m WHERE m.object = f.object AND m.generation = f.generation);
 BEGIN TRANSACTION;
 INSERT INTO ${flights} (${[...columns, 'flight_date', '_source_object', '_source_generation', '_source_line', '_loaded_at'].join(', ')})
-SELECT ${columns.map((c) => `r.${c}`).join(', ')}, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_TIMESTAMP()
+SELECT ${columns.map((c) => `r.${c}`).join(', ')}, DATE(r.year, r.month, r.day), b.object, b.generation, r._source_line, CURRENT_DATETIME('UTC')
 FROM staged_rows AS r JOIN batch AS b ON r._uri = b.uri;
 INSERT INTO ${manifest} (object, generation, \`rows\`, job_id, loaded_at)
 SELECT b.object, b.generation, COUNT(r._uri), @job_id, CURRENT_TIMESTAMP()
@@ -325,6 +335,13 @@ function filesParameter(items: readonly LoadItem[]): QueryParameter {
       arrayValues: items.map((i) => ({ structValues: { object: { value: i.object }, generation: { value: i.generation }, uri: { value: i.uri } } })),
     },
   };
+}
+
+/** A request the client retried (its shouldRetryRequest statuses) and gave up on becomes WarehouseUnavailableError. */
+function unavailableOr(error: unknown): unknown {
+  const status = (error as { code?: unknown }).code;
+  if (typeof status !== 'number' || !(status === 408 || status === 429 || status >= 500)) return error;
+  return new WarehouseUnavailableError(`BigQuery is unavailable: ${(error as Error).message}`, { cause: error });
 }
 
 function jobError(job: JobMetadata): BigQueryJobError {

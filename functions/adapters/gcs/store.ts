@@ -13,6 +13,7 @@ import { Storage, type File, type FileMetadata, type StorageOptions } from '@goo
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
+  StoreUnavailableError,
   type CopyOptions,
   type ObjectInfo,
   type ObjectStore,
@@ -30,12 +31,14 @@ function statusOf(error: unknown): number | undefined {
   return undefined;
 }
 
-/** Maps the two statuses callers act on to the port's errors; everything else passes through. */
+/** Maps the statuses callers act on to the port's errors; everything else passes through. */
 function mapError(error: unknown, what: string): Error {
   const status = statusOf(error);
   const message = `${what}: ${(error as Error).message}`;
   if (status === 412) return new PreconditionFailedError(message, { cause: error });
   if (status === 404) return new ObjectNotFoundError(message, { cause: error });
+  // What the client retries by itself (its RETRYABLE_ERR_FN_DEFAULT), still failing once it stopped.
+  if (status === 408 || status === 429 || (status !== undefined && status >= 500)) return new StoreUnavailableError(message, { cause: error });
   return error as Error;
 }
 
@@ -138,14 +141,17 @@ export class GcsObjectStore implements ObjectStore {
       return toInfo(metadata);
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
-      throw e;
+      throw mapError(e, `stat gs://${this.bucket}/${name}`);
     }
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     let pageToken: string | undefined;
     do {
-      const [files, next] = await this.storage.bucket(this.bucket).getFiles({ prefix, autoPaginate: false, ...(pageToken ? { pageToken } : {}) });
+      const [files, next] = await this.storage
+        .bucket(this.bucket)
+        .getFiles({ prefix, autoPaginate: false, ...(pageToken ? { pageToken } : {}) })
+        .catch((e: unknown) => Promise.reject(mapError(e, `list gs://${this.bucket}/${prefix}`)));
       for (const file of files) yield toInfo(file.metadata);
       pageToken = (next as { pageToken?: string } | null)?.pageToken;
     } while (pageToken);
