@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { crashPoint } from '../../core/crash-point.js';
 import { duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
 import { compileCount, compileExport, compileSelect, duckDbDialect } from '../../core/sql.js';
 import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
@@ -166,6 +167,7 @@ export class DuckDbWarehouse implements Warehouse {
           { objects: LIST(VARCHAR), generations: LIST(BIGINT), rows: LIST(BIGINT), loadedAt: VARCHAR },
         );
       }
+      crashPoint('during-load');
       await db.run('COMMIT');
       return outcomes;
     } catch (e) {
