@@ -59,10 +59,19 @@ describe('FsObjectStore', () => {
   it('a replaced generation is gone, inline or not', async () => {
     for (const size of [10, SMALL_OBJECT_BYTES + 1]) {
       const first = await store.write(`r${size}`, source(bytes(size, 1)));
+      // A stat just before the replacement: what it read of the first generation must not outlive it.
+      expect((await store.stat(`r${size}`))?.generation).toBe(first.generation);
       await store.write(`r${size}`, source(bytes(size, 2)), { ifGenerationMatch: first.generation });
       await expect(buffer(store.read(`r${size}`, { generation: first.generation }))).rejects.toBeInstanceOf(ObjectNotFoundError);
       same(await buffer(store.read(`r${size}`)), bytes(size, 2));
     }
+  });
+
+  it('a deleted object is gone, even to a read of the generation a stat just saw', async () => {
+    const info = await store.write('d.json', Buffer.from('{"a":1}'));
+    expect(await store.stat('d.json')).toMatchObject({ generation: info.generation });
+    await store.delete('d.json');
+    await expect(buffer(store.read('d.json', { generation: info.generation }))).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
 
   it('refuses a write whose precondition fails and leaves no temp file', async () => {

@@ -108,6 +108,14 @@ export class FsObjectStore implements ObjectStore {
   private readonly locksDir: string;
   private readonly queue = new KeyedQueue();
   private readonly listeners: FinalizeListener[] = [];
+  /**
+   * The entry the last `stat` read: a record is read as a stat for its generation and then a read
+   * of that generation (core/records.ts), and an inline object's stat has already read its bytes.
+   * It is dropped when this store replaces or deletes the object; another process sharing the
+   * directory may have replaced it since, but a generation's bytes never change, so handing them
+   * out is a read that happened at the stat (a compare-and-swap on that generation then fails).
+   */
+  private lastStat?: { name: string; entry: Entry };
 
   /**
    * `crossProcess`: other processes write to the same directory, so preconditions take a file lock too.
@@ -175,6 +183,12 @@ export class FsObjectStore implements ObjectStore {
     let fd: number;
     let size: number;
     try {
+      const statted = this.lastStat;
+      this.lastStat = undefined;
+      if (options.generation && statted?.name === name && statted.entry.inline && statted.entry.info.generation === options.generation) {
+        stream.end(statted.entry.inline);
+        return stream;
+      }
       const entry = this.entry(name);
       const generation = options.generation ?? entry?.info.generation;
       if (!generation) throw missing();
@@ -205,7 +219,9 @@ export class FsObjectStore implements ObjectStore {
   async stat(name: string): Promise<ObjectInfo | undefined> {
     checkName(name);
     await yieldToEventLoop();
-    return this.entry(name)?.info;
+    const entry = this.entry(name);
+    this.lastStat = entry && { name, entry };
+    return entry?.info;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -257,6 +273,7 @@ export class FsObjectStore implements ObjectStore {
       const current = this.entry(name)?.info;
       if (!current) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
       this.checkPrecondition(name, current, options);
+      this.forget(name);
       fss.unlinkSync(this.metaPath(name));
       removeIfExists(this.contentPath(name, current.generation));
     });
@@ -312,6 +329,7 @@ export class FsObjectStore implements ObjectStore {
         if ('tmp' in content) fss.rmSync(content.tmp, { force: true });
         throw e;
       }
+      this.forget(name);
       const now = new Date().toISOString();
       const { ifGenerationMatch: _ignored, ...rest } = fields;
       const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(current?.generation), metageneration: '1', timeCreated: now, updated: now, ...rest };
@@ -336,6 +354,10 @@ export class FsObjectStore implements ObjectStore {
     });
     for (const listener of this.listeners) await notify(listener, info);
     return info;
+  }
+
+  private forget(name: string): void {
+    if (this.lastStat?.name === name) this.lastStat = undefined;
   }
 
   /** The live generation, if the object exists. */

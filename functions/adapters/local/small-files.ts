@@ -38,9 +38,16 @@ export function inDir<T>(dir: string, op: () => T): T {
   }
 }
 
+/**
+ * Temp names are unique per process (random, once) and per write (a counter): drawing random
+ * bytes for every write cost more than the write's own bookkeeping.
+ */
+const tmpPrefix = randomBytes(6).toString('hex');
+let tmpCounter = 0;
+
 /** Replaces `file` whole: a reader sees the old content or the new, never part of it. */
 export function atomicWriteFileSync(file: string, content: string | Buffer): void {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = `${file}.${tmpPrefix}-${(tmpCounter++).toString(36)}.tmp`;
   try {
     inDir(path.dirname(file), () => fs.writeFileSync(tmp, content));
     fs.renameSync(tmp, file);
