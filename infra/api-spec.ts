@@ -3,7 +3,7 @@
  * replaced by the deployed function's URL, and checked against what API
  * Gateway (ESPv2) needs but Swagger validation does not know about.
  */
-import { parse } from 'yaml';
+import { parse, parseDocument } from 'yaml';
 
 const BACKEND = /\$\{functions\.(\w+)\}/g;
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
@@ -23,6 +23,7 @@ export interface SpecOperation {
 
 export interface GatewaySpec {
   swagger: string;
+  'x-google-endpoints'?: { name: string; allowCors?: boolean }[];
   security?: Record<string, string[]>[];
   securityDefinitions?: Record<string, { type: string; name?: string; in?: string }>;
   'x-google-management'?: {
@@ -56,6 +57,17 @@ export function withBackends(specText: string, urls: Readonly<Record<string, str
     if (!url) throw new Error(`openapi.yaml routes to \${functions.${target}}, which has no deployed URL`);
     return url;
   });
+}
+
+/**
+ * The spec with CORS preflights passed on to the functions (which answer them, functions/core/cors.ts):
+ * ESPv2 does so only when the API's own managed service is listed with `allowCors`, a name that
+ * exists once the API does, so it is added here rather than in openapi.yaml.
+ */
+export function withCorsPassThrough(specText: string, managedService: string): string {
+  const doc = parseDocument(specText);
+  doc.set('x-google-endpoints', [{ name: managedService, allowCors: true }]);
+  return doc.toString();
 }
 
 /** Swagger's rule: an operation's own `security` replaces the document's. An empty list means no key. */

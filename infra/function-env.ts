@@ -32,6 +32,7 @@ export function functionEnvironment(s: StackSettings): Record<string, string> {
     MAX_DELIVERY_ATTEMPTS: String(defaults.maxDeliveryAttempts),
     MIN_BACKOFF_MS: String(defaults.minBackoffMs),
     MAX_BACKOFF_MS: String(defaults.maxBackoffMs),
+    ...(s.corsOrigins.length ? { CORS_ORIGINS: s.corsOrigins.join(',') } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import * as pulumi from '@pulumi/pulumi';
 import fs from 'node:fs';
 import type { FunctionName } from '../functions/core/topology.js';
 import { SPEC_PATH } from '../functions/local/gateway.js';
-import { backendTargets, gatewayProblems, parseSpec, withBackends } from './api-spec.js';
+import { backendTargets, gatewayProblems, parseSpec, withBackends, withCorsPassThrough } from './api-spec.js';
 import { invoker, type DeployedFunction } from './functions.js';
 import type { StackSettings } from './settings.js';
 
@@ -44,6 +44,11 @@ export class ApiGateway extends pulumi.ComponentResource {
 
     const api = new gcp.apigateway.Api(name, { project, apiId: name }, { ...child, dependsOn: args.dependsOn });
     const urls = pulumi.all(Object.fromEntries(targets.map((t) => [t, args.functions[t]!.url])) as Record<string, pulumi.Output<string>>);
+    const cors = args.settings.corsOrigins.length > 0;
+    const document = pulumi.all([urls, api.managedService]).apply(([u, service]) => {
+      const spec = withBackends(specText, u);
+      return Buffer.from(cors ? withCorsPassThrough(spec, service) : spec).toString('base64');
+    });
     const config = new gcp.apigateway.ApiConfig(
       name,
       {
@@ -51,7 +56,7 @@ export class ApiGateway extends pulumi.ComponentResource {
         api: api.apiId,
         // Configs are immutable: a changed spec or URL makes a new one, created before the old one goes.
         apiConfigIdPrefix: `${name}-`,
-        openapiDocuments: [{ document: { path: 'openapi.yaml', contents: urls.apply((u) => Buffer.from(withBackends(specText, u)).toString('base64')) } }],
+        openapiDocuments: [{ document: { path: 'openapi.yaml', contents: document } }],
         gatewayConfig: { backendConfig: { googleServiceAccount: account.email } },
       },
       { ...child, dependsOn: invokers, replaceOnChanges: ['openapiDocuments'], deleteBeforeReplace: false },

@@ -46,6 +46,8 @@ export interface StackSettings {
   github?: GithubRepo;
   /** Secret Manager secrets the pipeline reads (Pulumi token, API key, webhook URL). */
   buildSecretIds: string[];
+  /** Browser origins allowed to call the API (CORS); none turns CORS off. */
+  corsOrigins: string[];
 }
 
 /** The subset of `pulumi.Config` settings are read from, so tests can feed a stack file. */
@@ -81,5 +83,6 @@ export function readSettings(stack: string, flights: ConfigSource, gcp: ConfigSo
     chatWebhooks: flights.getObject<ChatWebhook[]>('chatWebhooks') ?? [],
     ...(github ? { github } : {}),
     buildSecretIds: flights.getObject<string[]>('buildSecretIds') ?? ['pulumi-access-token', 'flights-api-key', 'chat-webhook-url'],
+    corsOrigins: flights.getObject<string[]>('corsOrigins') ?? [],
   };
 }

@@ -35,9 +35,15 @@ export function loaderHandler(rt: Runtime) {
     if (eventType !== 'OBJECT_FINALIZE' || !name.startsWith(INCOMING_PREFIX)) return;
     const uploadId = uploadIdOf(notification.object);
     const bytes = Number(notification.object.size);
-    if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) })) {
-      rt.log.info({ uploadId, object: name, generation }, 'file pending load');
-      if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
+    try {
+      if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) })) {
+        rt.log.info({ uploadId, object: name, generation }, 'file pending load');
+        if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
+      }
+    } catch (e) {
+      // Thrown on: Pub/Sub redelivers, then dead-letters after its max delivery attempts. One line per delivery, naming the file.
+      rt.log.warn({ uploadId, object: name, generation, err: e }, 'notification not recorded; it will be redelivered');
+      throw e;
     }
     await rt.flush();
   };

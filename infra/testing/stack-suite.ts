@@ -282,6 +282,16 @@ export function stackSuite(stack: string): void {
       expect(one('gcp:apigateway/gateway:Gateway', 'flights-api').inputs).toMatchObject({ region: s.region, apiConfig: expect.stringContaining('/configs/flights-api-') });
     });
 
+    it('passes CORS preflights on to the HTTP functions exactly when the stack allows origins, and tells the functions which', () => {
+      const spec = parseSpec(Buffer.from(one('gcp:apigateway/apiConfig:ApiConfig', 'flights-api').inputs.openapiDocuments[0].document.contents, 'base64').toString());
+      const passThrough = s.corsOrigins.length ? [{ name: run.outputs.apiManagedService, allowCors: true }] : undefined;
+      expect(spec['x-google-endpoints']).toEqual(passThrough);
+      for (const f of HTTP_FUNCTIONS) {
+        const env = one('gcp:cloudfunctionsv2/function:Function', kebab(f)).inputs.serviceConfig.environmentVariables as Record<string, string>;
+        expect(loadConfig({ ...env, CURSOR_SECRET: 'x' }).corsOrigins, f).toEqual(s.corsOrigins);
+      }
+    });
+
     it('enables the API’s managed service, without which no key is accepted, and makes a key for ci/smoke restricted to it', () => {
       const managed = run.outputs.apiManagedService as string;
       expect(one('gcp:projects/service:Service', 'flights-api-managed-service').inputs.service).toBe(managed);

@@ -12,7 +12,7 @@
  * attempts are counted from the loader's own log lines, one per failed load.
  */
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { PubSub, type Message } from '@google-cloud/pubsub';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -20,13 +20,16 @@ import { DurableLocalBus } from '../../functions/adapters/local/durable-bus.js';
 import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
 import { loadConfig, type Config } from '../../functions/core/config.js';
 import { createLogger } from '../../functions/core/logger.js';
-import type { ObjectStore } from '../../functions/core/ports.js';
+import type { ObjectInfo, ObjectStore, WriteOptions } from '../../functions/core/ports.js';
 import { CANONICAL_HEADER } from '../../functions/core/schema.js';
-import { topology } from '../../functions/core/topology.js';
+import { subscriptionFor, topology } from '../../functions/core/topology.js';
 import { QUARANTINE_PREFIX } from '../../functions/loader/flush.js';
+import { PENDING_PREFIX } from '../../functions/loader/pending.js';
+import { startLocalPipeline } from '../../functions/local/pipeline.js';
+import { createRuntime } from '../../functions/runtime.js';
 import { canonicalOf } from '../support/canonical.js';
 import { flightsCsv } from '../support/generate-flights.js';
-import { eventually, profileEnv, startTestPipeline, tempDir } from '../support/pipeline.js';
+import { eventually, profileEnv, PROFILES, startTestPipeline, tempDir } from '../support/pipeline.js';
 import { send } from '../ingest/http.js';
 import { reconcile, type Acknowledged } from './support/reconciliation.js';
 import { startServer } from './support/server.js';
@@ -58,6 +61,10 @@ class LogLines {
         return []; // not JSON (the start banner), or a line still arriving
       }
     });
+  }
+  /** Deliveries of `object`'s notification the loader could not record, as it reported them. */
+  unrecorded(object: string): number {
+    return this.entries().filter((e) => e.message === 'notification not recorded; it will be redelivered' && e.object === object).length;
   }
   /** Load attempts of `object` that failed, as the loader reported them. */
   failedLoads(object: string): number {
@@ -192,5 +199,106 @@ describe('a poison file in incoming/', () => {
     const good = await uploadBehindThePoison(running);
     await expectQuarantined(running);
     await expectNothingLostOrDoubled(running, good);
+  }, 120_000);
+});
+
+/**
+ * The bucket refusing the pending marker of one file, every time (the first file whose marker is
+ * written): the loader cannot record that file's notification, so the bus redelivers it until its
+ * dead-letter policy gives up. The first refusal waits for `release`, so the files behind it are
+ * handled while that delivery is still in flight.
+ */
+class MarkerRefusingStore extends FsObjectStore {
+  target: string | undefined;
+  private held = false;
+  private releaseHeld!: () => void;
+  private readonly gate = new Promise<void>((resolve) => (this.releaseHeld = resolve));
+
+  release(): void {
+    this.releaseHeld();
+  }
+
+  override async write(name: string, source: Readable | Buffer, options?: WriteOptions): Promise<ObjectInfo> {
+    if (name.startsWith(PENDING_PREFIX) && Buffer.isBuffer(source)) {
+      const { object } = JSON.parse(source.toString('utf8')) as { object: string };
+      this.target ??= object;
+      if (object === this.target) {
+        if (!this.held) {
+          this.held = true;
+          await this.gate;
+        }
+        throw new Error(`injected fault: the bucket refuses the pending marker of ${object}`);
+      }
+    }
+    return super.write(name, source, options);
+  }
+}
+
+describe.each(PROFILES)('a notification the loader fails on every delivery (%s profile)', (profile) => {
+  it('is dead-lettered after exactly the subscription’s maxDeliveryAttempts, its upload failed with the count, while the uploads behind it load', async () => {
+    const dataDir = await tempDir();
+    const config = loadConfig({ DATA_DIR: dataDir, AUTH: 'off', MIN_BACKOFF_MS: '20', MAX_BACKOFF_MS: '100', ...profileEnv(profile) });
+    const log = new LogLines();
+    const logger = createLogger('info', new Writable({ write: (chunk: Buffer, _enc, done) => (log.add(chunk.toString()), done()) }));
+    const store = new MarkerRefusingStore(path.join(dataDir, 'buckets'), config.bucket);
+    const rt = await createRuntime(config, logger, { store });
+    const pipeline = await startLocalPipeline(rt, 0, '127.0.0.1');
+    const admin = profile === 'emulator' ? new PubSub({ projectId: 'demo', apiEndpoint: inject('pubsubEmulatorHost'), emulatorMode: true, universeDomain: 'googleapis.com' }) : undefined;
+    const letters: Record<string, string>[] = [];
+    const retained = admin?.subscription(topology(config).retained[0]!.name).on('message', (m: Message) => {
+      letters.push(m.attributes);
+      m.ack();
+    });
+    running = {
+      url: pipeline.url,
+      config,
+      dataDir,
+      store,
+      log,
+      // The embedded bus: what the dead-letter recorder received; the emulator: the retained subscription.
+      deadLetters: async (object) =>
+        admin ? letters.filter((a) => a.objectId === object) : log.entries().filter((e) => e.event === 'dead_letter' && (e.attributes as Record<string, string>).objectId === object).map((e) => e.attributes as Record<string, string>),
+      stop: async () => {
+        store.release();
+        await retained?.close();
+        await admin?.close();
+        await pipeline.close();
+        await rt.close();
+      },
+    };
+    const maxAttempts = subscriptionFor(config, 'loadFlights').maxDeliveryAttempts;
+
+    const poison = await send(pipeline.url, flightsCsv(8, 200));
+    expect(poison.status).toBe(201);
+    await eventually(async () => (store.target ? true : undefined), 30_000, 'the first delivery of the poison notification');
+    expect(store.target).toBe(poison.body.object);
+
+    // Its first delivery is still in flight: the files behind it load.
+    const good: Acknowledged[] = [];
+    for (const seed of [201, 202]) {
+      const reply = await send(pipeline.url, flightsCsv(9, seed));
+      expect(reply.status).toBe(201);
+      good.push({ uploadId: reply.body.uploadId, object: reply.body.object, rows: reply.body.rows });
+      await eventually(async () => ((await statusOf(pipeline.url, reply.body.uploadId)) === 'loaded' ? true : undefined), 30_000, 'a file behind the poison notification to load');
+    }
+    expect(log.unrecorded(poison.body.object)).toBe(0);
+    store.release();
+
+    const failed = await eventually(async () => {
+      const record = (await (await fetch(`${pipeline.url}/uploads/${poison.body.uploadId}`)).json()) as { status: string; reason?: string };
+      return record.status === 'failed' ? record : undefined;
+    }, 60_000, 'the poison upload to be failed by the dead-letter recorder');
+    expect(failed.reason).toMatch(new RegExp(`^gave up after ${maxAttempts} attempts: `));
+    const letter = await eventually(async () => (await running!.deadLetters(poison.body.object))[0], 30_000, 'the dead letter');
+    expect(letter).toMatchObject({ CloudPubSubDeadLetterSourceDeliveryCount: String(maxAttempts), CloudPubSubDeadLetterSourceSubscription: config.loaderSubscription });
+    // Counted by the loader itself: one line per delivery it could not record, and none after the last.
+    expect(log.unrecorded(poison.body.object)).toBe(maxAttempts);
+    expect(await running.deadLetters(poison.body.object)).toHaveLength(1);
+
+    await running.stop();
+    running = undefined;
+    // The poison file's rows are not acknowledged as loaded: its upload says failed, with the reason above.
+    const check = await reconcile(dataDir, config.bucket, good, []);
+    expect(check).toMatchObject({ files: good.length, lost: 0, duplicated: 0, leftovers: [], unsettled: [] });
   }, 120_000);
 });
