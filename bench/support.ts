@@ -153,15 +153,15 @@ export async function getJson<T>(url: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-/** Polls GET /uploads/{id} until the upload is loaded; `timeoutMs` is a safety net, not a measurement. */
-export async function waitForLoad(url: string, uploadId: string, timeoutMs = 600_000): Promise<UploadRecord> {
+/** Polls GET /uploads/{id} every `pollMs` until the upload is loaded; `timeoutMs` is a safety net, not a measurement. */
+export async function waitForLoad(url: string, uploadId: string, timeoutMs = 600_000, pollMs = 50): Promise<UploadRecord> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const record = await getJson<UploadRecord>(`${url}/uploads/${uploadId}`);
     if (record.status === 'loaded') return record;
     if (record.status === 'failed') throw new Error(`upload ${uploadId} failed: ${record.reason}`);
     if (Date.now() > deadline) throw new Error(`upload ${uploadId} not loaded after ${timeoutMs} ms (status ${record.status})`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 

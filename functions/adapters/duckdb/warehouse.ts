@@ -91,6 +91,10 @@ export class DuckDbWarehouse implements Warehouse {
     if (this.file !== ':memory:') await fs.mkdir(path.dirname(this.file), { recursive: true });
     this.instance = await DuckDBInstance.create(this.file);
     this.writer = await this.instance.connect();
+    // Loads only: every query orders its rows by explicit keys, never by where they sit in the table, so the
+    // writer's threads may append their parts of a file in any order. That skips the ordered batch insert,
+    // about a quarter of a large load's CPU (docs/benchmarks.md, Loader). Read connections keep the default.
+    await this.writer.run('SET SESSION preserve_insertion_order = false');
     await this.writer.run(duckDbTableDdl());
     await this.writer.run(`CREATE TABLE IF NOT EXISTS ${MANIFEST} (
       object VARCHAR NOT NULL, generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
