@@ -118,7 +118,7 @@ function timestampCell(text: string): CellResult {
   return `${y}-${mo}-${d} ${h}:${mi}:${s}${frac}`;
 }
 
-function stringFault(column: Column, text: string): CellFault | undefined {
+export function stringFault(column: Column, text: string): CellFault | undefined {
   if (text.includes('\uFFFD')) return fail('not valid UTF-8');
   if (text.includes('\0')) return fail('contains a NUL byte');
   if (column.maxLength !== undefined && text.length > column.maxLength) return fail(`longer than ${column.maxLength} characters`);
@@ -142,33 +142,5 @@ export function canonicalCell(column: Column, raw: string): CellResult {
       return timestampCell(text);
     case 'string':
       return stringCell(column, text);
-  }
-}
-
-/**
- * For a field of a plain line (no quote, comma, CR or LF in it): whether
- * text[start, end) is a valid cell already in canonical form, checked in place
- * where the type allows, so that the row can be written out as it came. The
- * cell's number for integer and number columns, 0 for the others, and NaN for
- * "not known to be valid and canonical": then canonicalCell decides.
- */
-export function canonicalValueAt(column: Column, text: string, start: number, end: number): number {
-  if (start === end) return column.nullable ? 0 : NaN;
-  switch (column.type) {
-    case 'integer': {
-      const n = plainDigits(text, start, end);
-      return n >= 0 && !inRange(column, n) ? n : NaN;
-    }
-    case 'number': {
-      const n = plainNumber(text, start, end);
-      return !Number.isNaN(n) && !inRange(column, n) ? n : NaN;
-    }
-    case 'timestamp':
-      return end - start === 19 && exactTimestamp(text, start) === true ? 0 : NaN;
-    case 'string': {
-      const cell = text.slice(start, end);
-      if (cell.length <= NULL_TOKEN_MAX && NULL_TOKENS.has(cell)) return NaN; // NULL: written as '', not as it came
-      return stringFault(column, cell) ? NaN : 0; // nothing in a plain field needs quotes, so the cell is unchanged
-    }
   }
 }

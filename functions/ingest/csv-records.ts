@@ -3,6 +3,9 @@
  * strings) out, each with the line where it starts. Written for the ingest
  * path because csv-parse spent half of the validation time decoding field by
  * field; here each chunk is decoded once and fields are cut out of that string.
+ * A caller that can check a plain line on its bytes (`plainLine`) is offered
+ * each one before anything is decoded: most lines of a flights file then cost
+ * no string at all.
  *
  * Strict like csv-parse's defaults: a quote may only open a field, a closing
  * quote must be followed by a comma or a line end, and a quote left open is an
@@ -30,11 +33,13 @@ export class CsvSyntaxError extends Error {
 export interface RecordSink {
   record(fields: string[], line: number): void;
   /**
-   * A record that is one line with no quote and no CR, given without its line
-   * end: its fields are `text.split(',')`. Lets the caller check it in place;
-   * without it, the record is split and given to `record`.
+   * A record that is one line with no quote and no CR: `bytes[start, end)`,
+   * without its line end, whose fields are what lies between its commas. It is
+   * offered before it is decoded, once the first record has been read (a BOM
+   * is dropped there); returns whether the sink took it. One it does not take
+   * (its bytes may not even be UTF-8) is decoded, split and given to `record`.
    */
-  plainLine?(text: string, line: number): void;
+  plainLine?(bytes: Buffer, start: number, end: number, line: number): boolean;
 }
 
 const QUOTE = 34;
@@ -47,6 +52,8 @@ const CR = 13;
  * Small, because the kept text is searched again with each chunk.
  */
 const CARRY_CHARS = 4096;
+/** The same for a line cut by the end of a chunk while plain lines are read as bytes: it waits for the next chunk. */
+const CARRY_BYTES = 4096;
 
 /** A record cut by the end of the text so far: what is read of it, to go on from with the next chunk. */
 interface Unfinished {
@@ -72,6 +79,8 @@ export class CsvRecords {
   /** The last record ended with a CR at the end of the text: an LF starting the next text belongs to it. */
   private afterCr = false;
   private readonly decoder = new StringDecoder('utf8');
+  /** The start of a line cut by the end of the last chunk, held as bytes while plain lines are offered. */
+  private carry?: Buffer;
 
   constructor(
     /** Longest record, in characters without its line end. */
@@ -86,14 +95,74 @@ export class CsvRecords {
 
   /** Reads every complete record in `chunk` (plus what was left over); throws CsvSyntaxError. */
   write(chunk: Buffer): void {
-    this.append(this.decoder.write(chunk));
-    this.consume(false);
+    const plainLine = this.sink.plainLine;
+    if (!plainLine) return this.readText(chunk);
+    const carry = this.carry;
+    this.carry = undefined;
+    if (!carry) return this.readBytes(chunk, plainLine);
+    // The line the last chunk cut is completed and read on its own, so the rest of this chunk is read where it lies.
+    const head = chunk.indexOf(LF) + 1 || chunk.length;
+    this.readBytes(Buffer.concat([carry, chunk.subarray(0, head)]), plainLine);
+    if (head < chunk.length) this.readBytes(chunk.subarray(head), plainLine);
   }
 
   /** Reads the last record, which needs no line end; throws CsvSyntaxError. */
   end(): void {
+    if (this.carry) this.readText(this.carry);
+    this.carry = undefined;
     this.append(this.decoder.end());
     this.consume(true);
+  }
+
+  /** Decodes `bytes` and reads on in the text: how every record but an offered plain line is read. */
+  private readText(bytes: Buffer): void {
+    this.append(this.decoder.write(bytes));
+    this.consume(false);
+  }
+
+  /**
+   * Nothing is held in the text path, so the next line can be read as bytes.
+   * It is given whole lines, or a long rest of a chunk, which leaves it inside
+   * a record, holding text, or after a CR: so its decoder holds nothing either.
+   */
+  private get betweenRecords(): boolean {
+    return this.started && !this.unfinished && !this.afterCr && this.text === '';
+  }
+
+  /**
+   * Offers each line with no quote and no CR (but the CR of a CRLF) to the
+   * sink; a line it does not take goes to the text path, which reads on alone
+   * while a record it started goes on. The text path is given whole lines
+   * only, so that it is left with nothing held whenever its record has ended.
+   */
+  private readBytes(bytes: Buffer, plainLine: NonNullable<RecordSink['plainLine']>): void {
+    const n = bytes.length;
+    let p = 0;
+    // Next positions of a quote and a CR at or after p; n when there is none.
+    let quote = -1;
+    let cr = -1;
+    while (p < n) {
+      if (!this.betweenRecords) {
+        // The first line (where a BOM would be) alone; or, inside a record, all the lines it may span.
+        const last = this.started ? bytes.lastIndexOf(LF) : bytes.indexOf(LF, p);
+        if (last < p) break;
+        this.readText(bytes.subarray(p, last + 1));
+        p = last + 1;
+        continue;
+      }
+      const nl = bytes.indexOf(LF, p);
+      if (nl === -1) break;
+      if (quote < p) quote = indexOr(bytes, QUOTE, p, n);
+      if (cr < p) cr = indexOr(bytes, CR, p, n);
+      const end = cr === nl - 1 ? cr : nl;
+      if (quote > nl && cr >= end && end - p <= this.maxRecordChars && plainLine(bytes, p, end, this.line)) this.line += 1;
+      else this.readText(bytes.subarray(p, nl + 1));
+      p = nl + 1;
+    }
+    if (p === n) return;
+    // What follows the last line end waits for the next chunk, unless it is long: then the text path reads it as far as it goes.
+    if (n - p <= CARRY_BYTES) this.carry = Buffer.from(bytes.subarray(p));
+    else this.readText(bytes.subarray(p));
   }
 
   private append(decoded: string): void {
@@ -128,9 +197,7 @@ export class CsvRecords {
       if (quote < p) quote = indexOr(s, '"', p, n);
       const end = cr === nl - 1 ? cr : nl;
       if (nl < n && quote > nl && cr >= end && end - p <= this.maxRecordChars) {
-        const text = s.slice(p, end);
-        if (this.sink.plainLine) this.sink.plainLine(text, this.line);
-        else this.sink.record(text.split(','), this.line);
+        this.sink.record(s.slice(p, end).split(','), this.line);
         this.line += 1;
         p = nl + 1;
         continue;
@@ -238,7 +305,9 @@ export class CsvRecords {
   }
 }
 
-function indexOr(s: string, c: string, from: number, none: number): number {
-  const at = s.indexOf(c, from);
+function indexOr(s: string, c: string, from: number, none: number): number;
+function indexOr(s: Buffer, c: number, from: number, none: number): number;
+function indexOr(s: string | Buffer, c: string | number, from: number, none: number): number {
+  const at = typeof s === 'string' ? s.indexOf(c as string, from) : s.indexOf(c, from);
   return at === -1 ? none : at;
 }

@@ -8,9 +8,11 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { IngestLimits } from '../core/config.js';
 import { CANONICAL_HEADER, COLUMNS } from '../core/schema.js';
 import type { CsvFault } from '../core/problem.js';
-import { canonicalCell, canonicalValueAt, isValidDate } from './cells.js';
+import { ByteOutput } from './byte-output.js';
+import { canonicalCell, isValidDate } from './cells.js';
 import { CsvRecords, CsvSyntaxError, type CsvSyntaxCode } from './csv-records.js';
 import { mapHeader, type HeaderMap } from './header.js';
+import { PlainRows } from './plain-rows.js';
 
 export type ValidationLimits = Pick<IngestLimits, 'maxRows' | 'maxColumns' | 'maxFieldChars' | 'maxRecordChars'> & {
   /** Faults kept for the report; counting goes on to the end of the file. */
@@ -51,9 +53,9 @@ export class CsvValidator extends Transform {
   private readonly faults: CsvFault[] = [];
   private faultCount = 0;
   private header?: HeaderMap;
-  /** Whether the file's columns are the schema's, in its order: then a valid row can be written out as it came. */
-  private inSchemaOrder = false;
-  private pending = '';
+  /** Checks and writes the common row on its bytes, once the header is known. */
+  private plainRows?: PlainRows;
+  private readonly output = new ByteOutput(OUTPUT_CHUNK, (chunk) => this.push(chunk));
   /** The canonical row being built, reused from row to row. */
   private readonly out: string[] = new Array<string>(COLUMNS.length + 1).fill('');
   private readonly parser: CsvRecords;
@@ -65,9 +67,7 @@ export class CsvValidator extends Transform {
       record: (record, line) => {
         if (!this.fatal) this.onRecord(record, line);
       },
-      plainLine: (text, line) => {
-        if (!this.fatal) this.onPlainLine(text, line);
-      },
+      plainLine: (bytes, start, end, line) => this.fatal !== undefined || this.onPlainLine(bytes, start, end, line),
     });
   }
 
@@ -82,7 +82,7 @@ export class CsvValidator extends Transform {
     if (!this.header) this.fault({ line: 1, reason: 'the file is empty: a header line is required' });
     else if (this.rows === 0 && this.faultCount === 0) this.fault({ line: this.parser.nextLine, reason: 'the file has a header but no rows' });
     if (this.faultCount > 0) return done(new InvalidCsvError(this.faults, this.faultCount, this.rows));
-    this.flushOutput(true);
+    this.output.flush();
     done();
   }
 
@@ -97,40 +97,17 @@ export class CsvValidator extends Transform {
   }
 
   /**
-   * The common row: columns in the schema's order, every cell valid and already
-   * canonical. It is checked in place and written out as it came; any other
-   * row, or any doubt, goes through onRecord, which gives the same output or the fault.
+   * The common row, a plain line whose cells are all valid and canonical, is
+   * checked on its bytes and written out as it came (its fields in schema
+   * order); any other row, or any doubt, is declined, decoded and goes
+   * through onRecord, which gives the same output or the fault.
    */
-  private onPlainLine(text: string, line: number): void {
-    if (!this.inSchemaOrder || this.rows >= this.limits.maxRows || !this.isCanonicalRow(text)) {
-      this.onRecord(text.split(','), line);
-      return;
-    }
+  private onPlainLine(bytes: Buffer, start: number, end: number, line: number): boolean {
+    if (!this.plainRows || this.rows >= this.limits.maxRows || !this.plainRows.check(bytes, start, end)) return false;
     this.rows += 1;
-    if (this.faultCount > 0) return; // as in onRecord: once invalid, valid rows are only counted
-    this.pending += `${text},${line}\n`;
-    this.flushOutput(false);
-  }
-
-  private isCanonicalRow(text: string): boolean {
-    let start = 0;
-    let year = 0;
-    let month = 0;
-    let day = 0;
-    for (let i = 0; i < COLUMNS.length; i++) {
-      const comma = text.indexOf(',', start);
-      const last = i === COLUMNS.length - 1;
-      if (last !== (comma === -1)) return false; // not exactly one field per column
-      const end = last ? text.length : comma;
-      if (end - start > this.limits.maxFieldChars) return false;
-      const value = canonicalValueAt(COLUMNS[i]!, text, start, end);
-      if (Number.isNaN(value)) return false;
-      if (i === YEAR) year = value;
-      else if (i === MONTH) month = value;
-      else if (i === DAY) day = value;
-      start = end + 1;
-    }
-    return isValidDate(year, month, day);
+    // As in onRecord: once the file is invalid, valid rows are only counted.
+    if (this.faultCount === 0) this.plainRows.write(this.output, bytes, start, end, line);
+    return true;
   }
 
   private onRecord(record: string[], line: number): void {
@@ -169,8 +146,7 @@ export class CsvValidator extends Transform {
     }
     if (!valid || this.faultCount > 0) return; // once invalid, nothing more is written
     out[COLUMNS.length] = String(line);
-    this.pending += out.join(',') + '\n';
-    this.flushOutput(false);
+    this.output.text(out.join(',') + '\n');
   }
 
   private onHeader(record: string[]): void {
@@ -184,20 +160,13 @@ export class CsvValidator extends Transform {
       return;
     }
     this.header = mapped.map;
-    this.inSchemaOrder = mapped.map.width === COLUMNS.length && mapped.map.positions.every((position, i) => position === i);
-    this.pending = CANONICAL_HEADER.join(',') + '\n';
+    this.plainRows = new PlainRows(mapped.map, this.limits.maxFieldChars);
+    this.output.text(CANONICAL_HEADER.join(',') + '\n');
   }
 
   private fault(fault: CsvFault): void {
     this.faultCount += 1;
     if (this.faults.length < this.limits.maxFaults) this.faults.push(fault);
-    this.pending = '';
-  }
-
-  private flushOutput(force: boolean): void {
-    if (this.pending.length >= OUTPUT_CHUNK || (force && this.pending)) {
-      this.push(this.pending);
-      this.pending = '';
-    }
+    this.output.discard();
   }
 }

@@ -8,11 +8,27 @@ interface Read {
   nextLine: number;
 }
 
-/** Feeds `input` in the given chunks (byte offsets), then ends. */
-function read(input: string | Buffer, cuts: number[] = [], maxRecordChars = 1 << 20): Read {
+/**
+ * A sink's choice of plain lines to take, for readers that offer them: records
+ * must come out the same whichever lines it takes, so the tests take every
+ * other one (and the rest are decoded and split by the reader).
+ */
+type Offer = (text: string, line: number) => boolean;
+const everyOther: Offer = (_text, line) => line % 2 === 0;
+
+/** Feeds `input` in the given chunks (byte offsets), then ends; with `offer`, a taken plain line is split here. */
+function read(input: string | Buffer, cuts: number[] = [], maxRecordChars = 1 << 20, offer?: Offer): Read {
   const bytes = typeof input === 'string' ? Buffer.from(input) : input;
   const records: [string[], number][] = [];
-  const reader = new CsvRecords(maxRecordChars, { record: (fields, line) => void records.push([fields, line]) });
+  const record = (fields: string[], line: number): void => void records.push([fields, line]);
+  const plainLine = (b: Buffer, start: number, end: number, line: number): boolean => {
+    expect(b[end] === 0x0a || b[end] === 0x0d).toBe(true);
+    const text = b.toString('utf8', start, end);
+    if (!offer!(text, line)) return false;
+    record(text.split(','), line);
+    return true;
+  };
+  const reader = new CsvRecords(maxRecordChars, offer ? { record, plainLine } : { record });
   let from = 0;
   for (const cut of [...cuts, bytes.length]) {
     reader.write(bytes.subarray(from, cut));
@@ -113,17 +129,51 @@ describe('CsvRecords', () => {
     expect(fault('a,"xxxxxxx"\n', [], 10)).toEqual({ code: 'record-too-long', line: 1, column: 2 });
   });
 
-  it('gives quote-free lines whole to plainLine, when the caller takes them, and the other records split', () => {
+  it('offers the lines after the first with no quote and no CR as bytes, and decodes and splits what the caller declines', () => {
     const seen: unknown[] = [];
-    const reader = new CsvRecords(1 << 20, { record: (fields, line) => void seen.push({ fields, line }), plainLine: (text, line) => void seen.push({ text, line }) });
-    reader.write(Buffer.from('a,b\r\n"c",d\n\ne,f'));
+    const reader = new CsvRecords(1 << 20, {
+      record: (fields, line) => void seen.push({ fields, line }),
+      plainLine: (bytes, start, end, line) => {
+        const text = bytes.toString('latin1', start, end);
+        if (text.startsWith('x')) return false;
+        seen.push({ text, line });
+        return true;
+      },
+    });
+    reader.write(Buffer.from('h,i\na,b\r\n"c",d\nx,y\n\nr\rs\ne,f'));
     reader.end();
     expect(seen).toEqual([
-      { text: 'a,b', line: 1 },
-      { fields: ['c', 'd'], line: 2 },
-      { text: '', line: 3 },
-      { fields: ['e', 'f'], line: 4 },
+      { fields: ['h', 'i'], line: 1 },
+      { text: 'a,b', line: 2 },
+      { fields: ['c', 'd'], line: 3 },
+      { fields: ['x', 'y'], line: 4 },
+      { text: '', line: 5 },
+      { fields: ['r'], line: 6 },
+      { fields: ['s'], line: 7 },
+      { fields: ['e', 'f'], line: 8 },
     ]);
+  });
+
+  it('reads the same records, plain lines taken or not, wherever the chunks are cut', () => {
+    const input = Buffer.from('\uFEFFid,name\r\n1,x\r\n2,"x\n\ny"\n3,y\n4,é\n\n5,\r6,z\n7,"q"\n8,w');
+    const whole = read(input);
+    for (const cuts of cutsOf(input)) expect(read(input, cuts, 1 << 20, everyOther)).toEqual(whole);
+    for (const cuts of cutsOf(input)) expect(read(input, cuts, 1 << 20, () => true)).toEqual(whole);
+  });
+
+  it('gives a long line cut by a chunk to the text path, and offers lines again after it, whatever the cut leaves held (a CR, part of a character)', () => {
+    const long = 'x'.repeat(5000);
+    const input = Buffer.from(`h\n${long}\r\n1,é\n${long}é\r2\n3,\r4\n5\n`);
+    const whole = read(input);
+    expect(whole.records.map(([fields, line]) => [fields.join(',').length, line])).toEqual([
+      [1, 1], [5000, 2], [3, 3], [5001, 4], [1, 5], [2, 6], [1, 7], [1, 8],
+    ]);
+    // Every cut near something but an x, alone and with a second such cut.
+    const near = [...input.keys()].filter((i) => [-2, -1, 0, 1, 2].some((d) => input[i + d] !== undefined && input[i + d] !== 0x78));
+    for (const a of near) {
+      expect(read(input, [a], 1 << 20, () => true)).toEqual(whole);
+      for (const b of near.filter((b) => b > a && b % 3 === 0)) expect(read(input, [a, b], 1 << 20, everyOther)).toEqual(whole);
+    }
   });
 
   it('reads a record spread over many chunks, a byte at a time, as it reads it whole', () => {
@@ -135,7 +185,9 @@ describe('CsvRecords', () => {
       [1, 53],
       [1, 54],
     ]);
-    expect(read(input, Array.from({ length: input.length - 1 }, (_, i) => i + 1))).toEqual(whole);
+    const byteAtATime = Array.from({ length: input.length - 1 }, (_, i) => i + 1);
+    expect(read(input, byteAtATime)).toEqual(whole);
+    expect(read(input, byteAtATime, 1 << 20, () => true)).toEqual(whole);
   });
 
   it('agrees with csv-parse on records and fault kinds over random LF and CRLF inputs, cut into random chunks', () => {
@@ -157,16 +209,20 @@ describe('CsvRecords', () => {
         const { code, index } = e as { code: string; index: number };
         expected = { code: kinds[code], column: index + 1 };
       }
-      let actual: unknown;
-      try {
-        const bytes = Buffer.from(input);
-        const cuts = Array.from({ length: next(4) }, () => next(bytes.length + 1)).sort((a, b) => a - b);
-        actual = { records: read(bytes, cuts).records.map(([fields]) => fields) };
-      } catch (e) {
-        if (!(e instanceof CsvSyntaxError)) throw e;
-        actual = { code: e.code, column: e.column };
-      }
-      expect(actual, JSON.stringify(input)).toEqual(expected);
+      const bytes = Buffer.from(input);
+      const cuts = Array.from({ length: next(4) }, () => next(bytes.length + 1)).sort((a, b) => a - b);
+      const outcome = (offer?: Offer): unknown => {
+        try {
+          return { records: read(bytes, cuts, 1 << 20, offer).records };
+        } catch (e) {
+          if (!(e instanceof CsvSyntaxError)) throw e;
+          return { code: e.code, line: e.line, column: e.column };
+        }
+      };
+      const actual = outcome();
+      const { records, code, column } = actual as { records?: Read['records']; code?: string; column?: number };
+      expect(records ? { records: records.map(([fields]) => fields) } : { code, column }, JSON.stringify(input)).toEqual(expected);
+      expect(outcome(everyOther), JSON.stringify(input)).toEqual(actual);
     }
   });
 });

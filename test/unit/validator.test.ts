@@ -1,6 +1,7 @@
 /**
- * The validator's in-place path (columns in schema order, plain lines) must
- * write what the general path writes, and fall back to it on any doubt.
+ * The validator's byte path (plain lines, in any column order) must write
+ * what the general path (decoded, split, canonicalCell) writes, and find the
+ * same faults; every field quoted sends a row down the general path.
  */
 import { describe, expect, it } from 'vitest';
 import { COLUMNS } from '../../functions/core/schema.js';
@@ -12,8 +13,10 @@ const names = KAGGLE_HEADER.split(',');
 const row = [...flightLines(1)][0]!.split(',');
 const withCells = (cells: Record<string, string>): string => names.map((n, i) => cells[n] ?? row[i]).join(',');
 
-/** The same rows with the columns reversed: no row can take the in-place path. */
+/** The same rows with the columns reversed: the byte path puts them back in schema order. */
 const reversed = (lines: string[]): string => lines.map((l) => l.split(',').reverse().join(',')).join('\n') + '\n';
+/** The same rows with every field quoted: no row can take the byte path. */
+const quoted = (lines: string[]): string => lines.map((l) => l.split(',').map((f) => (f.startsWith('"') ? f : `"${f}"`)).join(',')).join('\n') + '\n';
 
 async function fault(csv: string): Promise<unknown> {
   const e = await canonicalOf(csv).then(
@@ -35,9 +38,12 @@ describe('CsvValidator', () => {
     ];
     expect(KAGGLE_HEADER).toBe(COLUMNS.map((c) => c.name).join(','));
     const inOrder = await canonicalOf([KAGGLE_HEADER, ...rows].join('\n') + '\n');
-    const otherOrder = await canonicalOf(reversed([KAGGLE_HEADER, ...rows]));
-    expect(inOrder).toBe(otherOrder);
+    expect(await canonicalOf(reversed([KAGGLE_HEADER, ...rows]))).toBe(inOrder);
+    expect(await canonicalOf(quoted([KAGGLE_HEADER, ...rows]))).toBe(inOrder);
     expect(inOrder.split('\n')[1]).toBe(`${rows[0]},2`);
+    // Without the optional columns, and with CRLF line ends: the byte path leaves those cells empty and drops the CR.
+    const withoutOptional = [KAGGLE_HEADER, ...rows].map((l) => l.split(',').slice(1, -1).join(','));
+    expect(await canonicalOf(withoutOptional.join('\r\n'))).toBe(await canonicalOf(quoted(withoutOptional)));
   });
 
   it('finds the same fault on a plain line in schema order as in any other order', async () => {
@@ -55,11 +61,12 @@ describe('CsvValidator', () => {
       const inOrder = (await fault(lines.join('\n') + '\n')) as { column: number };
       const otherOrder = (await fault(reversed(lines))) as { column: number };
       expect({ ...inOrder, column: names.length + 1 - inOrder.column }).toEqual(otherOrder);
+      expect(await fault(quoted(lines))).toEqual(inOrder);
       expect(inOrder).toMatchObject({ line: 4 });
     }
   });
 
-  it('reports a row with the wrong number of fields from the in-place path', async () => {
+  it('reports a row with the wrong number of fields from the byte path', async () => {
     expect(await fault(`${KAGGLE_HEADER}\n${row.slice(0, 20).join(',')}\n`)).toEqual({ line: 2, column: 21, field: undefined, reason: 'expected 21 fields, found 20' });
   });
 });
