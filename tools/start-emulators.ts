@@ -14,7 +14,11 @@
  * - this process stands in for API Gateway (routes from openapi/openapi.yaml,
  *   proxied to the HTTP functions), for storage.googleapis.com (the bucket's
  *   signed URLs and resumable sessions, on the gateway's port) and Cloud
- *   Scheduler (publishes a flush tick every FLUSH_TICK_MS).
+ *   Scheduler (publishes a flush tick every FLUSH_TICK_MS, and the reconcile
+ *   tick at start and every RECONCILE_TICK_MS);
+ * - it runs npm start's start-up recovery (functions/local/recovery.ts) before
+ *   anything is served, and restarts a function process that dies, on the same
+ *   port, as Cloud Run replaces an instance.
  *
  * Ports: the gateway on PORT (8080), the emulator on PUBSUB_EMULATOR_PORT
  * (8085), the functions from FUNCTIONS_PORT (8090) upwards, or on free ports
@@ -27,6 +31,7 @@ import { createLogger } from '../functions/core/logger.js';
 import { createGateway, specFile } from '../functions/local/gateway.js';
 import { listenWithTimeouts } from '../functions/local/listen.js';
 import { proxyTo } from '../functions/local/proxy.js';
+import { recoverAtStartUp } from '../functions/local/recovery.js';
 import { storageRoutes } from '../functions/local/storage-routes.js';
 import { gatewayAccess } from '../functions/ops/gateway-access.js';
 import { PubSubBus } from '../functions/adapters/pubsub/bus.js';
@@ -38,6 +43,8 @@ import { freePort } from './ports.js';
 import { startPubSubEmulator } from './pubsub-emulator.js';
 
 const PROJECT = 'demo';
+/** Nine processes compiling the sources at once took over 60 s on a busy 2-core machine. */
+const FUNCTION_START_TIMEOUT_MS = 180_000;
 
 const log = createLogger();
 const cleanups: (() => Promise<void>)[] = [];
@@ -58,21 +65,40 @@ async function functionPorts(): Promise<number[]> {
   return ports;
 }
 
+/** The running instance of each function; a replacement takes its predecessor's place. */
+const instances = new Map<FunctionName, FunctionProcess>();
+
+/**
+ * Starts `target` on `port`, and again on the same port whenever it dies, as Cloud Run replaces a
+ * dead instance: the push subscriptions keep their endpoint, and what the dead one never
+ * acknowledged is redelivered to its successor. One that cannot start again stops the whole set.
+ */
+async function runFunction(target: FunctionName, port: number, env: NodeJS.ProcessEnv, host: string): Promise<FunctionProcess> {
+  // FUNCTION_TARGET, as Cloud Functions sets it, tells each process which function it serves.
+  const fn = await startFunction(target, port, { ...env, FUNCTION_TARGET: target }, { host, startTimeoutMs: FUNCTION_START_TIMEOUT_MS });
+  instances.set(target, fn);
+  void fn.exited.then(async (code) => {
+    if (stopping) return;
+    log.warn({ function: target, code }, 'function process exited; restarting it');
+    const startedAt = performance.now();
+    await runFunction(target, port, env, host).then(
+      () => log.info({ function: target, restartMs: Math.round(performance.now() - startedAt) }, 'function process restarted'),
+      (err: unknown) => {
+        log.error({ function: target, err }, 'function process could not be restarted; stopping');
+        void shutdown(1);
+      },
+    );
+  });
+  return fn;
+}
+
 async function startFunctions(env: NodeJS.ProcessEnv, host: string): Promise<Record<FunctionName, FunctionProcess>> {
   const ports = await functionPorts();
-  const started = await Promise.allSettled(FUNCTIONS.map((target, i) => startFunction(target, ports[i]!, env, { host })));
-  for (const result of started) if (result.status === 'fulfilled') cleanups.push(result.value.stop);
+  cleanups.push(async () => void (await Promise.all([...instances.values()].map((fn) => fn.stop()))));
+  const started = await Promise.allSettled(FUNCTIONS.map((target, i) => runFunction(target, ports[i]!, env, host)));
   const failed = started.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;
   const processes = started.map((r) => (r as PromiseFulfilledResult<FunctionProcess>).value);
-  for (const fn of processes) {
-    // Cloud Run would start a new instance; here a dead function stops the whole set rather than leave it half working.
-    void fn.exited.then((code) => {
-      if (stopping) return;
-      log.error({ function: fn.target, code }, 'function process exited; stopping');
-      void shutdown(code === 0 ? 0 : 1);
-    });
-  }
   return Object.fromEntries(processes.map((fn) => [fn.target, fn])) as Record<FunctionName, FunctionProcess>;
 }
 
@@ -98,6 +124,13 @@ async function main(): Promise<void> {
   env.PUBLIC_URL ||= `http://${requested.host}:${env.PORT}`;
   const config = loadConfig(env);
 
+  // The bucket's own endpoint: its sessions finalize objects here, so this runtime publishes their notifications.
+  const rt = await createRuntime(config, log);
+  cleanups.push(() => rt.close());
+  // Before anything is served, what a killed run left is put right, as npm start does: dead claims,
+  // staging/ and temp leftovers, sessions that had every byte, incoming/ objects never loaded (loaded here).
+  await recoverAtStartUp(rt);
+
   const functions = await startFunctions(env, config.host);
 
   const bus = await createBus(config, log);
@@ -105,10 +138,6 @@ async function main(): Promise<void> {
   if (!(bus instanceof PubSubBus)) throw new Error('start:emulators needs BUS=pubsub');
   const wiring = topology(config);
   await createTriggers(bus, wiring, PROJECT, (target) => functions[target].url);
-
-  // The bucket's own endpoint: its sessions finalize objects here, so this runtime publishes their notifications.
-  const rt = await createRuntime(config, log);
-  cleanups.push(() => rt.close());
 
   const schedule = new AbortController();
   const ticks = runSchedules(bus, wiring.schedules, schedule.signal, (err) => log.warn({ err }, 'scheduled tick not published'));

@@ -69,6 +69,8 @@ export interface Config {
   flushLeaseMs: number;
   /** How often the embedded pipeline retries pending files; in the cloud Cloud Scheduler does this. */
   flushTickMs: number;
+  /** How often `npm run start:emulators` sends the reconcile tick; in the cloud Cloud Scheduler sends it hourly. */
+  reconcileTickMs: number;
   /**
    * How long a flush waits before it lists pending files, so that files announced meanwhile share its
    * warehouse transaction (group commit). Locally a transaction per small upload cost more CPU than the upload.
@@ -220,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // A lease outlives one BigQuery job; locally a load takes well under a second, and a crashed process should not block flushes for long.
     flushLeaseMs: int(env, 'FLUSH_LEASE_MS', cloud ? int(env, 'BQ_JOB_TIMEOUT_MS', 120_000) + 60_000 : 10_000),
     flushTickMs: int(env, 'FLUSH_TICK_MS', 1000),
+    reconcileTickMs: int(env, 'RECONCILE_TICK_MS', 3_600_000),
     flushGatherMs: int(env, 'FLUSH_GATHER_MS', cloud ? 0 : 50),
     maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
     cursorSecret: env.CURSOR_SECRET ?? '',

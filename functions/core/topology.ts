@@ -118,8 +118,8 @@ export function topology(config: Config): Topology {
     schedules: [
       { name: `${flushTopic}-every-minute`, topic: flushTopic, data: TICK, cron: '* * * * *', localEveryMs: config.flushTickMs },
       // The reconciler (loader/reconcile.ts) rides the flush topic: flushLoads reconciles on these ticks, then flushes.
-      // Locally it runs at start-up instead (local/recovery.ts).
-      { name: `${flushTopic}-reconcile-hourly`, topic: flushTopic, data: TICK, cron: '17 * * * *', localEveryMs: 3_600_000, attributes: { task: RECONCILE_TASK } },
+      // npm start runs it at start-up instead (local/recovery.ts); start:emulators does both.
+      { name: `${flushTopic}-reconcile-hourly`, topic: flushTopic, data: TICK, cron: '17 * * * *', localEveryMs: config.reconcileTickMs, attributes: { task: RECONCILE_TASK } },
     ],
   };
 }

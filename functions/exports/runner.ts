@@ -4,12 +4,18 @@
  * the outcome. A message for an export that is no longer running is a
  * redelivery and is acknowledged as is.
  *
+ * Two messages for one export (a redelivery, or the requeue of
+ * exports/recovery.ts) run one after the other in this process, so the second
+ * finds the export settled: run side by side, each would write the file and
+ * the record could end with one run's row count and the other's file.
+ *
  * A failed export is recorded as failed and acknowledged rather than retried:
  * the causes seen in practice (bytes-billed limit, a job timeout, a removed
  * column) would fail again, and the client can POST the export anew.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { exportFilesPrefix, exportJobId, type ExportFile } from '../core/exports.js';
+import { KeyedQueue } from '../core/keyed-queue.js';
 import { WarehouseJobError } from '../core/ports.js';
 import { UPLOAD_ID } from '../core/ids.js';
 import { fromCloudEvent } from '../core/notification.js';
@@ -30,21 +36,26 @@ const failureReason = (e: unknown): string =>
   e instanceof WarehouseJobError ? `${e.reason}: ${e.message}` : 'the export failed on the server; it has been logged';
 
 export function exportRunner(rt: Runtime) {
+  const perExport = new KeyedQueue();
   return async (event: CloudEvent<unknown>): Promise<void> => {
     const exportId = exportIdOf(event);
     if (!exportId) return void rt.log.error({ eventId: event.id }, 'export message without a valid export id; dropped');
-    const record = await rt.exports.get(exportId);
-    if (record?.status !== 'running') return;
-    const prefix = exportFilesPrefix(exportId);
-    try {
-      const { rows } = await rt.warehouse.exportCsv(record.query, record.columns, { store: rt.store, prefix, jobId: exportJobId(exportId) });
-      const files: ExportFile[] = [];
-      for await (const info of rt.store.list(prefix)) files.push({ name: info.name, bytes: info.size });
-      await rt.exports.update(exportId, () => ({ status: 'done', rows, files }));
-      rt.log.info({ exportId, rows, files: files.length }, 'export done');
-    } catch (e) {
-      rt.log.error({ exportId, err: e }, 'export failed');
-      await rt.exports.update(exportId, () => ({ status: 'failed', reason: failureReason(e) }));
-    }
+    await perExport.run(exportId, () => runExport(rt, exportId));
   };
+}
+
+async function runExport(rt: Runtime, exportId: string): Promise<void> {
+  const record = await rt.exports.get(exportId);
+  if (record?.status !== 'running') return;
+  const prefix = exportFilesPrefix(exportId);
+  try {
+    const { rows } = await rt.warehouse.exportCsv(record.query, record.columns, { store: rt.store, prefix, jobId: exportJobId(exportId) });
+    const files: ExportFile[] = [];
+    for await (const info of rt.store.list(prefix)) files.push({ name: info.name, bytes: info.size });
+    await rt.exports.update(exportId, () => ({ status: 'done', rows, files }));
+    rt.log.info({ exportId, rows, files: files.length }, 'export done');
+  } catch (e) {
+    rt.log.error({ exportId, err: e }, 'export failed');
+    await rt.exports.update(exportId, () => ({ status: 'failed', reason: failureReason(e) }));
+  }
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { WarehouseUnavailableError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
 import type { UploadLedger } from '../core/uploads.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
+import { crashPoint } from '../core/crash-point.js';
 import { acquireFlushLease, type HeldLease } from './lease.js';
 import { PendingFiles, type PendingFile } from './pending.js';
 import { fileLoaded, fileQuarantined, loaderFlush, type FlushOutcome } from '../ops/events.js';
@@ -98,9 +99,11 @@ async function loadGroup(deps: FlushDeps, lease: HeldLease, files: PendingFile[]
   if (!(await lease.renew())) throw new LeaseLostError('the flush lease expired and was taken over');
   report.jobs += 1;
   try {
+    crashPoint('before-load');
     const outcomes = await deps.warehouse.load(
       files.map((f) => ({ object: f.object, generation: f.generation, uri: deps.store.uri(f.object, f.generation), ...(f.bytes === undefined ? {} : { bytes: f.bytes }) })),
     );
+    crashPoint('after-load');
     await settle(deps, files, outcomes, report);
     return;
   } catch (e) {

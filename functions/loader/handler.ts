@@ -8,6 +8,7 @@
  * - `deadLetter` records notifications Pub/Sub gave up on.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
+import { crashPointAfterReply } from '../core/crash-point.js';
 import { fromCloudEvent, parseNotification, UndecodableMessageError } from '../core/notification.js';
 import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
@@ -38,7 +39,8 @@ export function loaderHandler(rt: Runtime) {
     try {
       if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) })) {
         rt.log.info({ uploadId, object: name, generation }, 'file pending load');
-        if (uploadId) await rt.ledger.update(uploadId, () => ({ status: 'loading', generation }));
+        // A late copy of a loaded file's notification adds a marker the flush settles as a duplicate; the upload stays loaded.
+        if (uploadId) await rt.ledger.update(uploadId, (r) => (r.status === 'loaded' && r.generation === generation ? {} : { status: 'loading', generation }));
       }
     } catch (e) {
       // Thrown on: Pub/Sub redelivers, then dead-letters after its max delivery attempts. One line per delivery, naming the file.
@@ -46,6 +48,7 @@ export function loaderHandler(rt: Runtime) {
       throw e;
     }
     await rt.flush();
+    crashPointAfterReply('after-ack');
   };
 }
 

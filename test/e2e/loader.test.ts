@@ -6,6 +6,7 @@ import { notificationMessage, toCloudEvent } from '../../functions/core/notifica
 import { text } from 'node:stream/consumers';
 import { loadConfig } from '../../functions/core/config.js';
 import { flushPending } from '../../functions/loader/flush.js';
+import { acquireFlushLease } from '../../functions/loader/lease.js';
 import { loaderHandler } from '../../functions/loader/handler.js';
 import { subscriptionFor } from '../../functions/core/topology.js';
 import { createRuntime } from '../../functions/runtime.js';
@@ -37,6 +38,21 @@ describe('the loader', () => {
     const load = loaderHandler(p.rt);
     await Promise.all([load(event as never), load(event as never), load(event as never)]);
     expect(await count(p)).toBe(300);
+  });
+
+  it('keeps an upload loaded when a late copy of its notification arrives while another flush holds the lease', async () => {
+    p = await startTestPipeline();
+    const upload = await request(p.url).post('/upload').attach('file', Buffer.from(sample), 'a.csv');
+    await eventually(async () => ((await request(p!.url).get(`/uploads/${upload.body.uploadId}`)).body.status === 'loaded' ? true : undefined));
+    const info = (await p.rt.store.stat(upload.body.object))!;
+    const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
+    const lease = await acquireFlushLease(p.rt.store, { spacingMs: 0, ttlMs: 60_000 });
+    try {
+      await loaderHandler(p.rt)(toCloudEvent({ id: 'late', data, attributes, publishTime: '', deliveryAttempt: 3 }, 'l', 't', 's') as never);
+      expect((await request(p.url).get(`/uploads/${upload.body.uploadId}`)).body).toMatchObject({ status: 'loaded', loadedRows: 300 });
+    } finally {
+      await lease!.release();
+    }
   });
 
   it('ignores events that are not a finalized object under incoming/', async () => {

@@ -83,6 +83,11 @@ describe('the README, run literally', () => {
       else expect(status, example.command).toBeLessThan(400);
       const body = stdout.slice(stdout.indexOf('{'));
       const json = body.startsWith('{') ? (JSON.parse(body) as Record<string, unknown>) : {};
+      // A query example shows data on the shipped sample, not just a header or an empty page.
+      if (command.includes('/getdata?') && status === 200) {
+        const rows = Array.isArray(json.rows) ? json.rows.length : stdout.trim().split('\n').length - 1;
+        expect(rows, example.command).toBeGreaterThan(0);
+      }
       if (typeof json.uploadId === 'string') filled['<uploadId>'] = json.uploadId;
       if (typeof json.exportId === 'string') filled['<exportId>'] = json.exportId;
       const upload = json.upload as { url?: string } | undefined;

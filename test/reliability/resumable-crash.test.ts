@@ -2,15 +2,23 @@
  * A resumable session whose process died right after the last byte: the bytes
  * are all in the part file, the object was never finalized. The next status
  * query, the next PUT, or the restart's recovery must finalize it, once.
+ * And a landed file whose process died before its validation ended (its
+ * notification never published, or its validation claim held by the dead
+ * process) is validated by the restart.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { describe, expect, it } from 'vitest';
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
 import { ResumableSessions } from '../../functions/adapters/local/resumable.js';
+import { signedUploadRecords } from '../../functions/core/landing.js';
 import type { ObjectInfo } from '../../functions/core/ports.js';
+import { requestSignedUpload } from '../../tools/upload-client.js';
+import { flightsCsv } from '../support/generate-flights.js';
+import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { tempDir } from '../support/temp.js';
 
 const bytes = Buffer.from('year,month,day\n2013,1,1\n'.repeat(50));
@@ -65,4 +73,42 @@ describe('a resumable session killed right after its last byte', () => {
     await store.write('landing/u.csv', Buffer.from('something else'), { ifGenerationMatch: '0' });
     await expect(new ResumableSessions(dir, store).status(id)).rejects.toMatchObject({ status: 412 });
   });
+});
+
+describe('a landed file whose process died before its validation ended', () => {
+  let p: TestPipeline | undefined;
+  afterEach(async () => {
+    await p?.stop();
+    p = undefined;
+  });
+
+  it('is validated by the restart: one whose notification was never published, one whose claim the dead process held', async () => {
+    // A lease no test outlives: only the restart handing the claim back lets the second file through.
+    const env = { VALIDATION_LEASE_MS: '3600000' };
+    p = await startTestPipeline({ env });
+    const { dataDir } = p;
+    const files = [flightsCsv(14, 61), flightsCsv(9, 62)];
+    const signed = await Promise.all(files.map((csv) => requestSignedUpload(p!.url, { size: Buffer.byteLength(csv), contentType: 'text/csv' })));
+    await p.stop();
+    // No notification listener: the object finalized, the process gone before it published.
+    const store = new FsObjectStore(path.join(dataDir, 'buckets'), p.rt.config.bucket);
+    const records = signedUploadRecords(store);
+    for (const [i, s] of signed.entries()) {
+      const record = (await records.get(s.uploadId))!;
+      await store.write(record.object, Buffer.from(files[i]!), { contentType: 'text/csv', ifGenerationMatch: '0' });
+    }
+    await records.update(signed[1]!.uploadId, () => ({ status: 'validating', claim: { token: 'dead', expiresAt: new Date(Date.now() + 3_600_000).toISOString() } }));
+
+    p = await startTestPipeline({ dataDir, env });
+    for (const [i, s] of signed.entries()) {
+      const status = await eventually(async () => {
+        const body = (await request(p!.url).get(`/uploads/${s.uploadId}`)).body as { status: string };
+        return ['loaded', 'failed'].includes(body.status) ? body : undefined;
+      }, 60_000, `signed upload ${i} to settle`);
+      expect(status).toMatchObject({ status: 'loaded', rows: [14, 9][i] });
+    }
+    const landing: string[] = [];
+    for await (const info of p.rt.store.list('landing/')) landing.push(info.name);
+    expect(landing).toEqual([]);
+  }, 150_000);
 });

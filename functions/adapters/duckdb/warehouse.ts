@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { crashPoint } from '../../core/crash-point.js';
 import { duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
 import { compileCount, compileExport, compileSelect, duckDbDialect } from '../../core/sql.js';
 import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
@@ -87,9 +88,20 @@ export class DuckDbWarehouse implements Warehouse {
     private readonly readConnections = 4,
   ) {}
 
+  /**
+   * Where COPY writes an export before it goes to the bucket: beside the database file, so that
+   * what an export killed mid-way left is removed by the next open (below) instead of piling up in
+   * the OS temp directory.
+   */
+  private get scratchDir(): string {
+    return this.file === ':memory:' ? os.tmpdir() : `${this.file}.exports`;
+  }
+
   async init(): Promise<void> {
     if (this.file !== ':memory:') await fs.mkdir(path.dirname(this.file), { recursive: true });
     this.instance = await DuckDBInstance.create(this.file);
+    // DuckDB's file lock is held from here: no other process has an export under way in the scratch directory.
+    if (this.file !== ':memory:') await fs.rm(this.scratchDir, { recursive: true, force: true });
     this.writer = await this.instance.connect();
     // Loads only: every query orders its rows by explicit keys, never by where they sit in the table, so the
     // writer's threads may append their parts of a file in any order. That skips the ordered batch insert,
@@ -155,6 +167,7 @@ export class DuckDbWarehouse implements Warehouse {
           { objects: LIST(VARCHAR), generations: LIST(BIGINT), rows: LIST(BIGINT), loadedAt: VARCHAR },
         );
       }
+      crashPoint('during-load');
       await db.run('COMMIT');
       return outcomes;
     } catch (e) {
@@ -181,7 +194,8 @@ export class DuckDbWarehouse implements Warehouse {
    */
   async exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome> {
     const compiled = compileExport(spec, columns, duckDbDialect());
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'flights-export-'));
+    await fs.mkdir(this.scratchDir, { recursive: true });
+    const dir = await fs.mkdtemp(path.join(this.scratchDir, 'flights-export-'));
     const file = path.join(dir, FIRST_EXPORT_FILE);
     try {
       const { values, types } = bindParams(compiled.params);
