@@ -1,6 +1,8 @@
 /**
  * The validator alone, for profiling: `node --import ./node_modules/tsx/dist/loader.mjs bench/validate.ts <file.csv> [runs]`
- * streams the file through `CsvValidator` into a sink that drops the output, and prints MiB/s per run.
+ * streams the file through `CsvValidator` into a sink that drops the output, and prints MiB/s per run
+ * beside a bare pass of the reader (bench/support.ts) run just before it, by wall-clock and by CPU
+ * time (which moves less with the load of a shared machine), with their ratio.
  * `--generate <MB>` first writes a generated flights file to the given path.
  * `--quoted` instead times one record whose quoted field (full of doubled
  * quotes and line breaks) is 1 MiB and then 4 MiB, fed in 16 KiB chunks as a
@@ -12,6 +14,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CsvValidator, DEFAULT_LIMITS } from '../functions/ingest/validator.js';
 import { flightLines, KAGGLE_HEADER } from '../test/support/generate-flights.js';
+import { bareRead } from './support.js';
 
 const [file, second] = process.argv.slice(2);
 if (!file) throw new Error('usage: bench/validate.ts <file.csv> [runs] | <file.csv> --generate <MB> | --quoted');
@@ -53,11 +56,24 @@ if (file === '--quoted') {
   await new Promise<void>((r) => out.end(r));
 } else {
   const size = (await stat(file)).size;
+  const rate = (ms: number): string => `${(size / 2 ** 20 / (ms / 1000)).toFixed(1)} MiB/s`;
+  const cpuMs = (): number => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
+  /** Wall-clock and CPU ms of `work`. */
+  const timed = async (work: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> => {
+    const [t0, c0] = [performance.now(), cpuMs()];
+    await work();
+    return { wall: performance.now() - t0, cpu: cpuMs() - c0 };
+  };
   for (let run = 0; run < Number(second ?? 1); run++) {
+    const bare = await timed(() => bareRead(file));
     const validator = new CsvValidator();
-    const t0 = performance.now();
-    await pipeline(createReadStream(file, { highWaterMark: 1 << 16 }), validator, drop());
-    const s = (performance.now() - t0) / 1000;
-    console.log(`${(size / 2 ** 20 / s).toFixed(1)} MiB/s (${validator.rows} rows, ${s.toFixed(2)} s)`);
+    const checked = await timed(() => pipeline(createReadStream(file, { highWaterMark: 1 << 16 }), validator, drop()));
+    console.log(
+      `validator ${rate(checked.wall)} (${validator.rows} rows), bare reader ${rate(bare.wall)}: ${(bare.wall / checked.wall).toFixed(2)}×; ` +
+        `by CPU time ${rate(checked.cpu)} against ${rate(bare.cpu)}: ${(bare.cpu / checked.cpu).toFixed(2)}×`,
+    );
   }
 }

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { StoreUnavailableError, WarehouseUnavailableError } from './ports.js';
 import { PROBLEM_CONTENT_TYPE, Problem, isProblem } from './problem.js';
 
 /** The client went away before its request was complete. */
@@ -59,9 +60,27 @@ export function sendProblem(res: Response, problem: Problem): void {
   res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem.toJSON()));
 }
 
-/** Client faults become their problem; anything else is logged and answered with a plain 500. */
+/** Seconds a client is asked to wait when a service behind the API stayed unavailable through its client's retries. */
+export const UNAVAILABLE_RETRY_SECONDS = 5;
+
+/** The error and its causes, outermost first. */
+export function* causes(e: unknown): Generator<unknown> {
+  for (let c = e; c !== undefined; c = (c as Error | undefined)?.cause) yield c;
+}
+
+const unavailable = (e: unknown): boolean => [...causes(e)].some((c) => c instanceof StoreUnavailableError || c instanceof WarehouseUnavailableError);
+
+/**
+ * Client faults become their problem; an outage of the store or the warehouse is a 503 the client
+ * can retry after Retry-After, not a bug; anything else is logged and answered with a plain 500.
+ */
 export function sendError(res: Response, error: unknown, log: Logger): void {
   if (isProblem(error)) return sendProblem(res, error);
+  if (unavailable(error)) {
+    log.warn({ err: error }, 'a service behind the API is unavailable');
+    if (!res.headersSent) res.setHeader('Retry-After', String(UNAVAILABLE_RETRY_SECONDS));
+    return sendProblem(res, new Problem(503, 'unavailable', 'Service Unavailable', `A service behind the API is unavailable right now. Retry in ${UNAVAILABLE_RETRY_SECONDS} s.`));
+  }
   log.error({ err: error }, 'unhandled error');
   sendProblem(res, new Problem(500, 'internal', 'Internal Server Error', 'The server failed to handle the request; it has been logged.'));
 }

@@ -1,5 +1,5 @@
 /** What a failed upload tells the client: every fault a client can cause maps to a 4xx problem. */
-import { ClientClosedError } from '../core/http.js';
+import { causes, ClientClosedError, UNAVAILABLE_RETRY_SECONDS } from '../core/http.js';
 import { StoreUnavailableError } from '../core/ports.js';
 import { Problem } from '../core/problem.js';
 import { isGzipError } from './decode.js';
@@ -44,19 +44,11 @@ export function storageFullProblem(e: unknown): Problem | undefined {
 
 export const malformedMultipart = (e: Error): Problem => new Problem(400, 'malformed-multipart', 'Malformed multipart body', e.message);
 
-/** Seconds a client should wait before retrying an upload refused because the object store was unavailable. */
-export const STORE_UNAVAILABLE_RETRY_SECONDS = 5;
-
-/** The error or one of its causes. */
-function* causes(e: unknown): Generator<unknown> {
-  for (let c = e; c !== undefined; c = (c as Error | undefined)?.cause) yield c;
-}
-
 /**
  * The object store stayed unavailable through its client's own retries: not the client's fault and
  * not a crash. The client is told to come back (503 with Retry-After), nothing of its file kept.
  */
 export function storeUnavailableProblem(e: unknown): Problem | undefined {
   if (![...causes(e)].some((c) => c instanceof StoreUnavailableError)) return undefined;
-  return new Problem(503, 'unavailable', 'Service Unavailable', `The object store is unavailable right now; nothing of the file was kept. Retry in ${STORE_UNAVAILABLE_RETRY_SECONDS} s.`);
+  return new Problem(503, 'unavailable', 'Service Unavailable', `The object store is unavailable right now; nothing of the file was kept. Retry in ${UNAVAILABLE_RETRY_SECONDS} s.`);
 }

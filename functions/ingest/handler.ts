@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { IngestLimits } from '../core/config.js';
 import { guardRequest } from '../core/crash-guard.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
-import { bodySource, discardUnreadBody, isRead, methodNotAllowed, notFound, READ_METHODS, sendError, sendProblem } from '../core/http.js';
+import { bodySource, discardUnreadBody, isRead, methodNotAllowed, notFound, READ_METHODS, sendError, sendProblem, UNAVAILABLE_RETRY_SECONDS } from '../core/http.js';
 import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
 import { idempotencyIndex, uploadView, type IdempotencyIndex } from '../core/uploads.js';
@@ -11,7 +11,7 @@ import type { Runtime } from '../runtime.js';
 import { commitUpload, type Committed } from './commit.js';
 import { idempotencyKey, oncePerKey } from './idempotency-key.js';
 import { fileDigests, sameFiles } from './payload-digest.js';
-import { clientOutcome, STORAGE_FULL_RETRY_SECONDS, STORE_UNAVAILABLE_RETRY_SECONDS, storageFullProblem, storeUnavailableProblem } from './errors.js';
+import { clientOutcome, STORAGE_FULL_RETRY_SECONDS, storageFullProblem, storeUnavailableProblem } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
 import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge, watchUploadRate, type BodyState } from './limits.js';
@@ -139,7 +139,7 @@ function reject(req: Request, res: Response, log: Logger, e: unknown, httpReques
   uploadRejected(log, outcome.slug, rows, { httpRequest: httpRequest(outcome.status), problem: outcome.slug, detail: outcome.detail, errorCount });
   if (outcome.status === 429 || outcome.status === 409) res.setHeader('Retry-After', '1');
   if (outcome.status === 507) res.setHeader('Retry-After', String(STORAGE_FULL_RETRY_SECONDS));
-  if (outcome.status === 503) res.setHeader('Retry-After', String(STORE_UNAVAILABLE_RETRY_SECONDS));
+  if (outcome.status === 503) res.setHeader('Retry-After', String(UNAVAILABLE_RETRY_SECONDS));
   sendProblem(res, outcome);
   discardUnreadBody(req);
 }

@@ -178,6 +178,7 @@ async function expectLoadedOnce(url: string, upload: Upload): Promise<void> {
 /** The upload's own writes: its claims, its record, its object (not the loader's lease or markers). */
 const uploadWrite = (r: UnavailableRequest): boolean => r.method === 'POST' && r.path.startsWith('/upload/') && /^(idempotency|uploads|incoming|staging)\//.test(r.query.name ?? '');
 const jobInsert = (r: UnavailableRequest): boolean => r.method === 'POST' && /\/jobs$/.test(r.path);
+const jobsQuery = (r: UnavailableRequest): boolean => r.method === 'POST' && /\/queries$/.test(r.path);
 
 describe('503 with Retry-After from the cloud services, then recovery', () => {
   it('Cloud Storage: the client retries the upload’s writes by itself; the upload is accepted and its rows load once', async () => {
@@ -238,5 +239,20 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
     // An outage is nobody's file's fault: no file was split off and tried alone, no job id was spent.
     expect(new Set(bq.find('POST', /\/jobs$/).map((r) => (r.body?.jobReference as { jobId: string }).jobId)).size).toBe(1);
     expect(script.runs).toBe(1);
+  }, 60_000);
+
+  it('BigQuery still 503 for a query when the client gives up: /getdata answers 503 with Retry-After, not 500; the same query answers once it is back', async () => {
+    const url = await startCloudPipeline({ bigQuery: 1 });
+    bq.onJob = () => ({ result: { schema: { fields: [{ name: 'carrier', type: 'STRING' }] }, rows: [['AA']] } });
+    bq.unavailable.failNext(2, { match: jobsQuery });
+    const refused = await fetch(`${url}/getdata?select=carrier&limit=1`);
+    expect(bq.unavailable.answered).toBe(2);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await refused.json()).toMatchObject({ type: '/problems/unavailable' });
+    const again = await fetch(`${url}/getdata?select=carrier&limit=1`);
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { rows: unknown[] }).rows).toEqual([{ carrier: 'AA' }]);
   }, 60_000);
 });

@@ -181,7 +181,15 @@ export class BigQueryWarehouse implements Warehouse {
    * `query()` would fall back to jobs.insert as soon as jobTimeoutMs is set,
    * so the request is sent as the REST API documents it.
    */
-  private async run({ sql, params }: CompiledQuery): Promise<QueryResult> {
+  private async run(compiled: CompiledQuery): Promise<QueryResult> {
+    try {
+      return await this.runQuery(compiled);
+    } catch (e) {
+      throw unavailableOr(e);
+    }
+  }
+
+  private async runQuery({ sql, params }: CompiledQuery): Promise<QueryResult> {
     const request: QueryRequest = {
       ...this.queryConfig(sql, params.map(queryParameter)),
       jobTimeoutMs: String(this.config.jobTimeoutMs),
