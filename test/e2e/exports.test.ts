@@ -7,7 +7,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { QUERYABLE_COLUMNS } from '../../functions/core/schema.js';
 import { exportedCells, exportedRows, pagedRows, runExport, sameRows } from '../support/exports.js';
 import { flightsCsv, KAGGLE_HEADER } from '../support/generate-flights.js';
-import { eventually, startTestPipeline, tempDir, type TestPipeline } from '../support/pipeline.js';
+import { startTestPipeline, tempDir, uploadLoaded, type TestPipeline } from '../support/pipeline.js';
 
 const MILLION = 1_000_000;
 
@@ -39,8 +39,7 @@ describe('exports and the inline cap', () => {
   let p: TestPipeline;
   beforeAll(async () => {
     p = await startTestPipeline({ env: { MAX_INLINE_RESPONSE_BYTES: '50000' } });
-    const up = await request(p.url).post('/upload').set('content-type', 'text/csv').send(csv);
-    await eventually(async () => ((await request(p.url).get(`/uploads/${up.body.uploadId}`)).body.status === 'loaded' ? true : undefined));
+    await uploadLoaded(p, csv);
   });
   afterAll(() => p?.stop());
 
@@ -139,8 +138,7 @@ describe('one cell format: an export and GET /getdata?format=csv write the same 
   let p: TestPipeline;
   beforeAll(async () => {
     p = await startTestPipeline();
-    const up = await request(p.url).post('/upload').set('content-type', 'text/csv').send(csv);
-    await eventually(async () => ((await request(p.url).get(`/uploads/${up.body.uploadId}`)).body.status === 'loaded' ? true : undefined));
+    await uploadLoaded(p, csv);
   });
   afterAll(() => p?.stop());
 

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flightsCsv } from '../support/generate-flights.js';
 import { expectedRows } from '../support/expected.js';
-import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
+import { startTestPipeline, uploadLoaded, type TestPipeline } from '../support/pipeline.js';
 
 const csv = flightsCsv(500, 7);
 const all = expectedRows(csv);
@@ -12,8 +12,7 @@ describe('GET /getdata over HTTP', () => {
   let p: TestPipeline;
   beforeAll(async () => {
     p = await startTestPipeline();
-    const up = await request(p.url).post('/upload').set('content-type', 'text/csv').send(csv);
-    await eventually(async () => ((await request(p.url).get(`/uploads/${up.body.uploadId}`)).body.status === 'loaded' ? true : undefined));
+    await uploadLoaded(p, csv);
   });
   afterAll(() => p?.stop());
 

@@ -76,6 +76,15 @@ export async function startTestPipeline(options: { dataDir?: string; env?: Recor
   };
 }
 
+/** Uploads `csv` as text/csv and waits until its rows are queryable; the upload's id. */
+export async function uploadLoaded(p: TestPipeline, csv: string): Promise<string> {
+  const answer = await fetch(`${p.url}/upload`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: csv });
+  const { uploadId } = (await answer.json()) as { uploadId?: string };
+  if (!uploadId) throw new Error(`the upload was answered ${answer.status}`);
+  await eventually(async () => (((await (await fetch(`${p.url}/uploads/${uploadId}`)).json()) as { status?: string }).status === 'loaded' ? true : undefined), 20_000, `${uploadId} to load`);
+  return uploadId;
+}
+
 /** Polls until `check` returns a value, or fails after `timeoutMs` (a safety net, not a performance assertion). */
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
