@@ -76,11 +76,12 @@ async function quarantine(deps: FlushDeps, file: PendingFile): Promise<void> {
 async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutcome[], report: FlushReport): Promise<void> {
   const pending = new PendingFiles(deps.store);
   for (const file of files) {
+    // The generation goes with `loaded`, so a notification copy whose handler records `loading` after this flush sees the file loaded.
     const outcome = outcomes.find((o) => o.object === file.object && o.generation === file.generation);
     const loaded = outcome?.status === 'loaded';
     if (loaded) report.loaded += 1;
     else report.duplicates += 1;
-    const record = file.uploadId ? await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', loadedRows: outcome?.rows, reason: undefined })) : undefined;
+    const record = file.uploadId ? await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', generation: file.generation, loadedRows: outcome?.rows, reason: undefined })) : undefined;
     await pending.remove(file);
     // Freshness counts a file once, when its rows first became queryable, not again for a repeated notification.
     const fromUploadSeconds = loaded && record ? (Date.now() - Date.parse(record.createdAt)) / 1000 : undefined;

@@ -68,6 +68,15 @@ describe('a resumable session killed right after its last byte', () => {
     expect(finalized).toHaveLength(1); // no second generation
   });
 
+  it('has its part file removed by the restart when the process died after recording the object but before removing it', async () => {
+    const { dir, store, id } = await crashedAfterLastByte();
+    const sessions = new ResumableSessions(dir, store);
+    await sessions.status(id);
+    await fs.writeFile(path.join(dir, `${id}.part`), bytes); // what the kill between the session's save and the removal leaves
+    expect(await new ResumableSessions(dir, store).recover()).toEqual([]);
+    expect(await fs.readdir(dir)).toEqual([`${id}.json`]);
+  });
+
   it('does not take another object of the same name for its own', async () => {
     const { dir, store, id } = await crashedAfterLastByte();
     await store.write('landing/u.csv', Buffer.from('something else'), { ifGenerationMatch: '0' });

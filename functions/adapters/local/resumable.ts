@@ -100,12 +100,16 @@ export class ResumableSessions {
     return { done: false, received };
   }
 
-  /** Finalizes every session that has all its bytes but no object: what a crash after the last byte leaves. Returns their ids. */
+  /**
+   * Finalizes every session that has all its bytes but no object (a crash after the last byte), and
+   * removes the part file of a finished one (a crash between its save and the removal). Returns the ids finalized.
+   */
   async recover(): Promise<string[]> {
     const files = await fs.readdir(this.dir).catch(() => [] as string[]);
     const recovered: string[] = [];
     for (const id of files.filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length))) {
       const state = await this.load(id).catch(() => undefined);
+      if (state?.object) await fs.rm(this.partPath(id), { force: true });
       if (!state || state.object || state.size === undefined || (await this.received(id).catch(() => -1)) !== state.size) continue;
       await this.status(id);
       recovered.push(id);
