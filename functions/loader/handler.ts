@@ -12,7 +12,7 @@ import { crashPointAfterReply } from '../core/crash-point.js';
 import { fromCloudEvent, parseNotification, UndecodableMessageError } from '../core/notification.js';
 import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
-import { PendingFiles } from './pending.js';
+import { markLoading, PendingFiles } from './pending.js';
 import { RECONCILE_TASK, reconcileOnSchedule } from './reconcile.js';
 import { deadLetter } from '../ops/events.js';
 
@@ -40,7 +40,7 @@ export function loaderHandler(rt: Runtime) {
       if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) })) {
         rt.log.info({ uploadId, object: name, generation }, 'file pending load');
         // A late copy of a loaded file's notification adds a marker the flush settles as a duplicate; the upload stays loaded.
-        if (uploadId) await rt.ledger.update(uploadId, (r) => (r.status === 'loaded' && r.generation === generation ? {} : { status: 'loading', generation }));
+        if (uploadId) await markLoading(rt.ledger, uploadId, generation);
       }
     } catch (e) {
       // Thrown on: Pub/Sub redelivers, then dead-letters after its max delivery attempts. One line per delivery, naming the file.

@@ -17,7 +17,7 @@ import type { ObjectInfo, ObjectStore } from '../core/ports.js';
 import { readJson, writeJson } from '../core/records.js';
 import { IDEMPOTENCY_PREFIX, UPLOADS_PREFIX, type IdempotencyEntry, type UploadLedger, type UploadRecord } from '../core/uploads.js';
 import { INCOMING_PREFIX, STAGING_PREFIX, type StoredUpload } from '../ingest/store-upload.js';
-import { PendingFiles } from './pending.js';
+import { markLoading, PendingFiles } from './pending.js';
 
 export interface ReconcileDeps {
   store: ObjectStore;
@@ -121,7 +121,7 @@ export async function reconcileIncoming(deps: ReconcileDeps, prefixes: string[],
       if (!(await pending.add({ object: info.name, generation: info.generation, ...(uploadId ? { uploadId } : {}) }))) continue;
       announced++;
       deps.log.warn({ object: info.name, generation: info.generation, uploadId }, 'incoming object not loaded; marked pending by the reconciler');
-      if (uploadId) await deps.ledger.update(uploadId, () => ({ status: 'loading', generation: info.generation }));
+      if (uploadId) await markLoading(deps.ledger, uploadId, info.generation);
     }
   }
   return announced;
