@@ -31,6 +31,21 @@ const started = await start().catch((e: unknown) => {
 const { rt, pipeline, release } = started;
 installCrashGuard(rt.log);
 const { url } = pipeline;
+// Before the banner: whoever reads "running at" may stop us at once (a test, a supervisor).
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    rt.log.info({ signal }, 'stopping');
+    void pipeline
+      .close()
+      .then(() => rt.close())
+      .then(release)
+      .then(() => process.exit(0));
+  });
+}
+
 const auth = key
   ? `API key "${key.name}" (from ${process.env.API_KEYS ? 'API_KEYS' : rt.config.auth.keysFile}):\n\n  export KEY=${key.key}\n`
   : rt.config.auth.enabled
@@ -46,17 +61,3 @@ ${auth}
   curl${k} -X POST '${url}/exports?origin=eq.JFK'                  export any number of rows
   curl ${url}/openapi.yaml                                     the API
 `);
-
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    rt.log.info({ signal }, 'stopping');
-    void pipeline
-      .close()
-      .then(() => rt.close())
-      .then(release)
-      .then(() => process.exit(0));
-  });
-}
