@@ -410,6 +410,14 @@ describe('BigQueryWarehouse.exportCsv against the REST API', () => {
     expect(jobInserts()).toHaveLength(1);
   });
 
+  it('reports an export job BigQuery failed itself as an outage, and runs the retry under the next id: a failed id answers 409 forever', async () => {
+    let submitted = 0;
+    fake.onJob = () => (++submitted === 1 ? { error: { reason: 'backendError', message: 'Backend error. Job aborted.' } } : exported('42'));
+    await expect(warehouse.exportCsv(spec, ['carrier'], target)).rejects.toBeInstanceOf(WarehouseUnavailableError);
+    expect(await warehouse.exportCsv(spec, ['carrier'], target)).toEqual({ rows: 42 });
+    expect(jobInserts().map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId)).toEqual(['export_0abc', 'export_0abc', 'export_0abc_retry1']);
+  });
+
   it('reports a failed export with BigQuery’s reason', async () => {
     fake.onJob = () => ({ error: { reason: 'bytesBilledLimitExceeded', message: 'Query exceeded limit for bytes billed: 5000000000.' } });
     await expect(warehouse.exportCsv(spec, ['carrier'], target)).rejects.toMatchObject({ name: 'BigQueryJobError', reason: 'bytesBilledLimitExceeded' });

@@ -164,14 +164,16 @@ export class BigQueryWarehouse implements Warehouse {
    * in name order). The URI must be a literal in the statement, so it is
    * checked rather than escaped. The job id comes from the export, so a
    * redelivered request finds the first job (409) instead of exporting twice;
-   * overwrite=true lets a job that died half-way be replaced cleanly.
+   * one that failed (the runner retries only an outage) is run again under
+   * the next id of its sequence, and overwrite=true lets it replace what a
+   * job that died half-way wrote.
    */
   async exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome> {
     const { sql, params } = compileExport(withPartitionBounds(spec), columns, bigQueryDialect(this.qualified(this.table)));
     const uri = target.store.uri(`${target.prefix}*.csv.gz`, '');
     if (!/^gs:\/\/[a-z0-9._-]+\/[A-Za-z0-9._\/*-]+$/.test(uri)) throw new Error(`cannot export to ${uri}: not a plain gs:// URI`);
     const statement = `EXPORT DATA OPTIONS (uri = '${uri}', format = 'CSV', compression = 'GZIP', header = true, overwrite = true) AS\n${sql}`;
-    const { job } = await this.startOrFind(target.jobId, { query: this.queryConfig(statement, params.map(queryParameter)), jobTimeoutMs: String(this.config.jobTimeoutMs) });
+    const { job } = await this.startOrRetry(target.jobId, () => ({ query: this.queryConfig(statement, params.map(queryParameter)), jobTimeoutMs: String(this.config.jobTimeoutMs) }));
     const metadata = await this.finished(job);
     return { rows: Number(metadata.statistics?.query?.exportDataStatistics?.rowCount ?? 0) };
   }
