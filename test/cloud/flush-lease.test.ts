@@ -180,3 +180,48 @@ describe('flush batches', () => {
     expect(batches([f('a', 1), f('b', 1), f('c', 1)], 2, 100).map((b) => b.map((x) => x.object))).toEqual([['a', 'b'], ['c']]);
   });
 });
+
+describe('flush failures', () => {
+  const jobIds = () => bq.find('POST', /\/jobs$/).map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId);
+  const quarantined = () => [...gcs.objects.keys()].filter((k) => k.startsWith('bkt/quarantine/'));
+
+  it('does not charge the files for jobs BigQuery failed itself (backendError): more failed flushes than maxFailures, then the batch loads once', async () => {
+    const pending = new PendingFiles(store);
+    await pending.add({ object: 'incoming/a.csv', generation: '21', bytes: 100 });
+    await pending.add({ object: 'incoming/b.csv', generation: '22', bytes: 100 });
+    const failing = 5;
+    let submitted = 0;
+    bq.onJob = (job) => (++submitted <= failing ? { runningPolls: 1, error: { reason: 'backendError', message: 'Backend error. Job aborted.' } } : loadsAll(job));
+
+    for (let flush = 0; flush < failing; flush++) {
+      // One job per flush: the batch is not split, and the flush stops at the outage.
+      expect(await flushPending(deps({ maxFailures: 3 }))).toMatchObject({ ran: true, loaded: 0, quarantined: 0, jobs: 1 });
+      expect((await pending.list(10)).map((f) => f.failures)).toEqual([0, 0]);
+    }
+    expect(await flushPending(deps({ maxFailures: 3 }))).toMatchObject({ loaded: 2, quarantined: 0, jobs: 1 });
+
+    expect(await pending.list(10)).toEqual([]);
+    expect(quarantined()).toEqual([]);
+    expect(published).toEqual([]);
+    // Each attempt ran under a new id of the batch's sequence: a failed id answers 409 forever.
+    const base = jobIds()[0]!;
+    expect(new Set(jobIds())).toEqual(new Set([base, ...Array.from({ length: failing }, (_, i) => `${base}_retry${i + 1}`)]));
+    expect(bq.jobs.size).toBe(failing + 1);
+    expect(jobsSubmitted().every((files) => files.length === 2)).toBe(true);
+  });
+
+  it('still charges a file whose job BigQuery refused as invalid, and quarantines it after maxFailures attempts', async () => {
+    const pending = new PendingFiles(store);
+    const bad = await store.write('incoming/bad.csv', Buffer.from('year\nnineteen\n'), { contentType: 'text/csv' });
+    await pending.add({ object: bad.name, generation: bad.generation, bytes: bad.size });
+    bq.onJob = () => ({ error: { reason: 'invalid', message: 'Error while reading data, error message: CSV processing encountered too many errors' } });
+
+    expect(await flushPending(deps({ maxFailures: 2 }))).toMatchObject({ loaded: 0, quarantined: 0 });
+    expect((await pending.list(10)).map((f) => f.failures)).toEqual([1]);
+    expect(await flushPending(deps({ maxFailures: 2 }))).toMatchObject({ loaded: 0, quarantined: 1 });
+
+    expect(await pending.list(10)).toEqual([]);
+    expect(quarantined()).toEqual(['bkt/quarantine/bad.csv', 'bkt/quarantine/bad.csv.report.json']);
+    expect(published).toEqual([expect.objectContaining({ topic: 'dead', attributes: expect.objectContaining({ objectId: 'incoming/bad.csv', reason: expect.stringContaining('invalid') }) })]);
+  });
+});
