@@ -5,15 +5,19 @@
  */
 import { BigQuery } from '@google-cloud/bigquery';
 import { Storage } from '@google-cloud/storage';
+import { Writable } from 'node:stream';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BigQueryWarehouse, PARTITION_LIMIT_REASON } from '../../functions/adapters/bigquery/warehouse.js';
 import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
+import { createLogger } from '../../functions/core/logger.js';
 import type { EventBus } from '../../functions/core/ports.js';
 import { uploadLedger } from '../../functions/core/uploads.js';
 import { batches, flushPending, type FlushDeps } from '../../functions/loader/flush.js';
 import { acquireFlushLease, FLUSH_LEASE } from '../../functions/loader/lease.js';
 import { PendingFiles } from '../../functions/loader/pending.js';
+import type { FlushOutcome } from '../../functions/ops/events.js';
+import { metrics } from '../../functions/ops/metrics.js';
 import { FakeBigQuery, type JobBehaviour } from '../support/fake-bigquery.js';
 import { FakeGcs } from '../support/fake-gcs.js';
 import { quietLogger } from '../support/pipeline.js';
@@ -208,6 +212,37 @@ describe('flush failures', () => {
     expect(new Set(jobIds())).toEqual(new Set([base, ...Array.from({ length: failing }, (_, i) => `${base}_retry${i + 1}`)]));
     expect(bq.jobs.size).toBe(failing + 1);
     expect(jobsSubmitted().every((files) => files.length === 2)).toBe(true);
+  });
+
+  it('reports each flush the outage stopped as outcome held (the loads-held alert’s line and /metrics), a flush that also loaded files included', async () => {
+    const pending = new PendingFiles(store);
+    await pending.add({ object: 'incoming/a.csv', generation: '31', bytes: 100 });
+    await pending.add({ object: 'incoming/b.csv', generation: '32', bytes: 100 });
+    // One file per batch: the first flush loads a, then BigQuery fails b's job itself, twice.
+    let submitted = 0;
+    bq.onJob = (job) => ([2, 3].includes(++submitted) ? { error: { reason: 'internalError', message: 'An internal error occurred and the request could not be completed.' } } : loadsAll(job));
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _e, done) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    const counted = async (outcome: FlushOutcome) => (await metrics.flushes.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    const heldBefore = await counted('held');
+
+    const reports = [];
+    for (let flush = 0; flush < 3; flush++) reports.push(await flushPending({ ...deps({ maxBatchBytes: 100 }), log: createLogger('info', sink) }));
+
+    expect(reports.map((r) => r.loaded)).toEqual([1, 0, 1]);
+    const flushLines = lines.filter((l) => l.message === 'flush done');
+    expect(flushLines.map((l) => [l.event, l.outcome, l.loaded])).toEqual([
+      ['loader_flush', 'held', 1],
+      ['loader_flush', 'held', 0],
+      ['loader_flush', 'ok', 1],
+    ]);
+    expect((await counted('held')) - heldBefore).toBe(2);
+    expect(quarantined()).toEqual([]);
   });
 
   it('still charges a file whose job BigQuery refused as invalid, and quarantines it after maxFailures attempts', async () => {
