@@ -405,7 +405,7 @@ export function stackSuite(stack: string): void {
       expect(p.documentation.content).toContain('flush stopped: the warehouse is unavailable');
     });
 
-    it('draws a dashboard of SLO compliance and budget, burn rates against their thresholds, uploads against the band, 5xx, freshness, loader lag and dead letters', () => {
+    it('draws a dashboard of SLO compliance and budget, burn rates against their thresholds, uploads against the band, 5xx, freshness, loader lag, held flushes and dead letters', () => {
       const json = JSON.parse(one('gcp:monitoring/dashboard:Dashboard', 'dashboard').inputs.dashboardJson) as DashboardJson;
       const widgets = json.mosaicLayout!.tiles!.map((t) => t.widget!);
       const filters = JSON.stringify(widgets);
@@ -418,6 +418,8 @@ export function stackSuite(stack: string): void {
       expect(thresholds(`${SLOS[0]!.displayName}: burn rate`)).toEqual([14.4, 6, 1]);
       expect(thresholds('Gateway 5xx ratio')).toEqual([0.01]);
       expect(thresholds('Freshness')).toEqual([120]);
+      expect(thresholds('Loader flushes held')).toEqual([ALERT_THRESHOLDS.loadsHeld.minHeld - 1]);
+      expect(filters).toContain(JSON.stringify(`metric.label."outcome"="held"`).slice(1, -1));
       expect(filters).toContain(wiring.retained[0]!.name);
       expect(filters).toContain(deployedConfig(s).loaderSubscription);
       // Tiles never overlap.
