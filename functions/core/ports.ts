@@ -193,7 +193,17 @@ export interface ExportOutcome {
 
 /** The warehouse is overloaded or briefly down (its client gave up retrying a 408, 429 or 5xx): no file's fault; try again later. */
 export class WarehouseUnavailableError extends Error {
-  override readonly name = 'WarehouseUnavailableError';
+  override readonly name: string = 'WarehouseUnavailableError';
+}
+
+/**
+ * The warehouse answered, and this one job failed for the warehouse's own
+ * trouble (BigQuery's `internalError`, `backendError`): worth retrying, but
+ * possibly tied to the job's input, so the loader holds its files back
+ * without stopping the other batches. Elsewhere it is an outage like any other.
+ */
+export class WarehouseJobRetryableError extends WarehouseUnavailableError {
+  override readonly name = 'WarehouseJobRetryableError';
 }
 
 /** A warehouse job that failed for a reason worth showing the client (a byte cap, a bad query), not a server fault. */

@@ -5,9 +5,12 @@
  * and spaces flush starts out; a batch is capped in files and bytes; a failed
  * batch is bisected so one poison file cannot hold back the others, and a
  * file that keeps failing on its own is quarantined with a readable reason.
+ * A job the warehouse failed for its own trouble charges nothing: an outage
+ * stops the flush, a job's own failure holds back its batch (bisected once
+ * held again) and the flush goes on.
  */
 import type { Logger } from 'pino';
-import { WarehouseUnavailableError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
+import { WarehouseJobRetryableError, WarehouseUnavailableError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
 import type { UploadLedger } from '../core/uploads.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { crashPoint } from '../core/crash-point.js';
@@ -18,6 +21,8 @@ import { fileLoaded, fileQuarantined, loaderFlush, type FlushOutcome } from '../
 /** BigQuery reads at most 10,000 source URIs per job. */
 export const MAX_BATCH_FILES = 10_000;
 export const QUARANTINE_PREFIX = 'quarantine/';
+/** Times a file is held in a batch before its batch is bisected: a one-off backendError retries the batch whole. */
+export const HELD_BEFORE_SPLIT = 2;
 
 export interface FlushSettings {
   /** Minimum time between two flush starts; 0 flushes on every trigger. */
@@ -49,6 +54,8 @@ export interface FlushReport {
   loaded: number;
   duplicates: number;
   quarantined: number;
+  /** Files left pending because the warehouse failed their job for its own trouble (WarehouseJobRetryableError). */
+  held: number;
   jobs: number;
 }
 
@@ -108,16 +115,12 @@ async function loadGroup(deps: FlushDeps, lease: HeldLease, files: PendingFile[]
     await settle(deps, files, outcomes, report);
     return;
   } catch (e) {
+    if (e instanceof WarehouseJobRetryableError) return hold(deps, lease, files, e, report);
     // An outage is no file's fault: splitting the batch or counting it against the files would quarantine them all.
     if (e instanceof WarehouseUnavailableError) throw e;
     const message = (e as Error).message;
     deps.log.warn({ files: files.length, err: e }, 'batch load failed');
-    if (files.length > 1) {
-      const half = Math.ceil(files.length / 2);
-      await loadGroup(deps, lease, files.slice(0, half), report);
-      await loadGroup(deps, lease, files.slice(half), report);
-      return;
-    }
+    if (files.length > 1) return bisect(deps, lease, files, report);
     const failed = await new PendingFiles(deps.store).recordFailure(files[0]!, message);
     // One line per attempt of a file alone, naming it: what an operator (and the poison-file test) counts.
     deps.log.warn({ object: failed.object, generation: failed.generation, uploadId: failed.uploadId, attempt: failed.failures, maxAttempts: deps.settings.maxFailures, err: e }, 'file failed to load');
@@ -127,6 +130,35 @@ async function loadGroup(deps: FlushDeps, lease: HeldLease, files: PendingFile[]
       report.quarantined += 1;
     }
   }
+}
+
+async function bisect(deps: FlushDeps, lease: HeldLease, files: PendingFile[], report: FlushReport): Promise<void> {
+  const half = Math.ceil(files.length / 2);
+  await loadGroup(deps, lease, files.slice(0, half), report);
+  await loadGroup(deps, lease, files.slice(half), report);
+}
+
+/**
+ * BigQuery answered and failed this batch's job for its own trouble, which it
+ * documents as retryable: no file is charged (none is quarantined for it),
+ * and the flush goes on with the next batch. It may still be tied to a file
+ * (one that trips a BigQuery bug every time), so a batch with a file held
+ * before is bisected: the files that load, load, and such a file ends up
+ * held alone, named each flush, until BigQuery loads it.
+ */
+async function hold(deps: FlushDeps, lease: HeldLease, files: PendingFile[], e: WarehouseJobRetryableError, report: FlushReport): Promise<void> {
+  const pending = new PendingFiles(deps.store);
+  const held: PendingFile[] = [];
+  for (const file of files) held.push(await pending.recordHeld(file, e.message));
+  if (held.length > 1 && held.some((f) => (f.held ?? 0) >= HELD_BEFORE_SPLIT)) return bisect(deps, lease, held, report);
+  report.held += held.length;
+  const [file] = held;
+  if (held.length > 1 || !file) {
+    deps.log.warn({ files: held.length, err: e }, 'batch held: BigQuery failed its job itself; it runs again next flush');
+    return;
+  }
+  deps.log.warn({ object: file.object, generation: file.generation, uploadId: file.uploadId, held: file.held, err: e }, 'file held: BigQuery failed its job itself; it stays pending, charged nothing');
+  if (file.uploadId) await deps.ledger.update(file.uploadId, () => ({ reason: `waiting on BigQuery: it failed this file's load job ${file.held} times with its own error, retried each flush: ${e.message}` }));
 }
 
 /** `failed` when no file settled, `partial` when some did, `ok` when all did. */
@@ -159,7 +191,7 @@ export function batches(files: readonly PendingFile[], maxFiles: number, maxByte
 }
 
 export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
-  const report: FlushReport = { ran: false, loaded: 0, duplicates: 0, quarantined: 0, jobs: 0 };
+  const report: FlushReport = { ran: false, loaded: 0, duplicates: 0, quarantined: 0, held: 0, jobs: 0 };
   const { spacingMs, leaseMs, maxBatchBytes } = deps.settings;
   const lease = await acquireFlushLease(deps.store, { spacingMs, ttlMs: leaseMs });
   if (!lease) return report;
@@ -180,7 +212,8 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   } finally {
     await lease.release();
   }
-  if (report.jobs) loaderFlush(deps.log, held ? 'held' : flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
+  // `held` whenever BigQuery's trouble left a file pending, even if others loaded: the loads-held alert then also fires for a file it keeps failing.
+  if (report.jobs) loaderFlush(deps.log, held || report.held ? 'held' : flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
   return report;
 }
 

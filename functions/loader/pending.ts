@@ -18,6 +18,8 @@ export interface PendingFile {
   /** Failed load attempts of this file on its own (see flush.ts). */
   failures: number;
   lastError?: string;
+  /** Jobs with this file that the warehouse failed for its own trouble, charged nothing (see flush.ts); absent on older markers. */
+  held?: number;
 }
 
 export const PENDING_PREFIX = 'loader/pending/';
@@ -61,8 +63,15 @@ export class PendingFiles {
   }
 
   async recordFailure(file: PendingFile, error: string): Promise<PendingFile> {
-    const next = { ...file, failures: file.failures + 1, lastError: error };
-    await this.store.write(markerName(file.object, file.generation), body(next), { contentType: 'application/json' });
+    return this.rewrite({ ...file, failures: file.failures + 1, lastError: error });
+  }
+
+  async recordHeld(file: PendingFile, error: string): Promise<PendingFile> {
+    return this.rewrite({ ...file, held: (file.held ?? 0) + 1, lastError: error });
+  }
+
+  private async rewrite(next: PendingFile): Promise<PendingFile> {
+    await this.store.write(markerName(next.object, next.generation), body(next), { contentType: 'application/json' });
     return next;
   }
 

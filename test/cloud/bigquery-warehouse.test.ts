@@ -3,9 +3,9 @@ import { Storage } from '@google-cloud/storage';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { flightsTableDefinition, MANIFEST_SCHEMA, manifestTableDefinition } from '../../functions/adapters/bigquery/tables.js';
-import { BigQueryJobError, BigQueryWarehouse, loadJobId, TRANSIENT_JOB_REASONS } from '../../functions/adapters/bigquery/warehouse.js';
+import { BigQueryJobError, BigQueryWarehouse, JOB_RETRYABLE_REASONS, loadJobId, SERVICE_LIMIT_REASONS, TRANSIENT_JOB_REASONS } from '../../functions/adapters/bigquery/warehouse.js';
 import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
-import { WarehouseUnavailableError, type LoadItem } from '../../functions/core/ports.js';
+import { WarehouseJobRetryableError, WarehouseUnavailableError, type LoadItem } from '../../functions/core/ports.js';
 import type { ExportSpec, QuerySpec } from '../../functions/core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema } from '../../functions/core/schema.js';
 import { bigQueryDialect, compileCount, compileSelect } from '../../functions/core/sql.js';
@@ -195,7 +195,7 @@ describe('BigQueryWarehouse against the REST API', () => {
       return { result: manifestResult([['flights/a.csv', items[1]!.generation, '3', id], ['flights/b.csv', items[0]!.generation, '4', id]]) };
     };
 
-    await expect(warehouse.load(items)).rejects.toMatchObject({ name: 'WarehouseUnavailableError', cause: { reason: 'backendError' } });
+    await expect(warehouse.load(items)).rejects.toMatchObject({ name: 'WarehouseJobRetryableError', cause: { reason: 'backendError' } });
     const outcomes = await warehouse.load(items);
 
     expect(jobInserts().map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId)).toEqual([jobId, jobId, `${jobId}_retry1`]);
@@ -226,6 +226,14 @@ describe('BigQueryWarehouse against the REST API', () => {
     const failure = warehouse.load(items);
     await expect(failure).rejects.toBeInstanceOf(WarehouseUnavailableError);
     await expect(failure).rejects.toMatchObject({ cause: { name: 'BigQueryJobError', reason } });
+  });
+
+  it.each([...TRANSIENT_JOB_REASONS])('tells a job BigQuery failed itself from the service or project refusing jobs (%s)', async (reason) => {
+    fake.onJob = () => ({ error: { reason, message: 'failed' } });
+    const error = await warehouse.load(items).catch((e: unknown) => e);
+    // Only the job's own trouble lets the loader go on with other batches (loader/flush.ts).
+    expect(error instanceof WarehouseJobRetryableError).toBe(JOB_RETRYABLE_REASONS.has(reason));
+    expect(JOB_RETRYABLE_REASONS.has(reason)).toBe(!SERVICE_LIMIT_REASONS.has(reason));
   });
 
   it('runs a query in one jobs.query request (JOB_CREATION_OPTIONAL) with typed parameters, byte cap, timeout and location, and returns plain rows', async () => {

@@ -86,6 +86,8 @@ function loadsAll(job: Record<string, unknown>, runningPolls = 0): JobBehaviour 
 }
 
 const jobsSubmitted = () => bq.find('POST', /\/jobs$/).map((r) => filesOf(r.body ?? {}));
+/** The files of each job BigQuery created, in order (a retried insert that found its id taken created none). */
+const jobsCreated = () => [...bq.jobs.values()].map((j) => filesOf(j.resource));
 
 describe('flush lease', () => {
   it('holds for the whole flush: a flush started while a slow job runs does nothing, and each file is in one job', async () => {
@@ -189,29 +191,120 @@ describe('flush failures', () => {
   const jobIds = () => bq.find('POST', /\/jobs$/).map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId);
   const quarantined = () => [...gcs.objects.keys()].filter((k) => k.startsWith('bkt/quarantine/'));
 
-  it('does not charge the files for jobs BigQuery failed itself (backendError): more failed flushes than maxFailures, then the batch loads once', async () => {
+  it.each(['rateLimitExceeded', 'quotaExceeded', 'jobRateLimitExceeded'])(
+    'stops the flush at once when BigQuery refuses jobs for the project (%s): no split, no later batch, no file charged; then each batch loads once',
+    async (reason) => {
+      const pending = new PendingFiles(store);
+      await pending.add({ object: 'incoming/a.csv', generation: '21', bytes: 100 });
+      await pending.add({ object: 'incoming/b.csv', generation: '22', bytes: 100 });
+      await pending.add({ object: 'incoming/c.csv', generation: '23', bytes: 100 });
+      const failing = 5;
+      let submitted = 0;
+      bq.onJob = (job) => (++submitted <= failing ? { runningPolls: 1, error: { reason, message: 'Exceeded rate limits: too many table update operations for this table.' } } : loadsAll(job));
+
+      for (let flush = 0; flush < failing; flush++) {
+        // One job per flush: the batch is not split, and the flush stops before the next batch.
+        expect(await flushPending(deps({ maxFailures: 3, maxBatchBytes: 200 }))).toMatchObject({ ran: true, loaded: 0, quarantined: 0, held: 0, jobs: 1 });
+        expect((await pending.list(10)).map((f) => [f.failures, f.held ?? 0])).toEqual([[0, 0], [0, 0], [0, 0]]);
+      }
+      expect(await flushPending(deps({ maxFailures: 3, maxBatchBytes: 200 }))).toMatchObject({ loaded: 3, quarantined: 0, jobs: 2 });
+
+      expect(await pending.list(10)).toEqual([]);
+      expect(quarantined()).toEqual([]);
+      expect(published).toEqual([]);
+      expect(jobsCreated()).toEqual([...Array.from({ length: failing + 1 }, () => ['incoming/a.csv', 'incoming/b.csv']), ['incoming/c.csv']]);
+      // Each attempt ran under a new id of the batch's sequence: a failed id answers 409 forever.
+      const base = jobIds()[0]!;
+      expect(new Set(jobIds().slice(0, -1))).toEqual(new Set([base, ...Array.from({ length: failing }, (_, i) => `${base}_retry${i + 1}`)]));
+      expect(bq.jobs.size).toBe(failing + 2);
+    },
+  );
+
+  it('retries a batch whose job BigQuery failed once itself (backendError) whole, charging nothing, and goes on with the next batch', async () => {
     const pending = new PendingFiles(store);
-    await pending.add({ object: 'incoming/a.csv', generation: '21', bytes: 100 });
-    await pending.add({ object: 'incoming/b.csv', generation: '22', bytes: 100 });
-    const failing = 5;
+    await pending.add({ object: 'incoming/a.csv', generation: '24', bytes: 100 });
+    await pending.add({ object: 'incoming/b.csv', generation: '25', bytes: 100 });
+    await pending.add({ object: 'incoming/c.csv', generation: '26', bytes: 100 });
     let submitted = 0;
-    bq.onJob = (job) => (++submitted <= failing ? { runningPolls: 1, error: { reason: 'backendError', message: 'Backend error. Job aborted.' } } : loadsAll(job));
+    bq.onJob = (job) => (++submitted === 1 ? { runningPolls: 1, error: { reason: 'backendError', message: 'Backend error. Job aborted.' } } : loadsAll(job));
 
-    for (let flush = 0; flush < failing; flush++) {
-      // One job per flush: the batch is not split, and the flush stops at the outage.
-      expect(await flushPending(deps({ maxFailures: 3 }))).toMatchObject({ ran: true, loaded: 0, quarantined: 0, jobs: 1 });
-      expect((await pending.list(10)).map((f) => f.failures)).toEqual([0, 0]);
+    expect(await flushPending(deps({ maxBatchBytes: 200 }))).toMatchObject({ loaded: 1, held: 2, quarantined: 0, jobs: 2 });
+    expect((await pending.list(10)).map((f) => [f.object, f.failures, f.held])).toEqual([['incoming/a.csv', 0, 1], ['incoming/b.csv', 0, 1]]);
+    expect(await flushPending(deps({ maxBatchBytes: 200 }))).toMatchObject({ loaded: 2, held: 0, jobs: 1 });
+    expect(jobsCreated()).toEqual([['incoming/a.csv', 'incoming/b.csv'], ['incoming/c.csv'], ['incoming/a.csv', 'incoming/b.csv']]);
+  });
+
+  it('holds back only the file BigQuery fails every time (internalError): the 4 uploads with it load once within two flushes, it stays pending, named each flush, nothing quarantined', async () => {
+    const ledger = uploadLedger(store);
+    const pending = new PendingFiles(store);
+    const upload = async (i: number) => {
+      const uploadId = `up${i}`;
+      const info = await store.write(`incoming/${uploadId}.csv`, Buffer.from(`header\nrow of ${uploadId}\n`), { contentType: 'text/csv' });
+      const now = new Date().toISOString();
+      await ledger.create(uploadId, { uploadId, status: 'loading', object: info.name, generation: info.generation, bytes: info.size, rows: 10, sha256: uploadId, createdAt: now, updatedAt: now });
+      await pending.add({ object: info.name, generation: info.generation, uploadId, bytes: info.size });
+      return info.name;
+    };
+    const objects = [];
+    for (let i = 0; i < 5; i++) objects.push(await upload(i));
+    const bad = objects[2]!;
+    bq.failJobsReading(store.uri(bad, ''));
+    // The load script's manifest, as BigQuery would keep it: a file's rows go in once, under the first job that loads it.
+    const manifest = new Map<string, string>();
+    bq.onJob = (job) => {
+      const id = (job.jobReference as { jobId: string }).jobId;
+      for (const object of filesOf(job)) if (!manifest.has(object)) manifest.set(object, id);
+      return {
+        result: {
+          schema: { fields: [{ name: 'object', type: 'STRING' }, { name: 'generation', type: 'STRING' }, { name: 'rows', type: 'INTEGER' }, { name: 'job_id', type: 'STRING' }] },
+          rows: ((job.configuration as any).query.queryParameters[0].parameterValue.arrayValues as Files).map(({ structValues: f }) => [f.object.value, f.generation.value, '10', manifest.get(f.object.value)!]),
+        },
+      };
+    };
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _e, done) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    const flush = () => flushPending({ ...deps({ maxFailures: 2 }), log: createLogger('info', sink) });
+
+    // 1st: the whole batch is held once and runs again whole; 2nd: held again, it is bisected down to the bad file.
+    const reports = [await flush(), await flush()];
+    expect(reports.map((r) => [r.loaded, r.held, r.quarantined])).toEqual([[0, 5, 0], [4, 1, 0]]);
+    const good = objects.filter((o) => o !== bad);
+    expect([...manifest.keys()].sort()).toEqual(good);
+    for (const [i, object] of objects.entries()) {
+      const record = await ledger.get(`up${i}`);
+      if (object === bad) expect(record).toMatchObject({ status: 'loading', reason: expect.stringMatching(/^waiting on BigQuery: .*internal error/) });
+      else expect(record).toMatchObject({ status: 'loaded', loadedRows: 10 });
+      if (object !== bad) expect(record?.reason).toBeUndefined();
     }
-    expect(await flushPending(deps({ maxFailures: 3 }))).toMatchObject({ loaded: 2, quarantined: 0, jobs: 1 });
 
-    expect(await pending.list(10)).toEqual([]);
+    // Then only the bad file is tried, one job a flush; a file arriving meanwhile loads in the same flush it is first tried in.
+    reports.push(await flush());
+    expect(reports.at(-1)).toMatchObject({ loaded: 0, held: 1, jobs: 1 });
+    const late = await upload(5);
+    reports.push(await flush());
+    expect(reports.at(-1)).toMatchObject({ loaded: 1, held: 1, quarantined: 0 });
+    expect(manifest.get(late)).toBeDefined();
+
+    const [marker] = await pending.list(10);
+    expect(await pending.list(10)).toHaveLength(1);
+    expect(marker).toMatchObject({ object: bad, failures: 0 });
+    const heldLines = lines.filter((l) => l.message === 'file held: BigQuery failed its job itself; it stays pending, charged nothing');
+    expect(heldLines.map((l) => [l.object, l.uploadId])).toEqual(Array.from({ length: 3 }, () => [bad, 'up2']));
+    expect(heldLines.map((l) => l.held)).toEqual([...heldLines.map((l) => l.held as number)].sort((a, b) => a - b));
+    expect(heldLines.at(-1)!.held).toBe(marker!.held);
+    // Each flush that left the file pending is `held`, also those that loaded others: the loads-held alert's line.
+    expect(lines.filter((l) => l.message === 'flush done').map((l) => l.outcome)).toEqual(['held', 'held', 'held', 'held']);
     expect(quarantined()).toEqual([]);
     expect(published).toEqual([]);
-    // Each attempt ran under a new id of the batch's sequence: a failed id answers 409 forever.
-    const base = jobIds()[0]!;
-    expect(new Set(jobIds())).toEqual(new Set([base, ...Array.from({ length: failing }, (_, i) => `${base}_retry${i + 1}`)]));
-    expect(bq.jobs.size).toBe(failing + 1);
-    expect(jobsSubmitted().every((files) => files.length === 2)).toBe(true);
+    // Each good file loaded by exactly one job, none run again as a duplicate: no row lost or doubled.
+    expect(reports.reduce((n, r) => n + r.loaded, 0)).toBe(5);
+    expect(reports.reduce((n, r) => n + r.duplicates, 0)).toBe(0);
+    expect([...manifest.keys()].sort()).toEqual([...good, late].sort());
   });
 
   it('reports each flush the outage stopped as outcome held (the loads-held alert’s line and /metrics), a flush that also loaded files included', async () => {

@@ -9,7 +9,9 @@
  * jobs.query with JOB_CREATION_OPTIONAL answers a query that is DONE at once
  * without a job, as BigQuery's short query path does; a running one gets a job.
  * `unavailable` makes the next requests answer 503 with Retry-After
- * (test/support/unavailable.ts), creating nothing.
+ * (test/support/unavailable.ts), creating nothing. `failJobsReading` fails
+ * every job that reads a given object, forever, as a BigQuery bug tripped by
+ * one file would.
  *
  * Point the real client at it with
  * `new BigQuery({ apiEndpoint: fake.endpoint, projectId, authClient: new PassThroughClient() })`.
@@ -55,6 +57,8 @@ export class FakeBigQuery {
   readonly jobs = new Map<string, StoredJob>();
   onJob: (job: Record<string, unknown>) => JobBehaviour = () => ({});
   readonly unavailable = new Unavailable();
+  /** Source URIs whose jobs always fail, with the error they fail with. */
+  private readonly failing = new Map<string, { reason: string; message: string }>();
   endpoint = '';
   private server?: http.Server;
 
@@ -74,6 +78,19 @@ export class FakeBigQuery {
     this.jobs.clear();
     this.onJob = () => ({});
     this.unavailable.failNext(0);
+    this.failing.clear();
+  }
+
+  /** Every job whose sources (an external table's or a load job's `sourceUris`) include `uri` fails with `error`, whatever `onJob` says. */
+  failJobsReading(uri: string, error = { reason: 'internalError', message: 'An internal error occurred and the request could not be completed.' }): void {
+    this.failing.set(uri, error);
+  }
+
+  private behaviourOf(job: Record<string, unknown>): JobBehaviour {
+    const configuration = (job.configuration ?? {}) as { query?: { tableDefinitions?: Record<string, { sourceUris?: string[] }> }; load?: { sourceUris?: string[] } };
+    const uris = [...Object.values(configuration.query?.tableDefinitions ?? {}).flatMap((t) => t.sourceUris ?? []), ...(configuration.load?.sourceUris ?? [])];
+    const error = uris.map((u) => this.failing.get(u)).find((e) => e !== undefined);
+    return error ? { error } : this.onJob(job);
   }
 
   /** A job that exists before the test's client submits anything, as if an earlier attempt had created it. */
@@ -123,13 +140,13 @@ export class FakeBigQuery {
   private insertJob(body: Record<string, unknown>, res: http.ServerResponse): void {
     const ref = body.jobReference as { projectId: string; jobId: string; location?: string };
     if (this.jobs.has(ref.jobId)) return error(res, 409, 'duplicate', `Already Exists: Job ${ref.projectId}:${ref.location ?? 'US'}.${ref.jobId}`);
-    const stored: StoredJob = { resource: { kind: 'bigquery#job', id: `${ref.projectId}:${ref.location}.${ref.jobId}`, ...body }, behaviour: this.onJob(body), polls: 0 };
+    const stored: StoredJob = { resource: { kind: 'bigquery#job', id: `${ref.projectId}:${ref.location}.${ref.jobId}`, ...body }, behaviour: this.behaviourOf(body), polls: 0 };
     this.jobs.set(ref.jobId, stored);
     json(res, 200, this.view(stored));
   }
 
   private query(projectId: string, request: Record<string, unknown>, res: http.ServerResponse): void {
-    const behaviour = this.onJob({ configuration: { query: request } });
+    const behaviour = this.behaviourOf({ configuration: { query: request } });
     if (behaviour.error) return json(res, 400, { error: { code: 400, message: behaviour.error.message, errors: [{ ...behaviour.error, domain: 'global' }], status: 'INVALID_ARGUMENT' } });
     const result = behaviour.result ?? { schema: { fields: [] }, rows: [] };
     const answered = { kind: 'bigquery#queryResponse', queryId: `fake-${this.jobs.size}-${this.requests.length}`, totalRows: String(result.rows.length), cacheHit: false };

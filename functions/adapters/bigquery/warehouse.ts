@@ -19,7 +19,9 @@
  * skipped, which makes a second run harmless. A job that failed for BigQuery's
  * own trouble (TRANSIENT_JOB_REASONS) is reported as WarehouseUnavailableError,
  * like a request the client gave up retrying: the loader then stops its flush
- * without charging the files, and the next flush runs the batch again. Two different batches sharing
+ * without charging the files, and the next flush runs the batch again; when
+ * the trouble is the job's own (JOB_RETRYABLE_REASONS), as its subclass
+ * WarehouseJobRetryableError, and the loader holds only that batch back. Two different batches sharing
  * an item must not run at the same time (BigQuery lets concurrent INSERT-only
  * transactions both commit): the loader's flush lease (loader/lease.ts)
  * serialises them.
@@ -30,7 +32,7 @@ import { BigQuery, type BigQueryOptions, type Job, type JobMetadata } from '@goo
 // Type-only: the REST resources the client generates but does not export by name.
 import type * as types from '@google-cloud/bigquery/build/src/types.js';
 import { withPartitionBounds } from '../../core/partition.js';
-import { WarehouseJobError, WarehouseUnavailableError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
+import { WarehouseJobError, WarehouseJobRetryableError, WarehouseUnavailableError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, QuerySpec } from '../../core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, COLUMNS } from '../../core/schema.js';
 import { bigQueryDialect, compileCount, compileExport, compileSelect } from '../../core/sql.js';
@@ -359,27 +361,28 @@ function unavailableOr(error: unknown): unknown {
 
 /**
  * Reasons a job ends with that are BigQuery's trouble, not its input's
- * (https://cloud.google.com/bigquery/docs/error-messages): `backendError`
- * ("the job failed; you can safely retry the job"), `internalError`,
- * `rateLimitExceeded` (retry with back-off), and the job-level forms Google's
- * own Python client re-runs a query job for (`jobRateLimitExceeded`;
- * `jobBackendError`, `jobInternalError`: "retry the job"). `quotaExceeded` is
- * not transient, but a quota is the project's or the table's, never one file's:
- * the files wait for it rather than being quarantined. See docs/design.md.
+ * (https://cloud.google.com/bigquery/docs/error-messages). Two kinds:
+ * JOB_RETRYABLE_REASONS, where the service answered and this job failed
+ * (`backendError`: "the job failed; you can safely retry the job",
+ * `internalError`, and the job-level forms Google's own Python client re-runs
+ * a query job for, `jobBackendError`, `jobInternalError`: "retry the job");
+ * and the project's or the service's limits (`rateLimitExceeded`,
+ * `jobRateLimitExceeded`: retry with back-off; `quotaExceeded`: not transient,
+ * but a quota is the project's or the table's, never one file's), which hold
+ * back every job alike. See docs/design.md.
  */
-export const TRANSIENT_JOB_REASONS: ReadonlySet<string> = new Set([
-  'backendError',
-  'internalError',
-  'rateLimitExceeded',
-  'jobRateLimitExceeded',
-  'jobBackendError',
-  'jobInternalError',
-  'quotaExceeded',
-]);
+export const JOB_RETRYABLE_REASONS: ReadonlySet<string> = new Set(['backendError', 'internalError', 'jobBackendError', 'jobInternalError']);
+export const SERVICE_LIMIT_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'jobRateLimitExceeded', 'quotaExceeded']);
+export const TRANSIENT_JOB_REASONS: ReadonlySet<string> = new Set([...JOB_RETRYABLE_REASONS, ...SERVICE_LIMIT_REASONS]);
 
-/** A failed job as BigQueryJobError, wrapped in WarehouseUnavailableError when the reason is BigQuery's trouble (an outage, not a bad input). */
+/**
+ * A failed job as BigQueryJobError, wrapped when the reason is BigQuery's trouble (not a bad input):
+ * in WarehouseJobRetryableError when it is this job's, in WarehouseUnavailableError when it is the service's or the project's.
+ */
 function jobError(job: JobMetadata): BigQueryJobError | WarehouseUnavailableError {
   const failure = job.status?.errorResult;
   const error = new BigQueryJobError(String(job.jobReference?.jobId), failure?.reason ?? 'unknown', failure?.message ?? '');
-  return TRANSIENT_JOB_REASONS.has(error.reason) ? new WarehouseUnavailableError(`BigQuery is unavailable: ${error.message}`, { cause: error }) : error;
+  const message = `BigQuery is unavailable: ${error.message}`;
+  if (JOB_RETRYABLE_REASONS.has(error.reason)) return new WarehouseJobRetryableError(message, { cause: error });
+  return SERVICE_LIMIT_REASONS.has(error.reason) ? new WarehouseUnavailableError(message, { cause: error }) : error;
 }
