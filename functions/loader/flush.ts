@@ -22,7 +22,7 @@ import { fileLoaded, fileQuarantined, loaderFlush, type FlushOutcome } from '../
 export const MAX_BATCH_FILES = 10_000;
 export const QUARANTINE_PREFIX = 'quarantine/';
 /** Times a file is held in a batch before its batch is bisected: a one-off backendError retries the batch whole. */
-export const HELD_BEFORE_SPLIT = 2;
+const HELD_BEFORE_SPLIT = 2;
 
 export interface FlushSettings {
   /** Minimum time between two flush starts; 0 flushes on every trigger. */

@@ -34,16 +34,17 @@ export interface AlertSpec {
   documentation?: string;
 }
 
-const LOADS_HELD_DOCUMENTATION = `Every loader flush of the last ${ALERT_THRESHOLDS.loadsHeld.windowSeconds / 60} minutes stopped because BigQuery was unavailable or failed the load job itself (\`backendError\`, \`internalError\`, \`rateLimitExceeded\`, \`quotaExceeded\`, …).
+const LOADS_HELD_DOCUMENTATION = `Every loader flush of the last ${ALERT_THRESHOLDS.loadsHeld.windowSeconds / 60} minutes left files pending because of BigQuery: either it was unavailable or refused jobs for the project (5xx, \`rateLimitExceeded\`, \`quotaExceeded\`: the flush stopped), or it failed a load job itself (\`backendError\`, \`internalError\`: that batch was held back and split, the other files loaded).
 
 Nothing is lost and nothing was quarantined: uploads are still accepted, and every file waits in \`incoming/\` with its marker under \`${PENDING_PREFIX}\`, charged no attempt. Its rows are not queryable yet, so freshness degrades for as long as this lasts.
 
 What to do:
 - Check BigQuery's status (https://status.cloud.google.com) and the project's BigQuery quotas (table modifications per table per day, jobs per day).
 - Read the \`flush stopped: the warehouse is unavailable\` lines of the load-flights and flush-loads services in Cloud Logging: their \`err\` names BigQuery's reason and the job.
+- Read the \`file held: BigQuery failed its job itself\` lines: a file named there every flush (\`object\`, \`uploadId\`, \`held\` counts the jobs that failed with it) is one BigQuery fails every time while the others load; its upload's reason says \`waiting on BigQuery\`.
 - If BigQuery is healthy and the same job keeps failing with \`internalError\`, open a BigQuery support case with that job id.
 
-\`npm run dlq:redrive\` is not the fix: nothing was dead-lettered. Once BigQuery accepts jobs again, the next flush (at most a minute later) loads every pending file once, and this alert closes.`;
+\`npm run dlq:redrive\` is not the fix: nothing was dead-lettered. Once BigQuery accepts jobs again (or loads the held file), the next flush (at most a minute later) loads every pending file once, and this alert closes.`;
 
 export interface AlertInputs {
   managedService: string;

@@ -403,6 +403,7 @@ export function stackSuite(stack: string): void {
       expect(p.documentation.content).toContain(PENDING_PREFIX);
       expect(p.documentation.content).toMatch(/`npm run dlq:redrive` is not the fix/);
       expect(p.documentation.content).toContain('flush stopped: the warehouse is unavailable');
+      expect(p.documentation.content).toContain('file held: BigQuery failed its job itself');
     });
 
     it('draws a dashboard of SLO compliance and budget, burn rates against their thresholds, uploads against the band, 5xx, freshness, loader lag, held flushes and dead letters', () => {

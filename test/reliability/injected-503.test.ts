@@ -256,6 +256,44 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
     expect([...gcs.objects.keys()].filter((k) => k.startsWith(`${BUCKET}/quarantine/`))).toEqual([]);
   }, 60_000);
 
+  it('a file BigQuery fails every time (internalError) among 5 uploads: the other 4 load once, it waits pending with its reason, past MAX_LOAD_FAILURES, nothing quarantined', async () => {
+    const url = await startCloudPipeline({}, { FLUSH_TICK_MS: '100' });
+    const maxFailures = rt!.config.maxLoadFailures;
+    // The bad file is the one of 13 rows: every job that reads it fails, as a BigQuery bug tripped by one file would.
+    const BAD_ROWS = 13;
+    const rowsOf = (object: string) => (gcs.objects.get(`${BUCKET}/${object}`)?.bytes.toString('utf8').split('\n').filter(Boolean).length ?? 1) - 1;
+    let failedJobs = 0;
+    bq.onJob = (job) => {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const files = ((job.configuration as any).query.queryParameters[0].parameterValue.arrayValues as Files).map((f) => f.structValues.object.value);
+      if (!files.some((o) => rowsOf(o) === BAD_ROWS)) return script.run(job);
+      failedJobs += 1;
+      return { error: { reason: 'internalError', message: 'An internal error occurred and the request could not be completed.' } };
+    };
+    const replies = await Promise.all([11, 12, BAD_ROWS, 14, 15].map((rows, i) => send(url, flightsCsv(rows, 40 + i))));
+    expect(replies.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
+    const uploads = replies.map((r) => r.body as Upload);
+    const bad = uploads.find((u) => u.rows === BAD_ROWS)!;
+    for (const upload of uploads.filter((u) => u !== bad)) await expectLoadedOnce(url, upload);
+
+    // It is tried again every flush, alone once its batches were split, and charged nothing.
+    const record = await eventually(
+      async () => {
+        const r = await statusOf(url, bad.uploadId);
+        const held = Number(/failed this file's load job (\d+) times/.exec(r.reason ?? '')?.[1] ?? 0);
+        return held > maxFailures ? r : undefined;
+      },
+      45_000,
+      `${bad.uploadId} held more than ${maxFailures} times`,
+    );
+    expect(record).toMatchObject({ status: 'loading', reason: expect.stringMatching(/^waiting on BigQuery: .*internal error/) });
+    expect(failedJobs).toBeGreaterThan(maxFailures);
+    expect(script.rowsOf(bad.object)).toBe(0);
+    expect(script.duplicated).toBe(0);
+    expect([...gcs.objects.keys()].filter((k) => k.startsWith(`${BUCKET}/quarantine/`))).toEqual([]);
+    expect(gcs.objects.has(`${BUCKET}/${bad.object}`)).toBe(true);
+  }, 90_000);
+
   it('an export job BigQuery failed itself (backendError) is retried, not reported failed: the export ends done', async () => {
     const url = await startCloudPipeline();
     const exportJobs: string[] = [];
