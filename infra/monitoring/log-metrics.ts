@@ -75,7 +75,7 @@ export const LOG_METRICS: readonly LogMetricSpec[] = [
   },
   {
     id: 'loader_flushes',
-    description: 'Loader flushes that ran a warehouse job, by outcome: ok, partial, failed, held (stopped: the warehouse unavailable)',
+    description: 'Loader flushes that ran a warehouse job, by outcome: ok, partial, failed, held (BigQuery unavailable, or it failed a batch job itself: files left pending)',
     functions: ['loadFlights', 'flushLoads'],
     message: 'flush done',
     labels: { outcome: 'outcome' },
