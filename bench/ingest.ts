@@ -10,7 +10,9 @@
  * alone) from /proc/<pid>/stat. Then 100-row files, to the real server
  * and to a raw server that writes each body to a new file: 16 uploads always
  * in flight (closed loop), and fixed arrival rates with at most 16 in flight
- * (open loop); latency percentiles and the server's CPU time per upload.
+ * (open loop); latency percentiles and the server's CPU time per upload. A
+ * second baseline, the floor, makes per upload the same atomic file
+ * replacements as our design and nothing else (DURABLE_STEPS).
  * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
  * dir). Prints Markdown tables.
  */
@@ -284,15 +286,64 @@ const server = http.createServer((req, res) => {
 });
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
 
-async function startRawSmallServer(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
-  const sink = await fs.mkdtemp(path.join(work, 'raw-small-'));
-  const child = spawn(process.execPath, ['-e', RAW_SMALL_SERVER], { env: { ...process.env, SINK: sink }, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * The durable steps our server makes per 100-row upload, each an atomic replacement of a file
+ * (write a temp file, rename it over the name), counted with `strace -f -e trace=rename` on the
+ * server (20 uploads one at a time, 2026-11-30) and sized from the files they left: the ingest's
+ * five, then the loader's five. A step that names an earlier step's `file` replaces it, as ours
+ * does. `withBody`: the step writes the CSV (plus `bytes` of metadata). Left out, so that the
+ * floor stays a floor: the flush lease (about 4 per flush, shared by the files of a batch), the
+ * deletions (the acknowledged message, the pending marker) and DuckDB's own insert.
+ */
+const DURABLE_STEPS: { step: string; file: string; bytes: number; withBody?: boolean }[] = [
+  { step: 'content claim', file: 'claim', bytes: 550 },
+  { step: 'upload record', file: 'record', bytes: 600 },
+  { step: 'promoted object (metadata line + CSV)', file: 'object', bytes: 800, withBody: true },
+  { step: 'bus message', file: 'message', bytes: 2000 },
+  { step: 'claim completion', file: 'claim', bytes: 700 },
+  { step: "loader: message's delivery count", file: 'message', bytes: 2000 },
+  { step: 'loader: pending marker', file: 'marker', bytes: 500 },
+  { step: 'loader: record loading', file: 'record', bytes: 650 },
+  { step: 'loader: CSV written out for DuckDB', file: 'csv', bytes: 0, withBody: true },
+  { step: 'loader: record loaded', file: 'record', bytes: 650 },
+];
+
+/**
+ * The floor of any design that is durable at each of those steps: each body read whole, then
+ * written out by exactly those atomic replacements (open, write, close, rename; synchronous, as
+ * our local adapters do, back to back), then 201. No parsing, no validation, no JSON, no bus.
+ */
+const FLOOR_SMALL_SERVER = `
+const fs = require('node:fs'), http = require('node:http'), path = require('node:path');
+const steps = JSON.parse(process.env.STEPS);
+for (const s of new Set(steps.map((s) => s.file))) fs.mkdirSync(path.join(process.env.SINK, s));
+let n = 0;
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks), id = String(n++);
+    for (const s of steps) {
+      const file = path.join(process.env.SINK, s.file, id), tmp = file + '.tmp';
+      fs.writeFileSync(tmp, s.withBody ? Buffer.concat([Buffer.alloc(s.bytes, 32), body]) : Buffer.alloc(s.bytes, 32));
+      fs.renameSync(tmp, file);
+    }
+    res.writeHead(201).end('{}');
+  });
+});
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+
+async function startScriptServer(script: string, env: Record<string, string> = {}): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const sink = await fs.mkdtemp(path.join(work, 'small-sink-'));
+  const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, SINK: sink, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
   return {
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
     async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
       child.kill();
+      await exited;
       await fs.rm(sink, { recursive: true, force: true });
     },
   };
@@ -305,13 +356,15 @@ const RATES = [50, 100, 200];
 const OPEN_LOOP_SECONDS = 5;
 const WARM_UP = 20;
 
+const SERVERS = ['raw', 'floor', 'ours'] as const;
+type SmallServer = (typeof SERVERS)[number];
+
 interface SmallRow {
   load: string;
-  raw: SmallResult;
-  ours: SmallResult;
+  results: Record<SmallServer, SmallResult>;
 }
 
-/** Every upload to our server is a distinct file (the same bytes twice would be an idempotent replay); the raw server reuses them. */
+/** Every upload to our server is a distinct file (the same bytes twice would be an idempotent replay); the baselines reuse them. */
 async function smallFileLoads(): Promise<SmallRow[]> {
   const total = WARM_UP + CLOSED_LOOP_UPLOADS + RATES.reduce((n, rate) => n + rate * OPEN_LOOP_SECONDS, 0);
   const files = await Promise.all(
@@ -333,18 +386,21 @@ async function smallFileLoads(): Promise<SmallRow[]> {
       run: (url: string, batch: Files, agent: http.Agent) => openLoop(url, batch, rate, CONCURRENCY, agent),
     })),
   ];
-  const raw = await startRawSmallServer();
-  const rawResults: SmallResult[] = [];
-  for (const l of loads) rawResults.push(await measure(raw.url, raw.pid, warmUp, (agent) => l.run(raw.url, l.files, agent)));
-  await raw.stop();
+  const results: Record<SmallServer, SmallResult[]> = { raw: [], floor: [], ours: [] };
+  for (const [name, script, env] of [
+    ['raw', RAW_SMALL_SERVER, {}],
+    ['floor', FLOOR_SMALL_SERVER, { STEPS: JSON.stringify(DURABLE_STEPS) }],
+  ] as const) {
+    const baseline = await startScriptServer(script, env);
+    for (const l of loads) results[name].push(await measure(baseline.url, baseline.pid, warmUp, (agent) => l.run(baseline.url, l.files, agent)));
+    await baseline.stop();
+  }
   const server = await startServer({ MAX_CONCURRENT_UPLOADS: String(CONCURRENCY) });
-  const rows: SmallRow[] = [];
   for (const [i, l] of loads.entries()) {
-    const ours = await measure(server.url, server.child.pid!, i === 0 ? warmUp : [], (agent) => l.run(server.url, l.files, agent));
-    rows.push({ load: l.name, raw: rawResults[i]!, ours });
+    results.ours.push(await measure(server.url, server.child.pid!, i === 0 ? warmUp : [], (agent) => l.run(server.url, l.files, agent)));
   }
   await server.stop();
-  return rows;
+  return loads.map((l, i) => ({ load: l.name, results: { raw: results.raw[i]!, floor: results.floor[i]!, ours: results.ours[i]! } }));
 }
 
 const small = await smallFileLoads();
@@ -357,16 +413,29 @@ ${rows.join('\n')}
 Servers writing to ${fsType} (${work}).
 
 100-row files (${(files100Bytes / 1000).toFixed(1)} kB). Raw: a server that writes each body to a new file and answers 201 (the baseline).
+Floor: a server that makes, per upload, the ${DURABLE_STEPS.length} atomic file replacements (write a temp file, rename it) our design makes, and nothing else:
+the floor of any design durable at each of those steps (${DURABLE_STEPS.map((d) => d.step).join('; ')}).
 Ours: POST /upload (validate, store, notify; the loader in the same process). Open-loop latency counts from each upload's scheduled start.
 
 | load | server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms |
 |---|---|---|--:|--:|--:|--:|--:|
 ${small
   .flatMap((row) =>
-    (['raw', 'ours'] as const).map((k) => {
-      const r = row[k];
+    SERVERS.map((k) => {
+      const r = row.results[k];
       return `| ${row.load} | ${k} | ${Object.entries(r.statuses).map(([s, n]) => `${n}× ${s}`).join(', ')} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.cpuPerUpload.toFixed(2)} |`;
     }),
   )
+  .join('\n')}
+
+Ratios (issue 17: ours ÷ raw p95 ≤ 2× closed loop, CPU ≤ 3×). Floor ÷ raw is what durability at each step costs by itself; above 3× CPU, the CPU target is out of reach for any design with these steps.
+
+| load | CPU ours ÷ raw | CPU floor ÷ raw | CPU ours ÷ floor | CPU ours − floor ms | p95 ours ÷ raw | p95 floor ÷ raw | p95 ours ÷ floor |
+|---|--:|--:|--:|--:|--:|--:|--:|
+${small
+  .map(({ load, results: { raw, floor, ours } }) => {
+    const x = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
+    return `| ${load} | ${x(ours.cpuPerUpload, raw.cpuPerUpload)} | ${x(floor.cpuPerUpload, raw.cpuPerUpload)} | ${x(ours.cpuPerUpload, floor.cpuPerUpload)} | ${(ours.cpuPerUpload - floor.cpuPerUpload).toFixed(2)} | ${x(ours.p95, raw.p95)} | ${x(floor.p95, raw.p95)} | ${x(ours.p95, floor.p95)} |`;
+  })
   .join('\n')}
 `);

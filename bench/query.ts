@@ -150,6 +150,9 @@ const answers = (ingest: Ingest): string =>
     .map(([status, n]) => `${n} × ${status === '0' ? 'no answer' : status}`)
     .join(', ') + ` (${ingest.perSecond.toFixed(0)} posted/s)`;
 
+/** Every file posted by any busy run is distinct, so none is answered as a duplicate. */
+let busySeed = 1_000_000;
+
 /**
  * Runs `work` while distinct 100-row files are posted to /upload on a fixed
  * schedule, `BUSY_UPLOADS_PER_SECOND`, at most `BUSY_MAX_IN_FLIGHT` at once;
@@ -166,7 +169,7 @@ async function whileUploading<T>(url: string, work: Promise<T>): Promise<{ resul
       const wait = t0 + (i * 1000) / BUSY_UPLOADS_PER_SECOND - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       while (inFlight.size >= BUSY_MAX_IN_FLIGHT) await Promise.race(inFlight);
-      const body = flightsCsv(100, 1_000_000 + i);
+      const body = flightsCsv(100, busySeed++);
       const answered: Promise<void> = fetch(`${url}/upload`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body })
         .then(async (res) => {
           await res.arrayBuffer();
@@ -292,8 +295,10 @@ async function main(): Promise<void> {
   }
   const mixName = `mix while ${BUSY_UPLOADS_PER_SECOND} uploads/s arrive`;
   const busy = await whileUploading(server.url, runApi(server.url, cases.map((c) => c.query), BUSY_CONNECTIONS));
-  rows.push({ query: mixName, connections: BUSY_CONNECTIONS, api: busy.result, direct: await runDirect(pool, statements, BUSY_CONNECTIONS) });
-  console.log(`${mixName} c=${BUSY_CONNECTIONS} API p95 ${fmt(busy.result.p95)} ms; uploads: ${answers(busy.ingest)}`);
+  // The direct side under the same ingest: the uploads take CPU from DuckDB as much as from the API, so this is the baseline that isolates the API's share.
+  const busyDirect = await whileUploading(server.url, runDirect(pool, statements, BUSY_CONNECTIONS));
+  rows.push({ query: mixName, connections: BUSY_CONNECTIONS, api: busy.result, direct: busyDirect.result });
+  console.log(`${mixName} c=${BUSY_CONNECTIONS} API p95 ${fmt(busy.result.p95)} ms, uploads: ${answers(busy.ingest)}; direct p95 ${fmt(busyDirect.result.p95)} ms, uploads: ${answers(busyDirect.ingest)}`);
   const queryRssMiB = rss.stop();
   const loadAfter = os.loadavg()[0]!;
   await server.stop();
@@ -317,7 +322,7 @@ async function main(): Promise<void> {
         `${fmt(r.direct.p50)} | ${fmt(r.direct.p95)} | ${fmt(r.direct.p99)} | ${r.direct.perSecond.toFixed(0)} | ${ratio(r).toFixed(2)} | ${TARGET_CONCURRENCY.includes(r.connections) ? met(ratio(r) <= MAX_P95_RATIO) : '–'} |`,
     ),
   ];
-  const ratioMet = TARGET_CONCURRENCY.map((c) => `${c} connections: ${met(rows.filter((r) => r.connections === c).every((r) => ratio(r) <= MAX_P95_RATIO))}`);
+  const ratioMet = TARGET_CONCURRENCY.map((c) => `${c} connections: ${met(rows.filter((r) => r !== mixBusy && r.connections === c).every((r) => ratio(r) <= MAX_P95_RATIO))}`);
   const generated = [
     `Run ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC on ${host.nproc} CPUs (${host.cpu}), ${host.memoryGiB} GiB, ${host.platform}, Node ${host.node}; a shared machine (1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} after the query runs), so figures move by tens of percent between runs.`,
     '',
@@ -343,9 +348,9 @@ async function main(): Promise<void> {
     '',
     ...table,
     '',
-    `Targets: API p95 ≤ ${MAX_P95_RATIO}× direct p95 at each concurrency: ${ratioMet.join('; ')}. Mix p95 at 8 connections < ${MIX_P95_MS} ms: ${met(mix8.api.p95 < MIX_P95_MS)} (${fmt(mix8.api.p95)} ms).`,
+    `Targets: API p95 ≤ ${MAX_P95_RATIO}× direct p95 at each concurrency, without ingest: ${ratioMet.join('; ')}. Mix p95 at 8 connections < ${MIX_P95_MS} ms: ${met(mix8.api.p95 < MIX_P95_MS)} (${fmt(mix8.api.p95)} ms; DuckDB alone: ${fmt(mix8.direct.p95)} ms).`,
     '',
-    `While ${BUSY_UPLOADS_PER_SECOND} distinct 100-row files/s were posted (≤ ${BUSY_MAX_IN_FLIGHT} in flight; answers: ${answers(busy.ingest)}), the mix at ${BUSY_CONNECTIONS} connections (last row; its direct side ran without ingest; ${mixBusy.api.requests} queries answered): p95 ${fmt(mixBusy.api.p95)} ms, ${ratio(mixBusy).toFixed(2)}× direct; ≤ ${MAX_P95_RATIO}× and < ${MIX_P95_MS} ms (issue 17): ${met(ratio(mixBusy) <= MAX_P95_RATIO && mixBusy.api.p95 < MIX_P95_MS)}.`,
+    `While ${BUSY_UPLOADS_PER_SECOND} distinct 100-row files/s were posted to the server (≤ ${BUSY_MAX_IN_FLIGHT} in flight), the mix at ${BUSY_CONNECTIONS} connections (last row), once through the API (uploads: ${answers(busy.ingest)}; ${mixBusy.api.requests} queries answered) and once directly on DuckDB (uploads: ${answers(busyDirect.ingest)}): API p95 ${fmt(mixBusy.api.p95)} ms, ${ratio(mixBusy).toFixed(2)}× direct (${fmt(mixBusy.direct.p95)} ms); ≤ ${MAX_P95_RATIO}× (issue 17): ${met(ratio(mixBusy) <= MAX_P95_RATIO)}; < ${MIX_P95_MS} ms: ${met(mixBusy.api.p95 < MIX_P95_MS)}.`,
     ...(failed.length ? ['', `Non-200 responses or connection errors in: ${failed.map((r) => `${r.query} @ ${r.connections}`).join(', ')}; those rows are not valid.`] : []),
     '',
     'The queries (`GET /getdata?…`):',

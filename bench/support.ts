@@ -76,11 +76,12 @@ const STARTED = /running at (http:\/\/[^\s]+)/;
  * Starts `functions/local/main.ts` (what `npm start` runs) on a free loopback
  * port. It runs as `node --import tsx` rather than `npx tsx` so that the pid
  * is the server's own (the tsx CLI would put a relay process in between), which
- * RSS sampling and signals need. Its output goes to `logFile`.
+ * RSS sampling and signals need. Its output goes to `logFile`. `root`: another
+ * checkout to run (a before/after comparison), with its own node_modules.
  */
-export async function startServer(options: { dataDir: string; logFile: string; env?: Record<string, string>; timeoutMs?: number }): Promise<ServerProcess> {
+export async function startServer(options: { dataDir: string; logFile: string; env?: Record<string, string>; timeoutMs?: number; root?: string }): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
-    cwd: ROOT,
+    cwd: options.root ?? ROOT,
     // Loopback only: the gateway's key check and its per-minute quota (600 calls) are not what a benchmark measures.
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', DATA_DIR: options.dataDir, AUTH: 'off', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,7 @@ export type Grant =
   | { on: 'dataBucket'; role: 'roles/storage.objectUser' | 'roles/storage.objectViewer' }
   | { on: 'dataset'; role: 'roles/bigquery.dataEditor' | 'roles/bigquery.dataViewer' }
   | { on: 'project'; role: 'roles/bigquery.jobUser' }
-  | { on: 'topic'; topic: 'deadLetter' | 'exports'; role: 'roles/pubsub.publisher' }
+  | { on: 'topic'; topic: 'deadLetter' | 'exports' | 'notifications'; role: 'roles/pubsub.publisher' }
   | { on: 'topic'; topic: 'notifications'; role: 'roles/pubsub.viewer' }
   /** V4 signed URLs are signed through `signBlob` on the function's own account. */
   | { on: 'self'; role: 'roles/iam.serviceAccountTokenCreator' }
@@ -34,7 +34,16 @@ export const FUNCTION_GRANTS: Record<FunctionName, readonly Grant[]> = {
   validateUpload: [objects, cursor],
   // The loader's flush loads batches and quarantines what fails for good, publishing a dead letter.
   loadFlights: [objects, { on: 'dataset', role: 'roles/bigquery.dataEditor' }, jobs, deadLetters, cursor],
-  flushLoads: [objects, { on: 'dataset', role: 'roles/bigquery.dataEditor' }, jobs, deadLetters, cursor],
+  // Its reconcile ticks also announce stranded landing/ files to the validator and queue stranded exports again.
+  flushLoads: [
+    objects,
+    { on: 'dataset', role: 'roles/bigquery.dataEditor' },
+    jobs,
+    deadLetters,
+    { on: 'topic', topic: 'notifications', role: 'roles/pubsub.publisher' },
+    { on: 'topic', topic: 'exports', role: 'roles/pubsub.publisher' },
+    cursor,
+  ],
   deadLetter: [objects, cursor],
   // GET /health (served by getdata) reads an object's metadata and checks the notification topic exists.
   getdata: [

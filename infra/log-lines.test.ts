@@ -34,7 +34,8 @@ describe('the log lines the log-based metrics read', () => {
     expect((await request(p.url).post('/upload').attach('file', sample, 'a.csv')).status).toBe(200);
     expect((await request(p.url).post('/upload').attach('file', bad, 'bad.csv')).status).toBe(422);
     await eventually(async () => ((await request(p.url).get(`/uploads/${stored.body.uploadId}`)).body.status === 'loaded' ? true : undefined), 20_000, 'the load');
-    await eventually(async () => (lines.some((l) => l.message === 'file loaded') ? true : undefined), 5_000, 'the loader’s line');
+    // The flush counts itself (`flush done`) after it settled the file (`file loaded`).
+    await eventually(async () => (lines.some((l) => l.message === 'file loaded') && lines.some((l) => l.message === 'flush done') ? true : undefined), 5_000, 'the loader’s lines');
   });
   afterAll(async () => {
     await p?.stop();

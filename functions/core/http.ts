@@ -68,7 +68,8 @@ export function* causes(e: unknown): Generator<unknown> {
   for (let c = e; c !== undefined; c = (c as Error | undefined)?.cause) yield c;
 }
 
-const unavailable = (e: unknown): boolean => [...causes(e)].some((c) => c instanceof StoreUnavailableError || c instanceof WarehouseUnavailableError);
+/** The store or the warehouse was unavailable (an outage, worth retrying later), whatever wraps it. */
+export const unavailable = (e: unknown): boolean => [...causes(e)].some((c) => c instanceof StoreUnavailableError || c instanceof WarehouseUnavailableError);
 
 /**
  * Client faults become their problem; an outage of the store or the warehouse is a 503 the client

@@ -84,6 +84,13 @@ export const ALERT_THRESHOLDS = {
   loaderFailuresPerHour: 0,
   /** Export jobs that failed, per hour. */
   exportFailuresPerHour: 0,
+  /**
+   * Loads held back by the warehouse (flushes stopped by BigQuery's unavailability or its own job
+   * failures, every file left pending): over `windowSeconds`, at least `minHeld` held flushes and more
+   * than `heldRatio` of all flushes. The cloud's 60 s flush spacing starts at most 31 flushes in 30
+   * minutes, so above 0.97 means every one of them (docs/design.md, infra/ section, "Loads held back by BigQuery").
+   */
+  loadsHeld: { windowSeconds: 1800, minHeld: 5, heldRatio: 0.97 },
   /** Objects left under staging/ (uploads that never finished); the lifecycle rule deletes them after a day. */
   stagingObjects: 100,
 } as const;

@@ -11,11 +11,15 @@
  *
  * A failed export is recorded as failed and acknowledged rather than retried:
  * the causes seen in practice (bytes-billed limit, a job timeout, a removed
- * column) would fail again, and the client can POST the export anew.
+ * column) would fail again, and the client can POST the export anew. An
+ * outage (the bucket or BigQuery unavailable, or a job BigQuery failed itself)
+ * is not the export's fault: it stays running and the message is redelivered;
+ * if Pub/Sub gives up on it, the reconcile tick queues it again.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { exportFilesPrefix, exportJobId, type ExportFile } from '../core/exports.js';
 import { KeyedQueue } from '../core/keyed-queue.js';
+import { unavailable } from '../core/http.js';
 import { WarehouseJobError } from '../core/ports.js';
 import { UPLOAD_ID } from '../core/ids.js';
 import { fromCloudEvent } from '../core/notification.js';
@@ -55,6 +59,10 @@ async function runExport(rt: Runtime, exportId: string): Promise<void> {
     await rt.exports.update(exportId, () => ({ status: 'done', rows, files }));
     rt.log.info({ exportId, rows, files: files.length }, 'export done');
   } catch (e) {
+    if (unavailable(e)) {
+      rt.log.warn({ exportId, err: e }, 'export interrupted by an outage; it will be retried');
+      throw e;
+    }
     rt.log.error({ exportId, err: e }, 'export failed');
     await rt.exports.update(exportId, () => ({ status: 'failed', reason: failureReason(e) }));
   }

@@ -167,17 +167,20 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   report.ran = true;
   const startedAt = performance.now();
   let files: PendingFile[] = [];
+  let held = false;
   try {
     files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
     for (const batch of batches(files, MAX_BATCH_FILES, maxBatchBytes)) await loadGroup(deps, lease, batch, report);
   } catch (e) {
-    if (e instanceof WarehouseUnavailableError) deps.log.warn({ ...report, err: e }, 'flush stopped: the warehouse is unavailable; the files stay pending for the next flush');
-    else if (e instanceof LeaseLostError) deps.log.warn({ ...report }, 'flush stopped: its lease was taken over');
+    if (e instanceof WarehouseUnavailableError) {
+      held = true;
+      deps.log.warn({ ...report, err: e }, 'flush stopped: the warehouse is unavailable; the files stay pending for the next flush');
+    } else if (e instanceof LeaseLostError) deps.log.warn({ ...report }, 'flush stopped: its lease was taken over');
     else throw e;
   } finally {
     await lease.release();
   }
-  if (report.jobs) loaderFlush(deps.log, flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
+  if (report.jobs) loaderFlush(deps.log, held ? 'held' : flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
   return report;
 }
 

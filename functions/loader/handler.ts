@@ -64,8 +64,7 @@ function taskOf(event: CloudEvent<unknown>): string | undefined {
 export function flushHandler(rt: Runtime) {
   return async (event?: CloudEvent<unknown>): Promise<void> => {
     if (event && taskOf(event) === RECONCILE_TASK) {
-      const announced = await reconcileOnSchedule({ store: rt.store, ledger: rt.ledger, log: rt.log }, rt.config.ingest.requestTimeoutMs);
-      rt.log.info({ announced }, 'scheduled reconcile done');
+      rt.log.info(await reconcileOnSchedule(rt), 'scheduled reconcile done');
     }
     await rt.flush();
   };

@@ -10,11 +10,15 @@
  *   manifest, keyed by (object, generation), makes one already loaded a
  *   duplicate that adds no row.
  * Locally both run at start-up, before the first request; in the cloud the
- * scheduled reconcile tick runs them (core/topology.ts).
+ * scheduled reconcile tick runs them (core/topology.ts), with what start-up
+ * recovery also takes up: signed uploads left half-way and exports left running.
  */
 import type { Logger } from 'pino';
 import type { ObjectInfo, ObjectStore } from '../core/ports.js';
 import { readJson, writeJson } from '../core/records.js';
+import { requeueRunningExports } from '../exports/recovery.js';
+import type { Runtime } from '../runtime.js';
+import { recoverLanded } from '../uploads/recovery.js';
 import { IDEMPOTENCY_PREFIX, UPLOADS_PREFIX, type IdempotencyEntry, type UploadLedger, type UploadRecord } from '../core/uploads.js';
 import { INCOMING_PREFIX, STAGING_PREFIX, type StoredUpload } from '../ingest/store-upload.js';
 import { markLoading, PendingFiles } from './pending.js';
@@ -133,14 +137,33 @@ export const RECONCILE_TASK = 'reconcile';
 /** Days of `incoming/` a scheduled reconcile looks at: an hourly tick that missed a day still sees it the next. */
 export const RECONCILE_DAYS = 2;
 
+export interface ScheduledRecovery extends RecoveryReport {
+  /** `incoming/` objects marked pending again. */
+  announced: number;
+  /** `landing/` files announced to the validator again. */
+  landedAnnounced: number;
+  exportsRequeued: number;
+}
+
 /**
  * The scheduled reconcile in the cloud: instances come and go, so only age
  * tells abandoned work (older than one upload timeout; a claim's lease has run
  * out by then and a retry takes it over anyway), and only recent day folders
- * of `incoming/` are listed, to keep the tick cheap at any bucket size.
+ * of `incoming/` are listed, to keep the tick cheap at any bucket size. Like
+ * `npm start`'s start-up recovery (local/recovery.ts) it also announces again
+ * `landing/` files whose validation never ended (an instance stopped
+ * mid-validation after Pub/Sub gave up on the notification, or the bucket's
+ * notification lost) unless a live validation claim says a run is at it, and
+ * queues again exports left `running` (an instance stopped between the
+ * record and its publish). A requeued export still running elsewhere is
+ * harmless: the second run finds the first one's BigQuery job by its id.
  */
-export async function reconcileOnSchedule(deps: ReconcileDeps, uploadTimeoutMs: number, now = new Date()): Promise<number> {
-  const before = new Date(now.getTime() - uploadTimeoutMs);
-  await recoverAbandoned(deps, { before, holderIsGone: () => false });
-  return reconcileIncoming(deps, recentDayPrefixes(RECONCILE_DAYS, now), before);
+export async function reconcileOnSchedule(rt: Runtime, now = new Date()): Promise<ScheduledRecovery> {
+  const before = new Date(now.getTime() - rt.config.ingest.requestTimeoutMs);
+  const deps = { store: rt.store, ledger: rt.ledger, log: rt.log };
+  const report = await recoverAbandoned(deps, { before, holderIsGone: () => false });
+  const announced = await reconcileIncoming(deps, recentDayPrefixes(RECONCILE_DAYS, now), before);
+  const landed = await recoverLanded(rt, before, false);
+  const exports = await requeueRunningExports(rt, before);
+  return { ...report, announced, landedAnnounced: landed.announced.length, exportsRequeued: exports.length };
 }

@@ -41,6 +41,16 @@ export interface SloView {
   alerts: { name: string; threshold: number; longWindowSeconds: number; shortWindowSeconds: number; longBurn: number; shortBurn: number; firing: boolean }[];
 }
 
+/** The loads-held alert (core/slo.ts ALERT_THRESHOLDS.loadsHeld), on this process's flushes over its window. */
+export interface LoadsHeldView {
+  windowSeconds: number;
+  minHeld: number;
+  heldRatio: number;
+  flushes: number;
+  held: number;
+  firing: boolean;
+}
+
 export interface Series {
   /** Seconds since the epoch, end of each sample. */
   t: number[];
@@ -57,6 +67,7 @@ export interface Series {
 export interface DashboardModel {
   at: string;
   slos: SloView[];
+  loadsHeld: LoadsHeldView;
   thresholds: { uploadsPerHour: { min: number; max: number }; gateway5xxRatio: number; deadLetterBacklog: number; latencySeconds: number; freshnessSeconds: number };
   series: Series;
 }
@@ -88,6 +99,19 @@ export function trailing(samples: readonly Sample[], seconds: number, pick: (s: 
 export const UPLOAD_RATE_WINDOW_SECONDS = 3600;
 export const RATIO_5XX_WINDOW_SECONDS = 300;
 
+/** The cloud policy's two conditions, both: at least `minHeld` held flushes, and more than `heldRatio` of all. */
+export function loadsHeld(samples: readonly Sample[], now: number): LoadsHeldView {
+  const { windowSeconds, minHeld, heldRatio } = ALERT_THRESHOLDS.loadsHeld;
+  let flushes = 0;
+  let held = 0;
+  for (const s of samples) {
+    if (s.t <= now - windowSeconds * 1000 || s.t > now) continue;
+    flushes += s.flushes;
+    held += s.flushesHeld;
+  }
+  return { windowSeconds, minHeld, heldRatio, flushes, held, firing: held >= minHeld && held / flushes > heldRatio };
+}
+
 export function dashboardModel(samples: readonly Sample[], now: number): DashboardModel {
   const slos = SLOS.map((slo): SloView => {
     const period = windowCounts(slo, samples, now, slo.rollingPeriodDays * 86_400);
@@ -113,6 +137,7 @@ export function dashboardModel(samples: readonly Sample[], now: number): Dashboa
   return {
     at: new Date(now).toISOString(),
     slos,
+    loadsHeld: loadsHeld(samples, now),
     thresholds: {
       uploadsPerHour: ALERT_THRESHOLDS.uploadsPerHour,
       gateway5xxRatio: ALERT_THRESHOLDS.gateway5xxRatio,

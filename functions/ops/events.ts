@@ -35,7 +35,11 @@ export function uploadRejected(log: Logger, reason: string, rows: number, fields
   log.info({ event: EVENTS.uploadRejected, reason, rows, ...fields }, 'upload rejected');
 }
 
-export type FlushOutcome = 'ok' | 'partial' | 'failed';
+/**
+ * `held`: the flush stopped because the warehouse was unavailable (a 503 the client gave up on, or a job
+ * BigQuery failed itself); its files stay pending uncharged, and the loads-held alert counts these.
+ */
+export type FlushOutcome = 'ok' | 'partial' | 'failed' | 'held';
 
 /** A flush ran warehouse jobs. Fields: `outcome`, `durationSeconds`, `files`, and the counts of the report. */
 export function loaderFlush(log: Logger, outcome: FlushOutcome, durationSeconds: number, fields: object = {}): void {

@@ -12,6 +12,7 @@ import type { Config } from '../core/config.js';
 import type { EventBus } from '../core/ports.js';
 import { FRESHNESS_BUCKETS_SECONDS, LATENCY_BUCKETS_SECONDS, SLOS } from '../core/slo.js';
 import { deadLetterSubscription, refreshBacklog } from './backlog.js';
+import type { FlushOutcome } from './events.js';
 import { metrics } from './metrics.js';
 
 /** What the metrics held at one moment, as running totals since the process started. */
@@ -26,6 +27,9 @@ export interface Totals {
   uploads: number;
   /** Per freshness bucket (not cumulative; the last is +Inf). */
   freshness: number[];
+  /** Loader flushes that ran a warehouse job, and those of them the warehouse held back (outcome `held`). */
+  flushes: number;
+  flushesHeld: number;
 }
 
 export interface Sample extends Totals {
@@ -48,6 +52,8 @@ const emptyTotals = (): Totals => ({
   uploadLatency: zeros(LATENCY_BUCKETS_SECONDS.length + 1),
   uploads: 0,
   freshness: zeros(FRESHNESS_BUCKETS_SECONDS.length + 1),
+  flushes: 0,
+  flushesHeld: 0,
 });
 
 /** Cumulative `le` buckets (Prometheus) to per-bucket counts, in `bounds` order with +Inf last. */
@@ -85,6 +91,10 @@ export async function readTotals(): Promise<Totals> {
   const freshness = new Map<string, number>();
   for (const { labels, value, metricName } of (await metrics.freshness.get()).values) if (metricName?.endsWith('_bucket')) freshness.set(bucketOf(labels), value);
   totals.freshness = perBucket(FRESHNESS_BUCKETS_SECONDS, freshness);
+  for (const { labels, value } of (await metrics.flushes.get()).values) {
+    totals.flushes += value;
+    if (labels.outcome === ('held' satisfies FlushOutcome)) totals.flushesHeld += value;
+  }
   return totals;
 }
 
@@ -99,6 +109,8 @@ export function difference(now: Totals, before: Totals): Totals {
     uploadLatency: minus(now.uploadLatency, before.uploadLatency),
     uploads: now.uploads - before.uploads,
     freshness: minus(now.freshness, before.freshness),
+    flushes: now.flushes - before.flushes,
+    flushesHeld: now.flushesHeld - before.flushesHeld,
   };
 }
 
@@ -112,6 +124,8 @@ function merge(a: Sample, b: Sample): Sample {
     uploadLatency: plus(a.uploadLatency, b.uploadLatency),
     uploads: a.uploads + b.uploads,
     freshness: plus(a.freshness, b.freshness),
+    flushes: a.flushes + b.flushes,
+    flushesHeld: a.flushesHeld + b.flushesHeld,
     deadLetterBacklog: a.t >= b.t ? a.deadLetterBacklog : b.deadLetterBacklog,
   };
 }
@@ -195,7 +209,7 @@ export class MetricsHistory {
   }
 }
 
-/** Lines that do not parse (a write cut short by a crash) are skipped. */
+/** Lines that do not parse (a write cut short by a crash) are skipped; a count a line predates reads 0. */
 async function readSamples(file: string): Promise<Sample[]> {
   const text = readFileIfExists(file)?.toString('utf8');
   if (text === undefined) return [];
@@ -203,7 +217,7 @@ async function readSamples(file: string): Promise<Sample[]> {
   for (const line of text.split('\n')) {
     if (!line) continue;
     try {
-      samples.push(JSON.parse(line) as Sample);
+      samples.push({ ...emptyTotals(), ...(JSON.parse(line) as Sample) });
     } catch {
       // a torn last line
     }

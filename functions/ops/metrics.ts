@@ -41,7 +41,7 @@ export const metrics = {
   }),
   flushes: new Counter({
     name: 'flights_loader_flushes_total',
-    help: 'Loader flushes that ran a warehouse job, by outcome: ok, partial (some files failed), failed.',
+    help: 'Loader flushes that ran a warehouse job, by outcome: ok, partial (some files failed), failed, held (stopped: the warehouse unavailable; files left pending).',
     labelNames: ['outcome'] as const,
     registers: [registry],
   }),

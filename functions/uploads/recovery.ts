@@ -10,10 +10,14 @@
  * - a `validating` claim held by the stopped process (`ownersGone`: no other
  *   process shares the data directory) is handed back at once, so the
  *   redelivered notification validates it now rather than after the lease.
+ *   Where owners may be alive (a shared data directory, the cloud's scheduled
+ *   reconcile), a claim still within its lease is a run at work, renewing it:
+ *   that file is left to it, and announced again once the claim has lapsed.
  */
 import { LANDING_PREFIX, uploadIdOfLanding } from '../core/landing.js';
 import { notificationMessage } from '../core/notification.js';
 import type { Runtime } from '../runtime.js';
+import { claimable } from './claim.js';
 
 export interface LandedRecovery {
   /** Landed files announced to the validator again. */
@@ -31,6 +35,9 @@ export async function recoverLanded(rt: Runtime, before: Date, ownersGone: boole
       let released = false;
       await rt.signedUploads.update(uploadId, (r) => ((released = r.status === 'validating') ? { status: 'awaiting', claim: undefined } : {}));
       if (released) report.released.push(uploadId);
+    } else {
+      const record = await rt.signedUploads.get(uploadId);
+      if (record?.status === 'validating' && !claimable(record, Date.now())) continue;
     }
     const { data, attributes } = notificationMessage('OBJECT_FINALIZE', info);
     await rt.bus.publish(rt.config.notificationTopic, data, attributes);

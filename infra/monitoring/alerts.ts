@@ -3,6 +3,8 @@ import * as gcp from '@pulumi/gcp';
 import * as pulumi from '@pulumi/pulumi';
 import { ALERT_THRESHOLDS } from '../../functions/core/slo.js';
 import { FUNCTIONS } from '../../functions/core/topology.js';
+import { PENDING_PREFIX } from '../../functions/loader/pending.js';
+import type { FlushOutcome } from '../../functions/ops/events.js';
 import { functionErrors, functionRequests, gateway5xx, gatewayRequests, logMetric, oldestUnacked, undelivered } from './signals.js';
 
 type Condition = gcp.types.input.monitoring.AlertPolicyCondition;
@@ -28,7 +30,20 @@ export interface AlertSpec {
   displayName: string;
   conditions: Condition[];
   combiner: 'OR' | 'AND';
+  /** Markdown sent with the notification: what the alert means and what to do. */
+  documentation?: string;
 }
+
+const LOADS_HELD_DOCUMENTATION = `Every loader flush of the last ${ALERT_THRESHOLDS.loadsHeld.windowSeconds / 60} minutes stopped because BigQuery was unavailable or failed the load job itself (\`backendError\`, \`internalError\`, \`rateLimitExceeded\`, \`quotaExceeded\`, …).
+
+Nothing is lost and nothing was quarantined: uploads are still accepted, and every file waits in \`incoming/\` with its marker under \`${PENDING_PREFIX}\`, charged no attempt. Its rows are not queryable yet, so freshness degrades for as long as this lasts.
+
+What to do:
+- Check BigQuery's status (https://status.cloud.google.com) and the project's BigQuery quotas (table modifications per table per day, jobs per day).
+- Read the \`flush stopped: the warehouse is unavailable\` lines of the load-flights and flush-loads services in Cloud Logging: their \`err\` names BigQuery's reason and the job.
+- If BigQuery is healthy and the same job keeps failing with \`internalError\`, open a BigQuery support case with that job id.
+
+\`npm run dlq:redrive\` is not the fix: nothing was dead-lettered. Once BigQuery accepts jobs again, the next flush (at most a minute later) loads every pending file once, and this alert closes.`;
 
 export interface AlertInputs {
   managedService: string;
@@ -39,6 +54,7 @@ export interface AlertInputs {
 export function thresholdAlerts(i: AlertInputs): AlertSpec[] {
   const t = ALERT_THRESHOLDS;
   const stored = logMetric('uploads', { outcome: 'stored' });
+  const held = logMetric('loader_flushes', { outcome: 'held' satisfies FlushOutcome });
   return [
     {
       id: 'uploads-per-hour',
@@ -52,6 +68,19 @@ export function thresholdAlerts(i: AlertInputs): AlertSpec[] {
     { id: 'gateway-5xx', displayName: `Gateway 5xx above ${t.gateway5xxRatio * 100}%`, combiner: 'OR', conditions: [ratio('5xx / all gateway responses', gateway5xx(i.managedService), gatewayRequests(i.managedService), t.gateway5xxRatio)] },
     { id: 'function-errors', displayName: `Function error ratio above ${t.functionErrorRatio * 100}%`, combiner: 'OR', conditions: [ratio('5xx / all function requests', functionErrors(FUNCTIONS), functionRequests(FUNCTIONS), t.functionErrorRatio)] },
     { id: 'loader-failures', displayName: 'Files failed to load (quarantined)', combiner: 'OR', conditions: [above('quarantined files in an hour', logMetric('loader_failures'), t.loaderFailuresPerHour, sum(3600))] },
+    {
+      id: 'loads-held',
+      displayName: `Loads held back by BigQuery for ${t.loadsHeld.windowSeconds / 60} min`,
+      combiner: 'AND',
+      conditions: [
+        above(`at least ${t.loadsHeld.minHeld} flushes held in ${t.loadsHeld.windowSeconds / 60} min`, held, t.loadsHeld.minHeld - 1, sum(t.loadsHeld.windowSeconds)),
+        above(`more than ${t.loadsHeld.heldRatio * 100}% of flushes held (every one at the 60 s spacing)`, held, t.loadsHeld.heldRatio, sum(t.loadsHeld.windowSeconds), {
+          denominatorFilter: logMetric('loader_flushes'),
+          denominatorAggregations: sum(t.loadsHeld.windowSeconds),
+        }),
+      ],
+      documentation: LOADS_HELD_DOCUMENTATION,
+    },
     { id: 'export-failures', displayName: 'Exports failed', combiner: 'OR', conditions: [above('failed exports in an hour', logMetric('export_failures'), t.exportFailuresPerHour, sum(3600))] },
     { id: 'dead-letter-backlog', displayName: 'Dead letters waiting for an operator', combiner: 'OR', conditions: [above('undelivered dead letters', undelivered(i.deadLetterSubscriptions), t.deadLetterBacklog, max(300))] },
     { id: 'oldest-unacked', displayName: `A function subscription has a message older than ${t.oldestUnackedSeconds / 60} min`, combiner: 'OR', conditions: [above('oldest unacked message age (s)', oldestUnacked(i.pushSubscriptions), t.oldestUnackedSeconds, max(60))] },
@@ -81,6 +110,7 @@ export class ThresholdAlerts extends pulumi.ComponentResource {
           combiner: spec.combiner,
           conditions: spec.conditions,
           severity: 'ERROR',
+          documentation: spec.apply((a) => (a.documentation ? { content: a.documentation, mimeType: 'text/markdown' } : undefined)),
           notificationChannels: args.channels,
         },
         { parent: this, dependsOn: args.dependsOn },

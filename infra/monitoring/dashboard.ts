@@ -72,6 +72,11 @@ export function dashboard(i: DashboardInputs): DashboardJson {
     },
     line('Freshness: upload → queryable, p95 (s)', [series(logMetric('upload_to_loaded_seconds'), '300s', 'ALIGN_PERCENTILE_95')], [above('SLO threshold', 120)]),
     line('Loader lag: oldest unacked notification (s)', [series(oldestUnacked([i.loaderSubscription]), '60s', 'ALIGN_MAX')], [above('alert', t.oldestUnackedSeconds)]),
+    line(
+      `Loader flushes held by BigQuery, and all, per ${t.loadsHeld.windowSeconds / 60} min`,
+      [series(logMetric('loader_flushes', { outcome: 'held' }), `${t.loadsHeld.windowSeconds}s`, 'ALIGN_SUM'), series(logMetric('loader_flushes'), `${t.loadsHeld.windowSeconds}s`, 'ALIGN_SUM')],
+      [above('alert, when every flush is held', t.loadsHeld.minHeld - 1)],
+    ),
     line('Dead-letter backlog', [series(undelivered(i.deadLetterSubscriptions), '60s', 'ALIGN_MAX')], [above('any', t.deadLetterBacklog)]),
   ];
   const columns = 12;

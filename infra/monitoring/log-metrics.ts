@@ -10,7 +10,7 @@ import { FRESHNESS_BUCKETS_SECONDS } from '../../functions/core/slo.js';
 import type { FunctionName } from '../../functions/core/topology.js';
 import { kebab } from '../functions.js';
 
-export type LogMetricId = 'rows_loaded' | 'rows_rejected' | 'uploads' | 'upload_to_loaded_seconds' | 'loader_failures' | 'export_failures';
+export type LogMetricId = 'rows_loaded' | 'rows_rejected' | 'uploads' | 'upload_to_loaded_seconds' | 'loader_flushes' | 'loader_failures' | 'export_failures';
 
 export interface LogMetricSpec {
   id: LogMetricId;
@@ -72,6 +72,15 @@ export const LOG_METRICS: readonly LogMetricSpec[] = [
     fields: ['fromUploadSeconds'],
     buckets: FRESHNESS_BUCKETS_SECONDS,
     unit: 's',
+  },
+  {
+    id: 'loader_flushes',
+    description: 'Loader flushes that ran a warehouse job, by outcome: ok, partial, failed, held (stopped: the warehouse unavailable)',
+    functions: ['loadFlights', 'flushLoads'],
+    message: 'flush done',
+    labels: { outcome: 'outcome' },
+    fields: ['outcome'],
+    unit: '1',
   },
   {
     id: 'loader_failures',

@@ -17,6 +17,7 @@ import { GATEWAY_SERVICE_ACCOUNT_ID } from '../gateway.js';
 import { pushServiceAccountId } from '../push-subscriptions.js';
 import { readSettings, type StackSettings } from '../settings.js';
 import { BURN_RATE_ALERTS, SLOS, ALERT_THRESHOLDS } from '../../functions/core/slo.js';
+import { PENDING_PREFIX } from '../../functions/loader/pending.js';
 import { LOG_METRICS, logMetricType } from '../monitoring/log-metrics.js';
 import { burnRateAlertName } from '../monitoring/slos.js';
 import type { DashboardJson } from '../monitoring/dashboard.js';
@@ -376,7 +377,35 @@ export function stackSuite(stack: string): void {
       expect(policy('function-errors').conditions[0].conditionThreshold.thresholdValue).toBe(ALERT_THRESHOLDS.functionErrorRatio);
     });
 
-    it('draws a dashboard of SLO compliance and budget, burn rates against their thresholds, uploads against the band, 5xx, freshness, loader lag and dead letters', () => {
+    it('alerts when BigQuery holds loads back for 30 min: at least 5 flushes held and more than 97% of all, with what to do', () => {
+      const p = policy('loads-held');
+      const { windowSeconds, minHeld, heldRatio } = ALERT_THRESHOLDS.loadsHeld;
+      expect(p.combiner).toBe('AND');
+      const window = [{ alignmentPeriod: `${windowSeconds}s`, perSeriesAligner: 'ALIGN_SUM', crossSeriesReducer: 'REDUCE_SUM' }];
+      const held = `metric.type="${logMetricType('loader_flushes')}" resource.type="cloud_run_revision" metric.label."outcome"="held"`;
+      expect(p.conditions.map((c: any) => c.conditionThreshold)).toEqual([
+        { filter: held, comparison: 'COMPARISON_GT', thresholdValue: minHeld - 1, duration: '0s', aggregations: window },
+        {
+          filter: held,
+          comparison: 'COMPARISON_GT',
+          thresholdValue: heldRatio,
+          duration: '0s',
+          aggregations: window,
+          denominatorFilter: `metric.type="${logMetricType('loader_flushes')}" resource.type="cloud_run_revision"`,
+          denominatorAggregations: window,
+        },
+      ]);
+      // The lease spaces flush starts by 60 s: 31 fit in the window, and 30 of 31 held must not fire.
+      expect(deployedConfig(s).flushSpacingMs).toBe(60_000);
+      const most = Math.floor(windowSeconds / 60) + 1;
+      expect([(most - 1) / most > heldRatio, most / most > heldRatio]).toEqual([false, true]);
+      expect(p.documentation.mimeType).toBe('text/markdown');
+      expect(p.documentation.content).toContain(PENDING_PREFIX);
+      expect(p.documentation.content).toMatch(/`npm run dlq:redrive` is not the fix/);
+      expect(p.documentation.content).toContain('flush stopped: the warehouse is unavailable');
+    });
+
+    it('draws a dashboard of SLO compliance and budget, burn rates against their thresholds, uploads against the band, 5xx, freshness, loader lag, held flushes and dead letters', () => {
       const json = JSON.parse(one('gcp:monitoring/dashboard:Dashboard', 'dashboard').inputs.dashboardJson) as DashboardJson;
       const widgets = json.mosaicLayout!.tiles!.map((t) => t.widget!);
       const filters = JSON.stringify(widgets);
@@ -389,6 +418,8 @@ export function stackSuite(stack: string): void {
       expect(thresholds(`${SLOS[0]!.displayName}: burn rate`)).toEqual([14.4, 6, 1]);
       expect(thresholds('Gateway 5xx ratio')).toEqual([0.01]);
       expect(thresholds('Freshness')).toEqual([120]);
+      expect(thresholds('Loader flushes held')).toEqual([ALERT_THRESHOLDS.loadsHeld.minHeld - 1]);
+      expect(filters).toContain(JSON.stringify(`metric.label."outcome"="held"`).slice(1, -1));
       expect(filters).toContain(wiring.retained[0]!.name);
       expect(filters).toContain(deployedConfig(s).loaderSubscription);
       // Tiles never overlap.

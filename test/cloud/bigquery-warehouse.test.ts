@@ -3,9 +3,9 @@ import { Storage } from '@google-cloud/storage';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { flightsTableDefinition, MANIFEST_SCHEMA, manifestTableDefinition } from '../../functions/adapters/bigquery/tables.js';
-import { BigQueryJobError, BigQueryWarehouse, loadJobId } from '../../functions/adapters/bigquery/warehouse.js';
+import { BigQueryJobError, BigQueryWarehouse, loadJobId, TRANSIENT_JOB_REASONS } from '../../functions/adapters/bigquery/warehouse.js';
 import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
-import type { LoadItem } from '../../functions/core/ports.js';
+import { WarehouseUnavailableError, type LoadItem } from '../../functions/core/ports.js';
 import type { ExportSpec, QuerySpec } from '../../functions/core/query-spec.js';
 import { bigQueryCanonicalCsvSchema, bigQueryTableSchema } from '../../functions/core/schema.js';
 import { bigQueryDialect, compileCount, compileSelect } from '../../functions/core/sql.js';
@@ -195,7 +195,7 @@ describe('BigQueryWarehouse against the REST API', () => {
       return { result: manifestResult([['flights/a.csv', items[1]!.generation, '3', id], ['flights/b.csv', items[0]!.generation, '4', id]]) };
     };
 
-    await expect(warehouse.load(items)).rejects.toMatchObject({ reason: 'backendError' });
+    await expect(warehouse.load(items)).rejects.toMatchObject({ name: 'WarehouseUnavailableError', cause: { reason: 'backendError' } });
     const outcomes = await warehouse.load(items);
 
     expect(jobInserts().map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId)).toEqual([jobId, jobId, `${jobId}_retry1`]);
@@ -219,6 +219,13 @@ describe('BigQueryWarehouse against the REST API', () => {
     const failure = warehouse.load(items);
     await expect(failure).rejects.toBeInstanceOf(BigQueryJobError);
     await expect(failure).rejects.toMatchObject({ reason: 'invalid', message: expect.stringContaining(message) });
+  });
+
+  it.each([...TRANSIENT_JOB_REASONS])('reports a job that ends with %s as the warehouse unavailable, not as a fault of the files', async (reason) => {
+    fake.onJob = () => ({ runningPolls: 1, error: { reason, message: 'An internal error occurred and the request could not be completed.' } });
+    const failure = warehouse.load(items);
+    await expect(failure).rejects.toBeInstanceOf(WarehouseUnavailableError);
+    await expect(failure).rejects.toMatchObject({ cause: { name: 'BigQueryJobError', reason } });
   });
 
   it('runs a query in one jobs.query request (JOB_CREATION_OPTIONAL) with typed parameters, byte cap, timeout and location, and returns plain rows', async () => {
@@ -401,6 +408,14 @@ describe('BigQueryWarehouse.exportCsv against the REST API', () => {
     fake.seedJob(PROJECT, 'export_0abc', config.location, exported('42'));
     expect(await warehouse.exportCsv(spec, ['carrier'], target)).toEqual({ rows: 42 });
     expect(jobInserts()).toHaveLength(1);
+  });
+
+  it('reports an export job BigQuery failed itself as an outage, and runs the retry under the next id: a failed id answers 409 forever', async () => {
+    let submitted = 0;
+    fake.onJob = () => (++submitted === 1 ? { error: { reason: 'backendError', message: 'Backend error. Job aborted.' } } : exported('42'));
+    await expect(warehouse.exportCsv(spec, ['carrier'], target)).rejects.toBeInstanceOf(WarehouseUnavailableError);
+    expect(await warehouse.exportCsv(spec, ['carrier'], target)).toEqual({ rows: 42 });
+    expect(jobInserts().map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId)).toEqual(['export_0abc', 'export_0abc', 'export_0abc_retry1']);
   });
 
   it('reports a failed export with BigQuery’s reason', async () => {

@@ -5,15 +5,19 @@
  */
 import { BigQuery } from '@google-cloud/bigquery';
 import { Storage } from '@google-cloud/storage';
+import { Writable } from 'node:stream';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BigQueryWarehouse, PARTITION_LIMIT_REASON } from '../../functions/adapters/bigquery/warehouse.js';
 import { GcsObjectStore } from '../../functions/adapters/gcs/store.js';
+import { createLogger } from '../../functions/core/logger.js';
 import type { EventBus } from '../../functions/core/ports.js';
 import { uploadLedger } from '../../functions/core/uploads.js';
 import { batches, flushPending, type FlushDeps } from '../../functions/loader/flush.js';
 import { acquireFlushLease, FLUSH_LEASE } from '../../functions/loader/lease.js';
 import { PendingFiles } from '../../functions/loader/pending.js';
+import type { FlushOutcome } from '../../functions/ops/events.js';
+import { metrics } from '../../functions/ops/metrics.js';
 import { FakeBigQuery, type JobBehaviour } from '../support/fake-bigquery.js';
 import { FakeGcs } from '../support/fake-gcs.js';
 import { quietLogger } from '../support/pipeline.js';
@@ -178,5 +182,81 @@ describe('flush batches', () => {
     const f = (object: string, bytes?: number) => ({ object, generation: '1', failures: 0, ...(bytes === undefined ? {} : { bytes }) });
     expect(batches([f('a', 1), f('b'), f('c', 1), f('d', 1)], 10, 100).map((b) => b.map((x) => x.object))).toEqual([['a'], ['b'], ['c', 'd']]);
     expect(batches([f('a', 1), f('b', 1), f('c', 1)], 2, 100).map((b) => b.map((x) => x.object))).toEqual([['a', 'b'], ['c']]);
+  });
+});
+
+describe('flush failures', () => {
+  const jobIds = () => bq.find('POST', /\/jobs$/).map((r) => (r.body as { jobReference: { jobId: string } }).jobReference.jobId);
+  const quarantined = () => [...gcs.objects.keys()].filter((k) => k.startsWith('bkt/quarantine/'));
+
+  it('does not charge the files for jobs BigQuery failed itself (backendError): more failed flushes than maxFailures, then the batch loads once', async () => {
+    const pending = new PendingFiles(store);
+    await pending.add({ object: 'incoming/a.csv', generation: '21', bytes: 100 });
+    await pending.add({ object: 'incoming/b.csv', generation: '22', bytes: 100 });
+    const failing = 5;
+    let submitted = 0;
+    bq.onJob = (job) => (++submitted <= failing ? { runningPolls: 1, error: { reason: 'backendError', message: 'Backend error. Job aborted.' } } : loadsAll(job));
+
+    for (let flush = 0; flush < failing; flush++) {
+      // One job per flush: the batch is not split, and the flush stops at the outage.
+      expect(await flushPending(deps({ maxFailures: 3 }))).toMatchObject({ ran: true, loaded: 0, quarantined: 0, jobs: 1 });
+      expect((await pending.list(10)).map((f) => f.failures)).toEqual([0, 0]);
+    }
+    expect(await flushPending(deps({ maxFailures: 3 }))).toMatchObject({ loaded: 2, quarantined: 0, jobs: 1 });
+
+    expect(await pending.list(10)).toEqual([]);
+    expect(quarantined()).toEqual([]);
+    expect(published).toEqual([]);
+    // Each attempt ran under a new id of the batch's sequence: a failed id answers 409 forever.
+    const base = jobIds()[0]!;
+    expect(new Set(jobIds())).toEqual(new Set([base, ...Array.from({ length: failing }, (_, i) => `${base}_retry${i + 1}`)]));
+    expect(bq.jobs.size).toBe(failing + 1);
+    expect(jobsSubmitted().every((files) => files.length === 2)).toBe(true);
+  });
+
+  it('reports each flush the outage stopped as outcome held (the loads-held alert’s line and /metrics), a flush that also loaded files included', async () => {
+    const pending = new PendingFiles(store);
+    await pending.add({ object: 'incoming/a.csv', generation: '31', bytes: 100 });
+    await pending.add({ object: 'incoming/b.csv', generation: '32', bytes: 100 });
+    // One file per batch: the first flush loads a, then BigQuery fails b's job itself, twice.
+    let submitted = 0;
+    bq.onJob = (job) => ([2, 3].includes(++submitted) ? { error: { reason: 'internalError', message: 'An internal error occurred and the request could not be completed.' } } : loadsAll(job));
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _e, done) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    const counted = async (outcome: FlushOutcome) => (await metrics.flushes.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    const heldBefore = await counted('held');
+
+    const reports = [];
+    for (let flush = 0; flush < 3; flush++) reports.push(await flushPending({ ...deps({ maxBatchBytes: 100 }), log: createLogger('info', sink) }));
+
+    expect(reports.map((r) => r.loaded)).toEqual([1, 0, 1]);
+    const flushLines = lines.filter((l) => l.message === 'flush done');
+    expect(flushLines.map((l) => [l.event, l.outcome, l.loaded])).toEqual([
+      ['loader_flush', 'held', 1],
+      ['loader_flush', 'held', 0],
+      ['loader_flush', 'ok', 1],
+    ]);
+    expect((await counted('held')) - heldBefore).toBe(2);
+    expect(quarantined()).toEqual([]);
+  });
+
+  it('still charges a file whose job BigQuery refused as invalid, and quarantines it after maxFailures attempts', async () => {
+    const pending = new PendingFiles(store);
+    const bad = await store.write('incoming/bad.csv', Buffer.from('year\nnineteen\n'), { contentType: 'text/csv' });
+    await pending.add({ object: bad.name, generation: bad.generation, bytes: bad.size });
+    bq.onJob = () => ({ error: { reason: 'invalid', message: 'Error while reading data, error message: CSV processing encountered too many errors' } });
+
+    expect(await flushPending(deps({ maxFailures: 2 }))).toMatchObject({ loaded: 0, quarantined: 0 });
+    expect((await pending.list(10)).map((f) => f.failures)).toEqual([1]);
+    expect(await flushPending(deps({ maxFailures: 2 }))).toMatchObject({ loaded: 0, quarantined: 1 });
+
+    expect(await pending.list(10)).toEqual([]);
+    expect(quarantined()).toEqual(['bkt/quarantine/bad.csv', 'bkt/quarantine/bad.csv.report.json']);
+    expect(published).toEqual([expect.objectContaining({ topic: 'dead', attributes: expect.objectContaining({ objectId: 'incoming/bad.csv', reason: expect.stringContaining('invalid') }) })]);
   });
 });

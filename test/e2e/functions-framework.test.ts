@@ -6,6 +6,7 @@
  * with a `deliveryAttempt` that the framework drops and nothing may need).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../functions/core/config.js';
@@ -13,7 +14,13 @@ import { notificationMessage } from '../../functions/core/notification.js';
 import { pushPath, subscriptionFor } from '../../functions/core/topology.js';
 import { expectedRows } from '../support/expected.js';
 import { flightsCsv } from '../support/generate-flights.js';
-import { tempDir } from '../support/pipeline.js';
+import { quietLogger, tempDir } from '../support/pipeline.js';
+import { DurableLocalBus } from '../../functions/adapters/local/durable-bus.js';
+import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
+import { exportLedger, type ExportRecord } from '../../functions/core/exports.js';
+import { newUploadId } from '../../functions/core/ids.js';
+import { parseExportRequest } from '../../functions/exports/request.js';
+import { RECONCILE_TASK } from '../../functions/loader/reconcile.js';
 
 const APP_ORIGIN = 'https://app.example';
 const sample = fs.readFileSync(new URL('../../samples/flights-sample.csv', import.meta.url), 'utf8');
@@ -115,4 +122,36 @@ describe('functions/index.ts under @google-cloud/functions-framework', () => {
     const status = await request(getTestServer('upload')).get(`/uploads/${uploadId}`);
     expect(status.body).toMatchObject({ status: 'loaded', loadedRows: 20 });
   });
+
+  it('reconciles on the reconcile schedule’s push to flushLoads: an export stranded for longer than the upload timeout is queued again, a recent one is not', async () => {
+    const config = loadConfig();
+    const store = new FsObjectStore(path.join(config.dataDir, 'buckets'), config.bucket);
+    const bus = new DurableLocalBus(path.join(config.dataDir, 'bus'), quietLogger());
+    const exporter = subscriptionFor(config, 'runExport').name;
+    const { spec, columns } = parseExportRequest(new URLSearchParams('select=carrier'), '');
+    const record = (exportId: string, ageMs: number): ExportRecord => {
+      const at = new Date(Date.now() - ageMs).toISOString();
+      return { exportId, status: 'running', query: spec, columns, createdAt: at, updatedAt: at };
+    };
+    // Recorded by POST /exports, never queued: the instance stopped between the two.
+    const [stranded, recent] = [newUploadId(), newUploadId()];
+    await exportLedger(store).create(stranded, record(stranded, config.ingest.requestTimeoutMs + 60_000));
+    await exportLedger(store).create(recent, record(recent, 0));
+    const queued = (await bus.backlog(exporter)).messages;
+
+    const flush = subscriptionFor(config, 'flushLoads');
+    const publishTime = new Date().toISOString();
+    // What Cloud Scheduler's reconcile job publishes, as Pub/Sub pushes it (core/topology.ts).
+    const tick = await request(getTestServer('flushLoads'))
+      .post(pushPath('flights-prod', flush.topic))
+      .set('content-type', 'application/json')
+      .send({ message: { attributes: { task: RECONCILE_TASK }, data: Buffer.from('{"tick":true}').toString('base64'), messageId: '21', publishTime }, subscription: `projects/flights-prod/subscriptions/${flush.name}` });
+    expect(tick.status).toBe(204);
+
+    expect((await bus.backlog(exporter)).messages).toBe(queued + 1);
+    const status = async (exportId: string) => (await request(getTestServer('exports')).get(`/exports/${exportId}`)).body as { status: string };
+    expect(await status(recent)).toMatchObject({ status: 'running' });
+    await bus.close();
+  });
 });
+

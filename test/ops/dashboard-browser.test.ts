@@ -119,6 +119,12 @@ describe('dashboard in headless Chromium', () => {
       }
       expect(row.text).toContain(`${(slo.goal * 100).toFixed(1)}%`);
     }
+    // The loads-held alert over the same flushes: all of this run's are in its 30 minutes, none held.
+    const flushes = metrics.filter((s) => s.name === 'flights_loader_flushes_total').reduce((a, s) => a + s.value, 0);
+    expect(flushes).toBeGreaterThan(0);
+    const held = page.locator('#loads-held [data-field="held"]');
+    expect([await held.getAttribute('data-held'), await held.getAttribute('data-flushes')]).toEqual(['0', String(flushes)]);
+    expect(await page.locator('#loads-held tbody tr').getAttribute('data-firing')).toBe('false');
     // Five charts, drawn by uPlot from the package the gateway serves.
     expect(await page.locator('.uplot').count()).toBe(5);
     await page.screenshot({ path: SCREENSHOT, fullPage: true });

@@ -1,4 +1,6 @@
 /** The dashboard's figures: windows over the sampled history, and the history surviving a restart. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FRESHNESS_BUCKETS_SECONDS, LATENCY_BUCKETS_SECONDS, SLOS } from '../../functions/core/slo.js';
 import { dashboardModel, trailing, windowCounts, type DashboardModel } from '../../functions/ops/dashboard-model.js';
@@ -20,6 +22,8 @@ function sample(secondsAgo: number, fields: Partial<Sample> = {}): Sample {
     uploadLatency: new Array<number>(LATENCY_BUCKETS_SECONDS.length + 1).fill(0),
     uploads: 0,
     freshness: new Array<number>(FRESHNESS_BUCKETS_SECONDS.length + 1).fill(0),
+    flushes: 0,
+    flushesHeld: 0,
     deadLetterBacklog: 0,
     ...fields,
   };
@@ -71,6 +75,16 @@ describe('dashboard model', () => {
     expect(trailing(samples, 120, (s) => [s.uploads, 1])).toEqual([[2, 1], [4, 2], [4, 2], [4, 2]]);
   });
 
+  it('loads held: fires when the last 30 minutes held at least 5 flushes and every one of them, as the cloud policy does', () => {
+    const held = (secondsAgo: number) => sample(secondsAgo, { flushes: 1, flushesHeld: 1 });
+    const outage = [1500, 1200, 900, 600, 300].map(held);
+    // An ok flush before the window does not count; one inside it means loads still get through.
+    expect(dashboardModel([sample(2400, { flushes: 1 }), ...outage], NOW).loadsHeld).toMatchObject({ windowSeconds: 1800, flushes: 5, held: 5, firing: true });
+    expect(dashboardModel([...outage, sample(120, { flushes: 1 })], NOW).loadsHeld).toMatchObject({ flushes: 6, held: 5, firing: false });
+    expect(dashboardModel(outage.slice(1), NOW).loadsHeld).toMatchObject({ held: 4, firing: false });
+    expect(dashboardModel([], NOW).loadsHeld).toMatchObject({ flushes: 0, held: 0, firing: false });
+  });
+
   it('keeps recent samples, merges older ones per hour and drops what is older than the SLO period', () => {
     const old = [sample(FINE_SECONDS + 3600 * 2 + 60, { requests: 1 }), sample(FINE_SECONDS + 3600 * 2 + 120, { requests: 2 })];
     const ancient = sample(29 * 86_400, { requests: 100 });
@@ -103,6 +117,8 @@ describe('dashboard over the pipeline', () => {
       expect((await fetch(`${p.url}/upload`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: flightsCsv(4, 2).replace('2013,', '2013x,') })).status).toBe(422);
       const { uploadId } = (await ok.json()) as { uploadId: string };
       await eventually(async () => ((await p.rt.ledger.get(uploadId))?.status === 'loaded' ? true : undefined));
+      // The flush counts itself after it settled its files.
+      await eventually(async () => ((await (await fetch(`${p.url}/metrics`)).text()).includes('flights_loader_flushes_total{') ? true : undefined));
 
       const metrics = scrape(await (await fetch(`${p.url}/metrics`)).text());
       const model = (await (await fetch(`${p.url}/dashboard/data.json`)).json()) as DashboardModel;
@@ -114,11 +130,18 @@ describe('dashboard over the pipeline', () => {
       expect(metrics.find((m) => m.name === 'flights_upload_rows_total')?.value).toBe(5);
       // The dashboard's own requests are not API traffic.
       expect(((await (await fetch(`${p.url}/dashboard/data.json`)).json()) as DashboardModel).slos[1]!.total).toBe(2);
+      const flushes = metrics.filter((m) => m.name === 'flights_loader_flushes_total').reduce((a, m) => a + m.value, 0);
+      expect(flushes).toBeGreaterThan(0);
+      expect(model.loadsHeld).toMatchObject({ flushes, held: 0, firing: false });
 
       await p.stop();
+      // A sample written before flushes were counted reads as none, not as NaN.
+      const { flushes: _f, flushesHeld: _h, ...older } = sample(0);
+      fs.appendFileSync(path.join(dataDir, 'ops', 'history.jsonl'), `${JSON.stringify({ ...older, t: Date.now() })}\n`);
       p = await startTestPipeline({ dataDir });
       const after = (await (await fetch(`${p.url}/dashboard/data.json`)).json()) as DashboardModel;
       expect(after.slos.find((s) => s.id === 'availability')).toMatchObject({ total: 2 });
+      expect(after.loadsHeld).toMatchObject({ flushes, held: 0 });
       expect(after.series.t.length).toBeGreaterThanOrEqual(1);
       const page = await fetch(`${p.url}/dashboard`);
       expect(await page.text()).toContain('/dashboard/uplot.js');

@@ -31,7 +31,7 @@ import { canonicalOf } from '../support/canonical.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { eventually, profileEnv, tempDir } from '../support/pipeline.js';
 import { uploadUntilAnswered } from './support/client.js';
-import { reconcileRunning, startEmulators, type EmulatorSet } from './support/emulators.js';
+import { reconcileRunning, reconcileSettled, startEmulators, type EmulatorSet } from './support/emulators.js';
 import { reconcile, type Acknowledged, type Reconciliation } from './support/reconciliation.js';
 
 const KILLS_PER_POINT = Math.max(1, Math.round(Number(process.env.RELIABILITY_KILLS ?? 2) / 10));
@@ -69,16 +69,8 @@ function expectReconciled(r: Reconciliation): void {
   expect({ lost: r.lost, duplicated: r.duplicated, leftovers: r.leftovers, unsettled: r.unsettled }).toEqual({ lost: 0, duplicated: 0, leftovers: [], unsettled: [] });
 }
 
-/** Waits until every row of `files` is in the warehouse, then returns the whole reconciliation. */
-const allLoaded = (files: Acknowledged[], what: string): Promise<Reconciliation> =>
-  eventually(
-    async () => {
-      const r = await reconcileRunning(config.dataDir, config.bucket, files);
-      return r.lost === 0 ? r : undefined;
-    },
-    90_000,
-    what,
-  );
+/** The whole reconciliation, once every row of `files` is in the warehouse and every upload settled. */
+const allLoaded = (files: Acknowledged[]): Promise<Reconciliation> => reconcileSettled(config.dataDir, config.bucket, files, 90_000);
 
 async function pendingMarkers(): Promise<number> {
   let n = 0;
@@ -192,10 +184,7 @@ describe('start:emulators under loader crashes and redelivery', () => {
     }, 180_000 * KILLS_PER_POINT);
   }
 
-  // Quarantined from `npm test` (it still runs in `npm run test:reliability`): every file's rows load exactly
-  // once, but on a quiet machine an upload record is left 'loading' in about half the runs, a race between
-  // the concurrent copies' ledger updates and the flush not yet found (issue 16, left open).
-  it.skipIf(!LONG)(`each of ${REDELIVERED_FILES} notifications pushed to the loader 1–5 times, shuffled: every file loaded exactly once`, async () => {
+  it(`each of ${REDELIVERED_FILES} notifications pushed to the loader 1–5 times, shuffled: every file loaded exactly once`, async () => {
     const written = await Promise.all(Array.from({ length: REDELIVERED_FILES }, (_, i) => unannounced(4 + (i % 5))));
     const loader = `${set!.functionUrl.loadFlights}${pushPath('demo', config.notificationTopic)}`;
     const pushes = shuffled(
@@ -223,7 +212,7 @@ describe('start:emulators under loader crashes and redelivery', () => {
     expect(answers.every((s) => s === 204)).toBe(true);
     const files = written.map((w) => w.acknowledged);
     everything.push(...files);
-    const r = await allLoaded(files, 'every redelivered file loaded');
+    const r = await allLoaded(files);
     // Every copy after a file's first added nothing, and nothing stays pending.
     await eventually(async () => ((await pendingMarkers()) === 0 ? true : undefined), 30_000, 'no file pending');
     const recoveryMs = performance.now() - startedAt;
@@ -235,7 +224,7 @@ describe('start:emulators under loader crashes and redelivery', () => {
     const { acknowledged } = await unannounced(6);
     everything.push(acknowledged);
     const startedAt = performance.now();
-    const r = await allLoaded([acknowledged], 'the reconcile tick to load the unannounced object');
+    const r = await allLoaded([acknowledged]);
     report('reconcile tick loads an unannounced incoming/ object (start:emulators)', 1, r, { maxRecoveryMs: Math.round(performance.now() - startedAt) });
     expectReconciled(r);
   }, 120_000);

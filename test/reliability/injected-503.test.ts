@@ -241,6 +241,40 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
     expect(script.runs).toBe(1);
   }, 60_000);
 
+  it('BigQuery jobs that end with backendError for more flushes than MAX_LOAD_FAILURES: no file charged or quarantined, and the file loads once under the next job id', async () => {
+    const url = await startCloudPipeline({}, { FLUSH_TICK_MS: '100' });
+    const failing = rt!.config.maxLoadFailures + 2;
+    let failed = 0;
+    bq.onJob = (job) => (failed < failing ? (failed++, { error: { reason: 'backendError', message: 'Backend error. Job aborted.' } }) : script.run(job));
+    const reply = await send(url, flightsCsv(14, 10));
+    expect(reply.status).toBe(201);
+    await expectLoadedOnce(url, reply.body as Upload);
+    expect(failed).toBe(failing);
+    expect(script.runs).toBe(1);
+    // Each attempt ran under a new id: BigQuery keeps a failed job's id.
+    expect(new Set(bq.find('POST', /\/jobs$/).map((r) => (r.body?.jobReference as { jobId: string }).jobId)).size).toBe(failing + 1);
+    expect([...gcs.objects.keys()].filter((k) => k.startsWith(`${BUCKET}/quarantine/`))).toEqual([]);
+  }, 60_000);
+
+  it('an export job BigQuery failed itself (backendError) is retried, not reported failed: the export ends done', async () => {
+    const url = await startCloudPipeline();
+    const exportJobs: string[] = [];
+    bq.onJob = (job) => {
+      exportJobs.push((job.jobReference as { jobId: string }).jobId);
+      return exportJobs.length === 1
+        ? { error: { reason: 'backendError', message: 'Backend error. Job aborted.' } }
+        : { statistics: { query: { statementType: 'EXPORT_DATA', exportDataStatistics: { fileCount: '1', rowCount: '7' } } } };
+    };
+    const started = await fetch(`${url}/exports?select=carrier`, { method: 'POST' });
+    expect(started.status).toBe(202);
+    const done = await eventually(async () => {
+      const body = (await (await fetch(new URL(started.headers.get('location')!, url))).json()) as { status: string; rows?: number };
+      return body.status === 'running' ? undefined : body;
+    }, 30_000, 'the export to settle');
+    expect(done).toMatchObject({ status: 'done', rows: 7 });
+    expect(exportJobs).toEqual([exportJobs[0], `${exportJobs[0]}_retry1`]);
+  }, 60_000);
+
   it('BigQuery still 503 for a query when the client gives up: /getdata answers 503 with Retry-After, not 500; the same query answers once it is back', async () => {
     const url = await startCloudPipeline({ bigQuery: 1 });
     bq.onJob = () => ({ result: { schema: { fields: [{ name: 'carrier', type: 'STRING' }] }, rows: [['AA']] } });

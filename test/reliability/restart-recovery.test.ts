@@ -3,7 +3,8 @@
  * must make of it before serving: claims of the dead process released (the
  * client's retry is accepted, not 409 for a day), records of files never
  * stored marked failed, orphaned staging/ and temp files removed, and an
- * incoming/ object whose notification was lost loaded.
+ * incoming/ object whose notification was lost loaded. And what the cloud's
+ * scheduled reconcile tick makes of work older than one upload timeout.
  */
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -18,7 +19,11 @@ import { writeJson } from '../../functions/core/records.js';
 import { uploadLedger, type IdempotencyEntry, type UploadRecord } from '../../functions/core/uploads.js';
 import { incomingName } from '../../functions/ingest/store-upload.js';
 import { flushHandler } from '../../functions/loader/handler.js';
-import { NEVER_STORED, RECONCILE_TASK } from '../../functions/loader/reconcile.js';
+import { NEVER_STORED, RECONCILE_TASK, reconcileOnSchedule } from '../../functions/loader/reconcile.js';
+import { signedUploadRecords } from '../../functions/core/landing.js';
+import type { ExportRecord } from '../../functions/core/exports.js';
+import { parseExportRequest } from '../../functions/exports/request.js';
+import { requestSignedUpload } from '../../tools/upload-client.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { names, send } from '../ingest/http.js';
@@ -108,4 +113,52 @@ describe('start-up recovery after a kill', () => {
     await tick({ task: RECONCILE_TASK }); // settled now: nothing more
     expect(await loadedRows()).toBe(24);
   });
+
+  it('the cloud’s reconcile tick also takes up a landed signed upload and a running export older than the upload timeout; younger ones and a live validation are left alone', async () => {
+    p = await startTestPipeline();
+    const timeout = p.rt.config.ingest.requestTimeoutMs;
+    // Written without notifications: the bucket's one lost, or dead-lettered after the instance validating the file stopped.
+    const silent = new FsObjectStore(path.join(p.dataDir, 'buckets'), p.rt.config.bucket);
+    const records = signedUploadRecords(silent);
+    const files = [flightsCsv(11, 71), flightsCsv(7, 72), flightsCsv(5, 73)];
+    const [old, live, young] = await Promise.all(files.map((csv) => requestSignedUpload(p!.url, { size: Buffer.byteLength(csv), contentType: 'text/csv' })));
+    const land = async (uploadId: string, csv: string) => silent.write((await records.get(uploadId))!.object, Buffer.from(csv), { contentType: 'text/csv', ifGenerationMatch: '0' });
+    await land(old!.uploadId, files[0]!);
+    await land(live!.uploadId, files[1]!);
+    // Another instance at work on `live`: its claim is within its lease.
+    const liveClaim = { token: 'live', expiresAt: new Date(Date.now() + 3_600_000).toISOString() };
+    await records.update(live!.uploadId, () => ({ status: 'validating', claim: liveClaim }));
+    await new Promise((r) => setTimeout(r, 20));
+    const landedLast = await land(young!.uploadId, files[2]!);
+    // The tick runs when `young` is exactly one upload timeout old: not yet abandoned; the others are older.
+    const now = new Date(Date.parse(landedLast.updated) + timeout);
+    const runningExport = (createdAt: number): ExportRecord => {
+      const { spec, columns } = parseExportRequest(new URLSearchParams('select=id,carrier'), '');
+      const at = new Date(createdAt).toISOString();
+      return { exportId: newUploadId(), status: 'running', query: spec, columns, createdAt: at, updatedAt: at };
+    };
+    // Recorded, never queued: the instance stopped between POST /exports's record and its publish.
+    const [stranded, recent] = [runningExport(now.getTime() - timeout - 1000), runningExport(now.getTime() - timeout + 1000)];
+    for (const record of [stranded, recent]) await p.rt.exports.create(record.exportId, record);
+
+    expect(await reconcileOnSchedule(p.rt, now)).toMatchObject({ landedAnnounced: 1, exportsRequeued: 1 });
+
+    const settledStatus = (uploadId: string) =>
+      eventually(async () => {
+        const body = (await request(p!.url).get(`/uploads/${uploadId}`)).body as { status: string };
+        return ['loaded', 'failed'].includes(body.status) ? body : undefined;
+      }, 60_000, `signed upload ${uploadId} to settle`);
+    expect(await settledStatus(old!.uploadId)).toMatchObject({ status: 'loaded', rows: 11 });
+    const done = await eventually(async () => {
+      const body = (await request(p!.url).get(`/exports/${stranded.exportId}`)).body as { status: string };
+      return body.status === 'running' ? undefined : body;
+    }, 30_000, 'the stranded export to settle');
+    expect(done).toMatchObject({ status: 'done', rows: 0 });
+
+    expect((await request(p.url).get(`/exports/${recent.exportId}`)).body).toMatchObject({ status: 'running' });
+    expect(await records.get(live!.uploadId)).toMatchObject({ status: 'validating', claim: liveClaim });
+    expect(await records.get(young!.uploadId)).toMatchObject({ status: 'awaiting' });
+    expect((await names(p.rt.store, 'landing/')).sort()).toEqual([(await records.get(live!.uploadId))!.object, (await records.get(young!.uploadId))!.object].sort());
+  });
 });
+

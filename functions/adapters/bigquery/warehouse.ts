@@ -16,7 +16,10 @@
  * reports that job's outcome instead of running again. A job id that FAILED
  * answers 409 forever, so a failed job is retried under the next id of a
  * deterministic sequence (`<id>_retry<n>`); items already in the manifest are
- * skipped, which makes a second run harmless. Two different batches sharing
+ * skipped, which makes a second run harmless. A job that failed for BigQuery's
+ * own trouble (TRANSIENT_JOB_REASONS) is reported as WarehouseUnavailableError,
+ * like a request the client gave up retrying: the loader then stops its flush
+ * without charging the files, and the next flush runs the batch again. Two different batches sharing
  * an item must not run at the same time (BigQuery lets concurrent INSERT-only
  * transactions both commit): the loader's flush lease (loader/lease.ts)
  * serialises them.
@@ -161,14 +164,16 @@ export class BigQueryWarehouse implements Warehouse {
    * in name order). The URI must be a literal in the statement, so it is
    * checked rather than escaped. The job id comes from the export, so a
    * redelivered request finds the first job (409) instead of exporting twice;
-   * overwrite=true lets a job that died half-way be replaced cleanly.
+   * one that failed (the runner retries only an outage) is run again under
+   * the next id of its sequence, and overwrite=true lets it replace what a
+   * job that died half-way wrote.
    */
   async exportCsv(spec: ExportSpec, columns: readonly string[], target: ExportTarget): Promise<ExportOutcome> {
     const { sql, params } = compileExport(withPartitionBounds(spec), columns, bigQueryDialect(this.qualified(this.table)));
     const uri = target.store.uri(`${target.prefix}*.csv.gz`, '');
     if (!/^gs:\/\/[a-z0-9._-]+\/[A-Za-z0-9._\/*-]+$/.test(uri)) throw new Error(`cannot export to ${uri}: not a plain gs:// URI`);
     const statement = `EXPORT DATA OPTIONS (uri = '${uri}', format = 'CSV', compression = 'GZIP', header = true, overwrite = true) AS\n${sql}`;
-    const { job } = await this.startOrFind(target.jobId, { query: this.queryConfig(statement, params.map(queryParameter)), jobTimeoutMs: String(this.config.jobTimeoutMs) });
+    const { job } = await this.startOrRetry(target.jobId, () => ({ query: this.queryConfig(statement, params.map(queryParameter)), jobTimeoutMs: String(this.config.jobTimeoutMs) }));
     const metadata = await this.finished(job);
     return { rows: Number(metadata.statistics?.query?.exportDataStatistics?.rowCount ?? 0) };
   }
@@ -298,7 +303,7 @@ ORDER BY m.object, m.generation;`;
     }
   }
 
-  /** Waits for the job; a failure becomes a BigQueryJobError with BigQuery's reason and message. */
+  /** Waits for the job; a failure becomes a BigQueryJobError with BigQuery's reason and message (jobError). */
   private async finished(job: Job): Promise<JobMetadata> {
     let [metadata] = await job.getMetadata();
     while (metadata.status?.state !== 'DONE') {
@@ -352,7 +357,29 @@ function unavailableOr(error: unknown): unknown {
   return new WarehouseUnavailableError(`BigQuery is unavailable: ${(error as Error).message}`, { cause: error });
 }
 
-function jobError(job: JobMetadata): BigQueryJobError {
+/**
+ * Reasons a job ends with that are BigQuery's trouble, not its input's
+ * (https://cloud.google.com/bigquery/docs/error-messages): `backendError`
+ * ("the job failed; you can safely retry the job"), `internalError`,
+ * `rateLimitExceeded` (retry with back-off), and the job-level forms Google's
+ * own Python client re-runs a query job for (`jobRateLimitExceeded`;
+ * `jobBackendError`, `jobInternalError`: "retry the job"). `quotaExceeded` is
+ * not transient, but a quota is the project's or the table's, never one file's:
+ * the files wait for it rather than being quarantined. See docs/design.md.
+ */
+export const TRANSIENT_JOB_REASONS: ReadonlySet<string> = new Set([
+  'backendError',
+  'internalError',
+  'rateLimitExceeded',
+  'jobRateLimitExceeded',
+  'jobBackendError',
+  'jobInternalError',
+  'quotaExceeded',
+]);
+
+/** A failed job as BigQueryJobError, wrapped in WarehouseUnavailableError when the reason is BigQuery's trouble (an outage, not a bad input). */
+function jobError(job: JobMetadata): BigQueryJobError | WarehouseUnavailableError {
   const failure = job.status?.errorResult;
-  return new BigQueryJobError(String(job.jobReference?.jobId), failure?.reason ?? 'unknown', failure?.message ?? '');
+  const error = new BigQueryJobError(String(job.jobReference?.jobId), failure?.reason ?? 'unknown', failure?.message ?? '');
+  return TRANSIENT_JOB_REASONS.has(error.reason) ? new WarehouseUnavailableError(`BigQuery is unavailable: ${error.message}`, { cause: error }) : error;
 }

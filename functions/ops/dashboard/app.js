@@ -38,6 +38,17 @@ function renderSlos(slos) {
   );
 }
 
+function renderLoadsHeld(h) {
+  const row = document.querySelector('#loads-held tbody tr');
+  const field = (name) => row.querySelector(`[data-field="${name}"]`);
+  field('held').textContent = `${h.held} of ${h.flushes} (${h.windowSeconds / 60} min)`;
+  Object.assign(field('held').dataset, { held: String(h.held), flushes: String(h.flushes) });
+  field('threshold').textContent = `≥ ${h.minHeld} and > ${pct(h.heldRatio, 0)}`;
+  field('state').textContent = h.firing ? 'FIRING: files wait pending; they load once BigQuery is back' : 'ok';
+  field('state').className = h.firing ? 'bad' : 'ok';
+  row.dataset.firing = String(h.firing);
+}
+
 const charts = new Map();
 function plot(id, t, series, options = {}) {
   const el = document.getElementById(id);
@@ -65,6 +76,7 @@ async function refresh() {
   const model = await (await fetch('/dashboard/data.json')).json();
   document.getElementById('at').textContent = model.at;
   renderSlos(model.slos);
+  renderLoadsHeld(model.loadsHeld);
   const { series: s, thresholds: th } = model;
   plot('latency', s.t, [
     { label: 'p50', values: s.latencyP50, stroke: '#2f81f7' },

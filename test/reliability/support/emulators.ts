@@ -83,3 +83,19 @@ export async function reconcileRunning(dataDir: string, bucket: string, acknowle
     }
   }
 }
+
+/**
+ * The reconciliation once every row of `acknowledged` is in the warehouse and every upload record
+ * is final. A flush commits its rows before it records its uploads `loaded` (loader/flush.ts), so a
+ * look between the two finds the rows and records still `loading`: a moment to wait out, not an
+ * upload left unsettled. Throws with what the last look found if the deadline passes first.
+ */
+export async function reconcileSettled(dataDir: string, bucket: string, acknowledged: Acknowledged[], timeoutMs: number): Promise<Reconciliation> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await reconcileRunning(dataDir, bucket, acknowledged);
+    if (r.lost === 0 && r.unsettled.length === 0) return r;
+    if (Date.now() > deadline) throw new Error(`not settled within ${timeoutMs} ms: ${r.lost} rows missing, unsettled ${JSON.stringify(r.unsettled)}`);
+    await new Promise((res) => setTimeout(res, 25));
+  }
+}
