@@ -27,6 +27,11 @@ export interface IngestLimits {
   minUploadBytesPerSecond: number;
   /** Uploads streaming at once in this process; one more is answered 429. */
   maxConcurrentUploads: number;
+  /**
+   * Worker threads that validate uploads beside the main thread (0: validation runs on it). They
+   * pay only where a core is free; see docs/benchmarks.md "Validation on a thread of its own".
+   */
+  validationThreads: number;
   /** How long an Idempotency-Key or a file's SHA-256 maps to its first upload. */
   idempotencyWindowMs: number;
 }
@@ -184,6 +189,7 @@ function ingestLimits(env: NodeJS.ProcessEnv, profile: Config['profile']): Inges
     uploadStallMs: int(env, 'UPLOAD_STALL_MS', 10_000),
     minUploadBytesPerSecond: int(env, 'UPLOAD_MIN_BYTES_PER_SECOND', 1024),
     maxConcurrentUploads: int(env, 'MAX_CONCURRENT_UPLOADS', 8),
+    validationThreads: int(env, 'VALIDATION_THREADS', 0),
     idempotencyWindowMs: int(env, 'IDEMPOTENCY_WINDOW_SECONDS', 86_400) * 1000,
   };
 }

@@ -17,7 +17,8 @@ import { pipeline } from 'node:stream/promises';
 import type { ObjectStore } from '../core/ports.js';
 import { SpillingSink } from '../core/spill.js';
 import type { UploadLedger, UploadRecord } from '../core/uploads.js';
-import { CsvValidator, InvalidCsvError, type ValidationLimits } from './validator.js';
+import { streamingValidator } from './off-thread-validator.js';
+import { InvalidCsvError, type ValidationLimits } from './validator.js';
 
 export interface UploadMeta {
   uploadId: string;
@@ -108,7 +109,7 @@ export async function stageUpload(
   const staging = `${STAGING_PREFIX}${uploadId}.csv`;
   const digest = new Digest();
   const canonical = new Digest();
-  const validator = new CsvValidator(deps.limits);
+  const validator = streamingValidator(deps.limits);
   const fileName = sanitizeFileName(meta.fileName);
   const labels: Record<string, string> = {
     uploadId,

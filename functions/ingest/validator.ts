@@ -17,6 +17,8 @@ import { PlainRows } from './plain-rows.js';
 export type ValidationLimits = Pick<IngestLimits, 'maxRows' | 'maxColumns' | 'maxFieldChars' | 'maxRecordChars'> & {
   /** Faults kept for the report; counting goes on to the end of the file. */
   maxFaults: number;
+  /** Worker threads validation may use (off-thread-validator.ts); none when absent. */
+  validationThreads?: number;
 };
 
 export const DEFAULT_LIMITS: ValidationLimits = { maxRows: 50_000_000, maxRecordChars: 1 << 20, maxFieldChars: 1 << 16, maxColumns: 100, maxFaults: 100 };

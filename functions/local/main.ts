@@ -1,6 +1,7 @@
 /** `npm start`: the whole pipeline on one machine, on the embedded adapters. */
 import { loadConfig } from '../core/config.js';
 import { installCrashGuard } from '../core/crash-guard.js';
+import { startValidatorThread } from '../ingest/off-thread-validator.js';
 import { keyToShow } from '../ops/gateway-access.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { startLocalPipeline, type LocalPipeline } from './pipeline.js';
@@ -29,6 +30,7 @@ const started = await start().catch((e: unknown) => {
   process.exit(1);
 });
 const { rt, pipeline, release } = started;
+startValidatorThread(config.ingest.validationThreads);
 installCrashGuard(rt.log);
 const { url } = pipeline;
 // Before the banner: whoever reads "running at" may stop us at once (a test, a supervisor).

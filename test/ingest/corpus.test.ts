@@ -94,10 +94,11 @@ async function upload(url: string, c: Case, data: Buffer, chunked = false): Prom
   return send(url, body, { 'content-type': form.contentType, ...headers });
 }
 
-describe('the bad-file corpus through POST /upload', () => {
+// Validation on the main thread, and on a worker thread (the same answers, the same nothing left behind).
+describe.each(['0', '1'])('the bad-file corpus through POST /upload, VALIDATION_THREADS=%s', (threads) => {
   let p: TestPipeline;
   beforeAll(async () => {
-    p = await startTestPipeline({ env: ENV });
+    p = await startTestPipeline({ env: { ...ENV, VALIDATION_THREADS: threads } });
   });
   afterAll(async () => {
     await p?.stop();

@@ -1,0 +1,189 @@
+/**
+ * CsvValidator on a worker thread, so that a second core can run it: the main
+ * thread keeps receiving, hashing and writing while the thread reads and
+ * checks (validator-thread.ts). Same stream contract as CsvValidator: bytes
+ * in, the canonical CSV out, `rows` once it has ended, and the same
+ * InvalidCsvError when the file is invalid. Used when the configuration gives
+ * validation threads (VALIDATION_THREADS); docs/benchmarks.md says when that pays.
+ *
+ * Memory: each chunk is copied into a buffer of CHUNK_BYTES that is moved
+ * (transferred) to the thread and moved back once read, to be used again; the
+ * canonical chunks move over once. At most IN_FLIGHT_BYTES are on their way
+ * to the thread at a time, so a fast client cannot queue a file in memory
+ * ahead of the checks.
+ */
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { Transform, type TransformCallback } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { CsvFault } from '../core/problem.js';
+import { CsvValidator, InvalidCsvError, type ValidationLimits } from './validator.js';
+
+export type ToThread =
+  | { id: number; limits: ValidationLimits }
+  | { id: number; chunk: ArrayBuffer; length: number }
+  | { id: number; end: true }
+  | { id: number; cancel: true };
+
+export type FromThread =
+  | { id: number; out: Uint8Array }
+  | { id: number; read: ArrayBuffer; length: number }
+  | { id: number; rows: number }
+  | { id: number; invalid: { faults: CsvFault[]; faultCount: number; rows: number; status: 413 | 422 } }
+  | { id: number; error: string };
+
+const CHUNK_BYTES = 64 * 1024;
+const IN_FLIGHT_BYTES = 8 * CHUNK_BYTES;
+/** Spare chunk buffers a thread keeps: enough for the uploads it usually has at once. */
+const SPARE_CHUNKS = 32;
+
+let bundled: string | undefined;
+
+/**
+ * Compiled, the thread runs validator-thread.js. From source (tsx, vitest) a
+ * worker would not inherit the parent's module hooks, and tsx's own in the
+ * thread cost ~30 MB of memory: the entry is bundled with esbuild into one
+ * script instead, once per process, by its CLI in a process of its own (its
+ * synchronous API would keep a thread of its own here, another ~15 MB).
+ */
+function startWorker(): Worker {
+  if (!fileURLToPath(import.meta.url).endsWith('.ts')) return new Worker(new URL('./validator-thread.js', import.meta.url));
+  const esbuild = createRequire(import.meta.url).resolve('esbuild/bin/esbuild');
+  const entry = fileURLToPath(new URL('./validator-thread.ts', import.meta.url));
+  bundled ??= execFileSync(process.execPath, [esbuild, entry, '--bundle', '--platform=node', '--format=cjs', '--log-level=warning'], { encoding: 'utf8' });
+  return new Worker(bundled, { eval: true });
+}
+
+/** One worker thread and the uploads it is validating. */
+class ValidatorThread {
+  private readonly worker = startWorker();
+  readonly sessions = new Map<number, OffThreadValidator>();
+  private readonly spare: ArrayBuffer[] = [];
+
+  constructor(private readonly gone: (thread: ValidatorThread) => void) {
+    // Only an upload in progress keeps the process alive for it (see open/close).
+    this.worker.unref();
+    this.worker.on('message', (m: FromThread) => {
+      if ('read' in m) this.reuse(m.read);
+      this.sessions.get(m.id)?.receive(m);
+    });
+    this.worker.on('error', (e) => this.fail(e));
+    this.worker.on('exit', (code) => this.fail(new Error(`the validator thread exited with code ${code}`)));
+  }
+
+  open(id: number, session: OffThreadValidator, limits: ValidationLimits): void {
+    if (this.sessions.size === 0) this.worker.ref();
+    this.sessions.set(id, session);
+    this.post({ id, limits });
+  }
+
+  close(id: number): void {
+    if (this.sessions.delete(id) && this.sessions.size === 0) this.worker.unref();
+  }
+
+  post(message: ToThread, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  /** Copies `bytes` (at most CHUNK_BYTES) into a chunk buffer and moves it to the thread. */
+  send(id: number, bytes: Buffer): void {
+    const chunk = this.spare.pop() ?? new ArrayBuffer(CHUNK_BYTES);
+    bytes.copy(new Uint8Array(chunk));
+    this.post({ id, chunk, length: bytes.length }, [chunk]);
+  }
+
+  /** A chunk buffer the thread has read, to be used again. */
+  reuse(chunk: ArrayBuffer): void {
+    if (this.spare.length < SPARE_CHUNKS) this.spare.push(chunk);
+  }
+
+  /** A crash of the thread (a bug, or out of memory) fails the uploads on it; the next upload starts a new one. */
+  private fail(e: Error): void {
+    this.gone(this);
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of sessions) s.destroy(e);
+  }
+}
+
+const threads: ValidatorThread[] = [];
+let lastId = 0;
+
+function newThread(): ValidatorThread {
+  const thread = new ValidatorThread((t) => {
+    const at = threads.indexOf(t);
+    if (at >= 0) threads.splice(at, 1);
+  });
+  threads.push(thread);
+  return thread;
+}
+
+/** The least busy thread, or a new one while there are fewer than `max`. */
+function pickThread(max: number): ValidatorThread {
+  const least = threads.reduce<ValidatorThread | undefined>((best, t) => (!best || t.sessions.size < best.sessions.size ? t : best), undefined);
+  return least && (least.sessions.size === 0 || threads.length >= max) ? least : newThread();
+}
+
+/** Starts a thread ahead of the first upload, which would otherwise wait for it (a server at start-up). */
+export function startValidatorThread(max: number): void {
+  if (max > 0 && threads.length === 0) newThread();
+}
+
+export class OffThreadValidator extends Transform {
+  rows = 0;
+  private readonly id = ++lastId;
+  private readonly thread: ValidatorThread;
+  private inFlight = 0;
+  /** The write waiting for room in flight. */
+  private waiting?: TransformCallback;
+  private flushed?: TransformCallback;
+
+  constructor(limits: ValidationLimits & { validationThreads: number }) {
+    super();
+    this.thread = pickThread(limits.validationThreads);
+    this.thread.open(this.id, this, limits);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    for (let at = 0; at < chunk.length; at += CHUNK_BYTES) this.thread.send(this.id, chunk.subarray(at, at + CHUNK_BYTES));
+    this.inFlight += chunk.length;
+    if (this.inFlight < IN_FLIGHT_BYTES) done();
+    else this.waiting = done;
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.flushed = done;
+    this.thread.post({ id: this.id, end: true });
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    if (this.thread.sessions.has(this.id)) this.thread.post({ id: this.id, cancel: true });
+    this.thread.close(this.id);
+    done(error);
+  }
+
+  /** What the thread says about this upload. */
+  receive(m: FromThread): void {
+    if ('out' in m) {
+      this.push(Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength));
+    } else if ('read' in m) {
+      this.inFlight -= m.length;
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      waiting?.();
+    } else if ('rows' in m) {
+      this.rows = m.rows;
+      this.thread.close(this.id);
+      this.flushed?.();
+    } else {
+      this.thread.close(this.id);
+      const { invalid } = m as Extract<FromThread, { invalid: unknown }>;
+      this.destroy(invalid ? new InvalidCsvError(invalid.faults, invalid.faultCount, invalid.rows, invalid.status) : new Error(`validator thread: ${(m as { error: string }).error}`));
+    }
+  }
+}
+
+/** The validator for one file: on a worker thread when the limits give any. */
+export const streamingValidator = ({ validationThreads = 0, ...limits }: ValidationLimits): CsvValidator | OffThreadValidator =>
+  validationThreads > 0 ? new OffThreadValidator({ ...limits, validationThreads }) : new CsvValidator(limits);
