@@ -5,9 +5,11 @@
  * `BENCH_DIR` (default: the OS temp dir), and drives each with the same closed loop of
  * 100-row files (`SMALL_AB_UPLOADS`, 16 always in flight) as bench/ingest.ts. Per run:
  * latency percentiles, uploads/s, and the server's CPU time per upload (all its threads),
- * counted from idle to idle again so that the loader's work for these uploads is in it.
+ * counted from idle to idle again so that the loader's work for these uploads is in it, and how
+ * that CPU splits between the server's threads (by name; the event loop's thread is `main`).
  * On a shared machine one run says little: read the medians and the per-pair ratios.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -24,9 +26,56 @@ const CONCURRENCY = 16;
 const WARM_UP = 20;
 const work = await fs.mkdtemp(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'bench-small-ab-'));
 
-async function cpuMs(pid: number): Promise<number> {
-  const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime of every thread, in ticks of 10 ms
+/** utime + stime from a /proc stat file, in ms (ticks of 10 ms). */
+async function statCpuMs(file: string): Promise<number> {
+  const fields = (await fs.readFile(file, 'utf8')).split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** Every thread of the process together. */
+const cpuMs = (pid: number): Promise<number> => statCpuMs(`/proc/${pid}/stat`);
+
+/** CPU ms of each live thread, by thread id. */
+async function threadCpuMs(pid: number): Promise<Map<string, number>> {
+  const byTid = new Map<string, number>();
+  for (const tid of await fs.readdir(`/proc/${pid}/task`)) {
+    try {
+      byTid.set(tid, await statCpuMs(`/proc/${pid}/task/${tid}/stat`));
+    } catch {
+      // The thread ended between the listing and the read: its time stays in the process total.
+    }
+  }
+  return byTid;
+}
+
+/** What a thread's stack says it is for; Node names all its threads `node`, and DuckDB's have no names of their own. */
+const ROLES: [RegExp, string][] = [
+  [/TaskScheduler::ExecuteForever/, 'DuckDB scheduler threads'],
+  [/threadpool\.c/, 'libuv pool (DuckDB statements, async fs, crypto)'],
+  [/PlatformWorkerThread|DelayedTaskScheduler/, 'V8 platform (concurrent GC, compilation)'],
+  [/worker::Worker::Run/, 'worker threads (tsx module hooks, validators)'],
+  [/inspector/, 'inspector'],
+];
+
+/**
+ * Each thread's role, from one `gdb` backtrace of every thread (the process stops for a moment);
+ * without gdb (or ptrace rights) each thread is known by its name only. The event loop's thread is `main`.
+ */
+function threadRoles(pid: number): Map<string, string> {
+  const roles = new Map<string, string>([[String(pid), 'main (event loop)']]);
+  const trace = spawnSync('gdb', ['-p', String(pid), '-batch', '-ex', 'thread apply all bt 12'], { encoding: 'utf8', timeout: 60_000 });
+  for (const thread of (trace.stdout ?? '').split(/^Thread \d+ /m).slice(1)) {
+    const tid = /\(LWP (\d+)\)/.exec(thread)?.[1];
+    const role = ROLES.find(([pattern]) => pattern.test(thread))?.[1];
+    if (tid && role && !roles.has(tid)) roles.set(tid, role);
+  }
+  return roles;
+}
+
+async function threadName(pid: number, tid: string, roles: Map<string, string>): Promise<string> {
+  const role = roles.get(tid);
+  if (role) return role;
+  return (await fs.readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => 'ended')).trim();
 }
 
 /** Waits (at most a minute) until the server has used under 5% of a core for half a second. */
@@ -56,6 +105,8 @@ interface Result {
   rps: number;
   cpuPerUpload: number;
   failed: number;
+  /** CPU ms per upload by thread role (or name); `exited threads` is what the process total has beyond the live threads. */
+  threads: Map<string, number>;
 }
 
 // Distinct files: the same bytes twice would be an idempotent replay.
@@ -69,6 +120,7 @@ async function measure(side: Result['side'], root: string): Promise<Result> {
     for (const body of files.slice(0, WARM_UP)) await upload(server.url, body, agent);
     await idle(server.pid);
     const cpu0 = await cpuMs(server.pid);
+    const threads0 = await threadCpuMs(server.pid);
     const latencies: number[] = [];
     let failed = 0;
     let next = WARM_UP;
@@ -85,8 +137,15 @@ async function measure(side: Result['side'], root: string): Promise<Result> {
     const seconds = (performance.now() - t0) / 1000;
     await idle(server.pid);
     const cpuPerUpload = ((await cpuMs(server.pid)) - cpu0) / uploads;
+    const threads = new Map<string, number>();
+    const roles = threadRoles(server.pid);
+    for (const [tid, ms] of await threadCpuMs(server.pid)) {
+      const name = await threadName(server.pid, tid, roles);
+      threads.set(name, (threads.get(name) ?? 0) + (ms - (threads0.get(tid) ?? 0)) / uploads);
+    }
+    threads.set('exited threads', Math.max(0, cpuPerUpload - [...threads.values()].reduce((a, b) => a + b, 0)));
     const { p50, p95 } = percentiles(latencies);
-    return { side, p50, p95, rps: uploads / seconds, cpuPerUpload, failed };
+    return { side, p50, p95, rps: uploads / seconds, cpuPerUpload, failed, threads };
   } finally {
     agent.destroy();
     await server.stop();
@@ -114,11 +173,20 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const of = (side: Result['side'], k: keyof Omit<Result, 'side'>): number[] => results.filter((r) => r.side === side).map((r) => r[k]);
+const of = (side: Result['side'], k: keyof Omit<Result, 'side' | 'threads'>): number[] => results.filter((r) => r.side === side).map((r) => r[k]);
 console.log(`Closed loop, ${uploads} 100-row uploads, ${CONCURRENCY} in flight, ${runs} interleaved pairs; before: ${before}, after: ${after}
 
 | side | p50 ms | p95 ms | uploads/s | server CPU per upload ms | not 201 |
 |---|--:|--:|--:|--:|--:|
 ${results.map((r) => `| ${r.side} | ${r.p50.toFixed(0)} | ${r.p95.toFixed(0)} | ${r.rps.toFixed(0)} | ${r.cpuPerUpload.toFixed(2)} | ${r.failed} |`).join('\n')}
 | median after ÷ before | ${(median(of('after', 'p50')) / median(of('before', 'p50'))).toFixed(2)}× | ${(median(of('after', 'p95')) / median(of('before', 'p95'))).toFixed(2)}× | ${(median(of('after', 'rps')) / median(of('before', 'rps'))).toFixed(2)}× | ${(median(of('after', 'cpuPerUpload')) / median(of('before', 'cpuPerUpload'))).toFixed(2)}× | |
+`);
+
+const threadNames = [...new Set(results.flatMap((r) => [...r.threads.keys()]))].sort();
+const threadMs = (side: Result['side'], name: string): number => median(results.filter((r) => r.side === side).map((r) => r.threads.get(name) ?? 0));
+console.log(`Server CPU per upload by thread (ms, median of the runs)
+
+| thread | before | after |
+|---|--:|--:|
+${threadNames.map((n) => `| ${n} | ${threadMs('before', n).toFixed(2)} | ${threadMs('after', n).toFixed(2)} |`).join('\n')}
 `);
