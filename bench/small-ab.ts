@@ -6,7 +6,7 @@
  * 100-row files (`SMALL_AB_UPLOADS`, 16 always in flight) as bench/ingest.ts. Per run:
  * latency percentiles, uploads/s, and the server's CPU time per upload (all its threads),
  * counted from idle to idle again so that the loader's work for these uploads is in it, and how
- * that CPU splits between the server's threads (by name; the event loop's thread is `main`).
+ * that CPU splits between the server's threads by role (threadRoles below).
  * On a shared machine one run says little: read the medians and the per-pair ratios.
  */
 import { spawnSync } from 'node:child_process';
