@@ -89,8 +89,8 @@ async function createWarehouse(config: Config): Promise<Warehouse> {
     return new BigQueryWarehouse({ projectId: config.projectId, ...config.bigQuery });
   }
   const file = path.join(config.dataDir, 'warehouse.duckdb');
-  if (config.sharedDataDir) return new (await import('./adapters/duckdb/shared.js')).SharedDuckDbWarehouse(file);
-  return new (await import('./adapters/duckdb/warehouse.js')).DuckDbWarehouse(file);
+  if (config.sharedDataDir) return new (await import('./adapters/duckdb/shared.js')).SharedDuckDbWarehouse(file, config.duckDbThreads);
+  return new (await import('./adapters/duckdb/warehouse.js')).DuckDbWarehouse(file, undefined, config.duckDbThreads);
 }
 
 /** Adapters made elsewhere (tests: cloud clients pointed at loopback fakes); the rest are made from the config. */

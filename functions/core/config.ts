@@ -58,6 +58,11 @@ export interface Config {
    * processes and DuckDB opens its file per operation.
    */
   sharedDataDir: boolean;
+  /**
+   * DuckDB's threads (0: its default, one per core). The setting is global to the database, queries and
+   * large loads included; 1 halves DuckDB's CPU per small load (docs/benchmarks.md, "Where a small upload's CPU goes").
+   */
+  duckDbThreads: number;
   bucket: string;
   /** Topic the bucket's object notifications go to, and its loader subscription. */
   notificationTopic: string;
@@ -216,6 +221,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     headersTimeoutMs: int(env, 'HEADERS_TIMEOUT_MS', 10_000),
     dataDir,
     sharedDataDir: choice(env, 'SHARED_DATA_DIR', ['0', '1'] as const, '0') === '1',
+    duckDbThreads: int(env, 'DUCKDB_THREADS', 0),
     bucket: env.BUCKET ?? 'flights-local',
     notificationTopic: env.NOTIFICATION_TOPIC ?? 'flights-objects',
     loaderSubscription: env.LOADER_SUBSCRIPTION ?? 'flights-loader',

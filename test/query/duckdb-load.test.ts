@@ -55,3 +55,17 @@ describe('DuckDbWarehouse.load', () => {
     expect(await total()).toBe(30);
   });
 });
+
+describe('DuckDbWarehouse threads', () => {
+  it('runs DuckDB on the configured threads, and loads and counts the same on one', async () => {
+    const single = new DuckDbWarehouse(':memory:', 1, 1);
+    await single.init();
+    try {
+      expect((await single.run("SELECT current_setting('threads')::INTEGER AS threads")).rows).toEqual([{ threads: 1 }]);
+      expect(await single.load([await file('in/a.csv', '1', 25)])).toEqual([{ object: 'in/a.csv', generation: '1', status: 'loaded', rows: 25 }]);
+      expect(await single.count({ select: [], filters: [], order: [], limit: 1 })).toBe(25);
+    } finally {
+      await single.close();
+    }
+  });
+});

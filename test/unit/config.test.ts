@@ -1,4 +1,8 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { DuckDbWarehouse } from '../../functions/adapters/duckdb/warehouse.js';
 import { loadConfig } from '../../functions/core/config.js';
 import { createRuntime } from '../../functions/runtime.js';
 import { quietLogger } from '../support/pipeline.js';
@@ -21,5 +25,18 @@ describe('configuration', () => {
 
   it('requires a cursor secret in the cloud, where instances must agree on it', async () => {
     await expect(createRuntime(loadConfig({ PROFILE: 'cloud' }), quietLogger())).rejects.toThrow('CURSOR_SECRET must be set');
+  });
+
+  it('gives the embedded DuckDB the threads DUCKDB_THREADS names (unset: 0, DuckDB default)', async () => {
+    expect(loadConfig({}).duckDbThreads).toBe(0);
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'config-threads-'));
+    const rt = await createRuntime(loadConfig({ DATA_DIR: dataDir, DUCKDB_THREADS: '1' }), quietLogger());
+    try {
+      const threads = await (rt.warehouse as DuckDbWarehouse).run("SELECT current_setting('threads')::INTEGER AS threads");
+      expect(threads.rows).toEqual([{ threads: 1 }]);
+    } finally {
+      await rt.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

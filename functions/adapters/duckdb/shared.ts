@@ -28,6 +28,8 @@ export class SharedDuckDbWarehouse implements Warehouse {
 
   constructor(
     private readonly file: string,
+    /** DuckDB's threads; 0 keeps its default. */
+    private readonly threads = 0,
     /** How long an operation waits for other processes before failing (a load may hold the file for seconds). */
     private readonly lockTimeoutMs = 60_000,
   ) {}
@@ -80,7 +82,7 @@ export class SharedDuckDbWarehouse implements Warehouse {
     const deadline = Date.now() + this.lockTimeoutMs;
     for (let delayMs = 5; ; delayMs = Math.min(delayMs * 2, 200)) {
       // One read connection: the database lives for a single operation.
-      const db = new DuckDbWarehouse(this.file, 1);
+      const db = new DuckDbWarehouse(this.file, 1, this.threads);
       try {
         await db.init();
         return db;

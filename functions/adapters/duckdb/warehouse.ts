@@ -82,10 +82,11 @@ export class DuckDbWarehouse implements Warehouse {
   /** Loads share one connection, and a connection holds one transaction: they run one at a time. */
   private loads: Promise<unknown> = Promise.resolve();
 
-  /** `file` is a path, or ':memory:'. */
+  /** `file` is a path, or ':memory:'; `threads` 0 keeps DuckDB's default (one per core). */
   constructor(
     private readonly file: string,
     private readonly readConnections = 4,
+    private readonly threads = 0,
   ) {}
 
   /**
@@ -99,7 +100,7 @@ export class DuckDbWarehouse implements Warehouse {
 
   async init(): Promise<void> {
     if (this.file !== ':memory:') await fs.mkdir(path.dirname(this.file), { recursive: true });
-    this.instance = await DuckDBInstance.create(this.file);
+    this.instance = await DuckDBInstance.create(this.file, this.threads > 0 ? { threads: String(this.threads) } : undefined);
     // DuckDB's file lock is held from here: no other process has an export under way in the scratch directory.
     if (this.file !== ':memory:') await fs.rm(this.scratchDir, { recursive: true, force: true });
     this.writer = await this.instance.connect();
