@@ -35,6 +35,36 @@ ci_main() {
     exit 0
   fi
   trap ci_on_exit EXIT
+  ci_note_build_start
+}
+
+# Cloud Build kills the step that runs when the build's timeout comes without
+# running its EXIT trap, so that failure would post nothing. The build's start
+# is kept where every step sees it (the first step to run writes it), and
+# ci_bounded stops a step's long command CI_DEADLINE_MARGIN_S before the
+# build's timeout (CI_BUILD_TIMEOUT_S, cloudbuild.yaml's `timeout`): the step
+# then fails as any other and reports itself. Unset (by hand), nothing is bounded.
+CI_DEADLINE_MARGIN_S="${CI_DEADLINE_MARGIN_S:-60}"
+ci_note_build_start() {
+  [[ -n "${CI_BUILD_TIMEOUT_S:-}" ]] || return 0
+  mkdir -p "$CI_OUT"
+  [[ -s "$CI_OUT/build-started-at" ]] || date +%s >"$CI_OUT/build-started-at"
+}
+
+# `ci_bounded CMD...`: CMD, stopped (TERM, then KILL 10 s later, its whole process group) when the build's deadline comes.
+ci_bounded() {
+  [[ -n "${CI_BUILD_TIMEOUT_S:-}" ]] || {
+    "$@"
+    return
+  }
+  local left=$(($(cat "$CI_OUT/build-started-at") + CI_BUILD_TIMEOUT_S - CI_DEADLINE_MARGIN_S - $(date +%s)))
+  ((left > 0)) || left=1
+  local status=0
+  timeout -k 10 "$left" "$@" || status=$?
+  if ((status == 124 || status == 137)); then
+    echo "ci: $CI_STAGE stopped: the build's ${CI_BUILD_TIMEOUT_S} s timeout was ${CI_DEADLINE_MARGIN_S} s away ($*)" >&2
+  fi
+  return "$status"
 }
 
 # Temporary paths a script asks to have removed when it exits.

@@ -61,7 +61,7 @@ export async function startFunction(target: string, port: number, env: NodeJS.Pr
   tagLines(child.stderr, `[${target}]`, process.stderr);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   // If this process dies without stopping it, the function goes too.
-  const forget = killOnExit(() => child.kill('SIGKILL'));
+  const forget = killOnExit(child.pid);
   let running = true;
   void exited.then(() => {
     running = false;

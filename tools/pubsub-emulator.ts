@@ -56,7 +56,7 @@ export async function startPubSubEmulator({ projectId = 'demo', port = 0, startT
   child.stderr?.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // A detached group outlives this process; if the test run dies before stop(), take the emulator with it.
-  const forget = killOnExit(() => signalGroup('SIGKILL'));
+  const forget = killOnExit(child.pid === undefined ? undefined : -child.pid);
   let running = true;
   void exited.then(() => (running = false));
 

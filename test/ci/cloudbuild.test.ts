@@ -97,6 +97,8 @@ describe('cloudbuild.yaml', () => {
 
   it('sets timeout, logging and machine type, and takes every secret from Secret Manager', () => {
     expect(config.timeout).toMatch(/^\d+s$/);
+    // Each step stops its long command before this deadline so that it can still report itself (ci/lib.sh ci_bounded).
+    expect(config.options.env).toContain(`CI_BUILD_TIMEOUT_S=${parseInt(config.timeout, 10)}`);
     expect(config.options.logging).toBe('CLOUD_LOGGING_ONLY');
     expect(config.options.machineType).toMatch(/^E2_HIGHCPU_\d+$/);
     expect(Object.keys(config.substitutions).sort()).toEqual(['_ARTIFACTS_BUCKET', '_PULUMI_STACK', '_REGION']);

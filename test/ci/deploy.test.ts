@@ -20,10 +20,11 @@ let webhook: http.Server;
 let webhookUrl: string;
 let posts: { contentType: string | undefined; body: unknown }[];
 
-/** A fake CLI: appends its argv (one line, tab-separated) to `calls`; answers `stack output <name>` from FAKE_OUTPUT_<name>; fails when FAKE_FAIL matches its argv. */
+/** A fake CLI: appends its argv (one line, tab-separated) to `calls`; answers `stack output <name>` from FAKE_OUTPUT_<name>; fails when FAKE_FAIL matches its argv, hangs when FAKE_HANG does. */
 const fakeCli = (name: string) => `#!/usr/bin/env bash
 printf '%s' ${name} >>"$FAKE_CALLS"; printf '\\t%s' "$@" >>"$FAKE_CALLS"; echo >>"$FAKE_CALLS"
 if [[ -n "\${FAKE_FAIL:-}" && "$*" == *"$FAKE_FAIL"* ]]; then echo "error: $FAKE_FAIL failed" >&2; exit 3; fi
+if [[ -n "\${FAKE_HANG:-}" && "$*" == *"$FAKE_HANG"* ]]; then exec sleep 600; fi
 if [[ "$1 $2" == "stack output" ]]; then var="FAKE_OUTPUT_$3"; echo "\${!var}"; fi
 `;
 
@@ -125,6 +126,32 @@ describe('ci/preview and ci/deploy', () => {
         },
       },
     ]);
+  });
+
+  it('a pulumi up still running near the build timeout is stopped, fails the step and posts the failure (Cloud Build would kill it silently)', async () => {
+    await fs.mkdir(out, { recursive: true });
+    // A build started 3,600 s ago less the 60 s margin less 2 s: the step has 2 s before the deadline it keeps.
+    await fs.writeFile(path.join(out, 'build-started-at'), String(Math.floor(Date.now() / 1000) - 3600 + 60 + 2));
+    const result = await runScript('ci/deploy', [], env({ FAKE_HANG: 'up --yes', CI_BUILD_TIMEOUT_S: '3600', CHAT_WEBHOOK_URL: webhookUrl, BUILD_ID: 'b-43', PROJECT_ID: 'p', LOCATION: 'global' }));
+    expect(result.code).toBe(124);
+    expect(result.stderr).toContain("ci: deploy stopped: the build's 3600 s timeout was 60 s away (pulumi up --yes");
+    expect(posts.map((p) => p.body)).toEqual([
+      { text: 'flights-ingest master @ feedc0de0000: failure in deploy. https://console.cloud.google.com/cloud-build/builds;region=global/b-43?project=p' },
+    ]);
+  });
+
+  it('the first step notes when the build started; later steps keep that start', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const first = await runScript('ci/preview', [], env({ BRANCH_NAME: 'develop', CI_BUILD_TIMEOUT_S: '3600' }));
+    expect(first.code, first.stderr).toBe(0);
+    const started = Number(await fs.readFile(path.join(out, 'build-started-at'), 'utf8'));
+    expect(started).toBeGreaterThanOrEqual(before);
+    expect(started).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
+    await fs.writeFile(path.join(out, 'build-started-at'), '1700000000\n');
+    // Long past that build's deadline: the command still runs (for a second), is stopped, and the step fails.
+    const later = await runScript('ci/preview', [], env({ BRANCH_NAME: 'develop', CI_BUILD_TIMEOUT_S: '3600', FAKE_HANG: 'preview' }));
+    expect(later.code).toBe(124);
+    expect((await fs.readFile(path.join(out, 'build-started-at'), 'utf8')).trim()).toBe('1700000000');
   });
 });
 

@@ -12,7 +12,7 @@ export interface ScriptResult {
 }
 
 /** What Cloud Build sets for its steps: a test run inside a build must not pass its own pipeline on to the script under test. */
-const PIPELINE_ENV = ['PIPELINE_BRANCH', 'BRANCH_NAME', 'COMMIT_SHA', 'SHORT_SHA', 'STACK', 'CI_OUT', 'ARTIFACTS_BUCKET', 'CHAT_WEBHOOK_URL', 'API_KEY', 'PULUMI_ACCESS_TOKEN', 'CI_DRY_RUN'];
+const PIPELINE_ENV = ['PIPELINE_BRANCH', 'BRANCH_NAME', 'COMMIT_SHA', 'SHORT_SHA', 'STACK', 'CI_OUT', 'ARTIFACTS_BUCKET', 'CHAT_WEBHOOK_URL', 'API_KEY', 'PULUMI_ACCESS_TOKEN', 'CI_DRY_RUN', 'CI_BUILD_TIMEOUT_S'];
 
 export function runScript(script: string, args: string[] = [], env: Record<string, string | undefined> = {}, options: { inheritEnv?: boolean } = {}): Promise<ScriptResult> {
   const base: Record<string, string | undefined> = options.inheritEnv === false ? { PATH: process.env.PATH, HOME: process.env.HOME } : { ...process.env };
