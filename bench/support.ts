@@ -79,8 +79,16 @@ const STARTED = /running at (http:\/\/[^\s]+)/;
  * RSS sampling and signals need. Its output goes to `logFile`. `root`: another
  * checkout to run (a before/after comparison), with its own node_modules.
  */
+/** `npm start`'s node arguments, from package.json, so that a bench runs the server as users do (its V8 flags included). */
+export const NPM_START_ARGS: readonly string[] = (() => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const [command, ...args] = pkg.scripts.start.split(/\s+/);
+  if (command !== 'node') throw new Error(`npm start runs ${command}, not node: the bench cannot read its pid`);
+  return args;
+})();
+
 export async function startServer(options: { dataDir: string; logFile: string; env?: Record<string, string>; timeoutMs?: number; root?: string }): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'functions/local/main.ts'], {
+  const child = spawn(process.execPath, NPM_START_ARGS, {
     cwd: options.root ?? ROOT,
     // Loopback only: the gateway's key check and its per-minute quota (600 calls) are not what a benchmark measures.
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', DATA_DIR: options.dataDir, AUTH: 'off', ...options.env },
