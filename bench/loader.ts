@@ -28,13 +28,7 @@ import path from 'node:path';
 import { DuckDbWarehouse } from '../functions/adapters/duckdb/warehouse.js';
 import { FsObjectStore } from '../functions/adapters/local/fs-store.js';
 import { loadConfig } from '../functions/core/config.js';
-import { ROOT, machine, since, startServer, tempDir, uploadFile, waitForLoad, writeFlightsFile, writeGenerated } from './support.js';
-
-const envInt = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
-  return value;
-};
+import { ROOT, envInt, machine, since, startServer, tempDir, uploadFile, waitForLoad, writeFlightsFile, writeGenerated } from './support.js';
 
 const ROWS = envInt('LOADER_BENCH_ROWS', 1_000_000);
 const RUNS = envInt('LOADER_BENCH_RUNS', 3);

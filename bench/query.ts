@@ -22,6 +22,7 @@ import { probeSpec } from '../functions/query/handler.js';
 import { flightsCsv } from '../test/support/generate-flights.js';
 import {
   ROOT,
+  envInt,
   getJson,
   machine,
   percentiles,
@@ -36,12 +37,6 @@ import {
   type Percentiles,
   type ServerProcess,
 } from './support.js';
-
-const envInt = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
-  return value;
-};
 
 const ROWS = envInt('QUERY_BENCH_ROWS', 1_000_000);
 const SECONDS = envInt('QUERY_BENCH_SECONDS', 10);

@@ -15,13 +15,13 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { flightsCsv } from '../test/support/generate-flights.js';
-import { percentiles, startServer, type ServerProcess } from './support.js';
+import { envInt, percentiles, startServer, type ServerProcess } from './support.js';
 
 const before = process.env.BEFORE_TREE;
 if (!before) throw new Error('BEFORE_TREE must name a checkout (with node_modules) to compare with');
 const after = path.resolve(process.env.AFTER_TREE ?? '.');
-const runs = Number(process.env.SMALL_AB_RUNS ?? 3);
-const uploads = Number(process.env.SMALL_AB_UPLOADS ?? 800);
+const runs = envInt('SMALL_AB_RUNS', 3);
+const uploads = envInt('SMALL_AB_UPLOADS', 800);
 const CONCURRENCY = 16;
 const WARM_UP = 20;
 const work = await fs.mkdtemp(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'bench-small-ab-'));

@@ -21,6 +21,13 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export const tempDir = (prefix: string): Promise<string> => fsp.mkdtemp(path.join(os.tmpdir(), prefix));
 
+/** A bench's size knob from the environment: a positive integer, or `fallback` when unset. */
+export const envInt = (name: string, fallback: number): number => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+  return value;
+};
+
 /** Milliseconds since `start` (a performance.now() reading). */
 export const since = (start: number): number => performance.now() - start;
 
