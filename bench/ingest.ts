@@ -15,7 +15,7 @@
  * second baseline, the floor, makes per upload the same atomic file
  * replacements as our design and nothing else (DURABLE_STEPS).
  * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
- * dir). Prints Markdown tables.
+ * dir); `BENCH_SMALL=0` skips the 100-row files. Prints Markdown tables.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -404,7 +404,8 @@ async function smallFileLoads(): Promise<SmallRow[]> {
   return loads.map((l, i) => ({ load: l.name, results: { raw: results.raw[i]!, floor: results.floor[i]!, ours: results.ours[i]! } }));
 }
 
-const small = await smallFileLoads();
+// BENCH_SMALL=0: the large files only (a before/after of the inline path, without the minutes of small-file loads).
+const small = process.env.BENCH_SMALL === '0' ? [] : await smallFileLoads();
 const files100Bytes = Buffer.byteLength(flightsCsv(100, 1000));
 await fs.rm(work, { recursive: true, force: true });
 console.log(`| size | server | rows | raw loopback → disk MB/s | bare reader MB/s | bare csv-parse MB/s | upload MB/s (status) | upload ÷ bare reader | server CPU s (main thread) | server RSS idle MB | max sampled RSS during upload MB | VmHWM at the answer MB |
