@@ -5,7 +5,8 @@
  * a bare pass of the ingest's own CSV reader (the parser's limit; csv-parse's
  * bare pass is printed next to it for reference), and POST /upload to the real
  * server run as a child process (`functions/local/main.ts`, with `npm start`'s
- * node flags), as configured by default and with VALIDATION_THREADS=1; its peak RSS is read from
+ * node flags), as configured by default (on a machine with two cores, a file this large is
+ * validated on a worker thread) and with VALIDATION_THREADS=0 (the main thread only); its peak RSS is read from
  * /proc/<pid>/status (VmHWM), its CPU time (all threads, and the main thread
  * alone) from /proc/<pid>/stat. Then 100-row files, to the real server
  * and to a raw server that writes each body to a new file: 16 uploads always
@@ -14,7 +15,7 @@
  * second baseline, the floor, makes per upload the same atomic file
  * replacements as our design and nothing else (DURABLE_STEPS).
  * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
- * dir). Prints Markdown tables.
+ * dir); `BENCH_SMALL=0` skips the 100-row files. Prints Markdown tables.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -157,10 +158,10 @@ async function cpuMs(pid: number, mainThread = false): Promise<number> {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** POST /upload as the server does it by default, and with validation on a worker thread of its own. */
+/** POST /upload as the server does it by default, and with validation on the main thread only. */
 const VARIANTS: { name: string; env: Record<string, string> }[] = [
   { name: 'POST /upload', env: {} },
-  { name: 'POST /upload, VALIDATION_THREADS=1', env: { VALIDATION_THREADS: '1' } },
+  { name: 'POST /upload, VALIDATION_THREADS=0 (main thread only)', env: { VALIDATION_THREADS: '0' } },
 ];
 
 const rows: string[] = [];
@@ -403,7 +404,8 @@ async function smallFileLoads(): Promise<SmallRow[]> {
   return loads.map((l, i) => ({ load: l.name, results: { raw: results.raw[i]!, floor: results.floor[i]!, ours: results.ours[i]! } }));
 }
 
-const small = await smallFileLoads();
+// BENCH_SMALL=0: the large files only (a before/after of the inline path, without the minutes of small-file loads).
+const small = process.env.BENCH_SMALL === '0' ? [] : await smallFileLoads();
 const files100Bytes = Buffer.byteLength(flightsCsv(100, 1000));
 await fs.rm(work, { recursive: true, force: true });
 console.log(`| size | server | rows | raw loopback → disk MB/s | bare reader MB/s | bare csv-parse MB/s | upload MB/s (status) | upload ÷ bare reader | server CPU s (main thread) | server RSS idle MB | max sampled RSS during upload MB | VmHWM at the answer MB |

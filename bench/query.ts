@@ -9,6 +9,14 @@
  * QUERY_BENCH_ROWS (default 1000000) and QUERY_BENCH_SECONDS (per case and
  * side, default 10) shrink it for a trial. Figures go to the console,
  * bench/out/query-<time>.json and the "Query" section of docs/benchmarks.md.
+ *
+ *   QUERY_BENCH_BEFORE_TREE=/path/to/other/checkout npx tsx bench/query.ts
+ *
+ * measures only issue 17's case (the mix while uploads arrive, API and
+ * direct), QUERY_BENCH_PAIRS times (default 3) for each checkout, the two in
+ * turn (ABBA) on the same loaded data, and prints a before/after table
+ * (console and bench/out/query-ab-<time>.json; docs/benchmarks.md is left as
+ * it is). The other checkout needs its node_modules (a symlink will do).
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import autocannon from 'autocannon';
@@ -40,6 +48,8 @@ import {
 
 const ROWS = envInt('QUERY_BENCH_ROWS', 1_000_000);
 const SECONDS = envInt('QUERY_BENCH_SECONDS', 10);
+const BEFORE_TREE = process.env.QUERY_BENCH_BEFORE_TREE;
+const PAIRS = envInt('QUERY_BENCH_PAIRS', 3);
 /** The issue's 8 and 32, and 1: without queueing, the gap between the two sides is the API's own cost per request. */
 const CONCURRENCY = [1, 8, 32] as const;
 /** Where the issue sets its targets. */
@@ -182,6 +192,58 @@ async function whileUploading<T>(url: string, work: Promise<T>): Promise<{ resul
   return { result, ingest };
 }
 
+interface Busy {
+  api: Run;
+  apiIngest: Ingest;
+  direct: Run;
+  directIngest: Ingest;
+}
+
+/** Issue 17's case: the mix at BUSY_CONNECTIONS while uploads arrive, through the API, then directly on DuckDB under the same uploads. */
+async function busyMix(url: string, cases: Case[], pool: DuckDBConnection[], statements: Statement[]): Promise<Busy> {
+  const api = await whileUploading(url, runApi(url, cases.map((c) => c.query), BUSY_CONNECTIONS));
+  // The uploads take CPU from DuckDB as much as from the API, so this is the baseline that isolates the API's share.
+  const direct = await whileUploading(url, runDirect(pool, statements, BUSY_CONNECTIONS));
+  return { api: api.result, apiIngest: api.ingest, direct: direct.result, directIngest: direct.ingest };
+}
+
+const describeBusy = (b: Busy): string =>
+  `API p50/p95 ${fmt(b.api.p50)}/${fmt(b.api.p95)} ms, ${b.api.requests} answered, uploads: ${answers(b.apiIngest)}; direct p50/p95 ${fmt(b.direct.p50)}/${fmt(b.direct.p95)} ms, uploads: ${answers(b.directIngest)}`;
+
+/**
+ * Before/after for issue 17's case: each checkout's server in turn on the same
+ * data directory, warmed up, then busyMix; ABBA order so a drift of the
+ * machine's load falls on both alike.
+ */
+async function compareBusy(before: string, dataDir: string, logFile: string, env: Record<string, string>, cases: Case[], pool: DuckDBConnection[], statements: Statement[]): Promise<void> {
+  const runs: { pair: number; tree: 'before' | 'after'; load: number; busy: Busy }[] = [];
+  for (let pair = 0; pair < PAIRS; pair++) {
+    const order = pair % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
+    for (const tree of order) {
+      const server = await startServer({ dataDir, logFile, env, root: tree === 'before' ? before : ROOT });
+      for (const [i, c] of cases.entries()) await warmUp(server.url, pool, c, statements[i]!);
+      const load = os.loadavg()[0]!;
+      const busy = await busyMix(server.url, cases, pool, statements);
+      await server.stop();
+      runs.push({ pair, tree, load, busy });
+      console.log(`pair ${pair + 1} ${tree.padEnd(6)} load ${load.toFixed(1)}: ${describeBusy(busy)}`);
+    }
+  }
+  const rate = (i: Ingest): string => i.perSecond.toFixed(0);
+  const table = [
+    '| pair | checkout | load avg | API p50 | API p95 | answered | uploads/s | direct p50 | direct p95 | uploads/s | p95 ratio |',
+    '|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    ...runs.map(
+      ({ pair, tree, load, busy: b }) =>
+        `| ${pair + 1} | ${tree} | ${load.toFixed(1)} | ${fmt(b.api.p50)} | ${fmt(b.api.p95)} | ${b.api.requests} | ${rate(b.apiIngest)} | ${fmt(b.direct.p50)} | ${fmt(b.direct.p95)} | ${rate(b.directIngest)} | ${(b.api.p95 / b.direct.p95).toFixed(2)} |`,
+    ),
+  ].join('\n');
+  console.log(`\nbefore: ${before}\n\n${table}\n`);
+  const out = path.join(ROOT, 'bench', 'out');
+  await fsp.mkdir(out, { recursive: true });
+  await fsp.writeFile(path.join(out, `query-ab-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ before, rows: ROWS, seconds: SECONDS, cases, runs }, null, 2));
+}
+
 interface PageBody {
   rows: unknown[];
   next: string | null;
@@ -269,6 +331,14 @@ async function main(): Promise<void> {
   if (!first.next) throw new Error('the sorted first page has no next link');
   const cases: Case[] = [...BASE_CASES.slice(0, 3), { name: 'keyset next page', query: first.next.split('?')[1]! }, ...BASE_CASES.slice(3)];
   const statements = cases.map((c) => statementFor(c.query));
+  if (BEFORE_TREE) {
+    await server.stop();
+    await compareBusy(BEFORE_TREE, dataDir, logFile, env, cases, pool, statements);
+    for (const c of pool) c.closeSync();
+    directDb.closeSync();
+    await fsp.rm(dir, { recursive: true, force: true });
+    return;
+  }
   for (const [i, c] of cases.entries()) await warmUp(server.url, pool, c, statements[i]!);
 
   rss = sampleRss(server.pid);
@@ -289,11 +359,9 @@ async function main(): Promise<void> {
     }
   }
   const mixName = `mix while ${BUSY_UPLOADS_PER_SECOND} uploads/s arrive`;
-  const busy = await whileUploading(server.url, runApi(server.url, cases.map((c) => c.query), BUSY_CONNECTIONS));
-  // The direct side under the same ingest: the uploads take CPU from DuckDB as much as from the API, so this is the baseline that isolates the API's share.
-  const busyDirect = await whileUploading(server.url, runDirect(pool, statements, BUSY_CONNECTIONS));
-  rows.push({ query: mixName, connections: BUSY_CONNECTIONS, api: busy.result, direct: busyDirect.result });
-  console.log(`${mixName} c=${BUSY_CONNECTIONS} API p95 ${fmt(busy.result.p95)} ms, uploads: ${answers(busy.ingest)}; direct p95 ${fmt(busyDirect.result.p95)} ms, uploads: ${answers(busyDirect.ingest)}`);
+  const busy = await busyMix(server.url, cases, pool, statements);
+  rows.push({ query: mixName, connections: BUSY_CONNECTIONS, api: busy.api, direct: busy.direct });
+  console.log(`${mixName} c=${BUSY_CONNECTIONS} ${describeBusy(busy)}`);
   const queryRssMiB = rss.stop();
   const loadAfter = os.loadavg()[0]!;
   await server.stop();
@@ -345,7 +413,7 @@ async function main(): Promise<void> {
     '',
     `Targets: API p95 ≤ ${MAX_P95_RATIO}× direct p95 at each concurrency, without ingest: ${ratioMet.join('; ')}. Mix p95 at 8 connections < ${MIX_P95_MS} ms: ${met(mix8.api.p95 < MIX_P95_MS)} (${fmt(mix8.api.p95)} ms; DuckDB alone: ${fmt(mix8.direct.p95)} ms).`,
     '',
-    `While ${BUSY_UPLOADS_PER_SECOND} distinct 100-row files/s were posted to the server (≤ ${BUSY_MAX_IN_FLIGHT} in flight), the mix at ${BUSY_CONNECTIONS} connections (last row), once through the API (uploads: ${answers(busy.ingest)}; ${mixBusy.api.requests} queries answered) and once directly on DuckDB (uploads: ${answers(busyDirect.ingest)}): API p95 ${fmt(mixBusy.api.p95)} ms, ${ratio(mixBusy).toFixed(2)}× direct (${fmt(mixBusy.direct.p95)} ms); ≤ ${MAX_P95_RATIO}× (issue 17): ${met(ratio(mixBusy) <= MAX_P95_RATIO)}; < ${MIX_P95_MS} ms: ${met(mixBusy.api.p95 < MIX_P95_MS)}.`,
+    `While ${BUSY_UPLOADS_PER_SECOND} distinct 100-row files/s were posted to the server (≤ ${BUSY_MAX_IN_FLIGHT} in flight), the mix at ${BUSY_CONNECTIONS} connections (last row), once through the API (uploads: ${answers(busy.apiIngest)}; ${mixBusy.api.requests} queries answered) and once directly on DuckDB (uploads: ${answers(busy.directIngest)}): API p95 ${fmt(mixBusy.api.p95)} ms, ${ratio(mixBusy).toFixed(2)}× direct (${fmt(mixBusy.direct.p95)} ms); ≤ ${MAX_P95_RATIO}× (issue 17): ${met(ratio(mixBusy) <= MAX_P95_RATIO)}; < ${MIX_P95_MS} ms: ${met(mixBusy.api.p95 < MIX_P95_MS)}.`,
     ...(failed.length ? ['', `Non-200 responses or connection errors in: ${failed.map((r) => `${r.query} @ ${r.connections}`).join(', ')}; those rows are not valid.`] : []),
     '',
     'The queries (`GET /getdata?…`):',

@@ -1,4 +1,5 @@
 /** Configuration from the environment, with the embedded defaults that make `npm start` work anywhere. */
+import os from 'node:os';
 import path from 'node:path';
 import { EVENT_FUNCTION_TIMEOUT_SECONDS } from './topology.js';
 
@@ -32,6 +33,8 @@ export interface IngestLimits {
    * pay only where a core is free; see docs/benchmarks.md "Validation on a thread of its own".
    */
   validationThreads: number;
+  /** Uploads declared smaller than this stay on the main thread, where they cost less CPU (0: every upload on a thread). */
+  validationThreadMinBytes: number;
   /** How long an Idempotency-Key or a file's SHA-256 maps to its first upload. */
   idempotencyWindowMs: number;
 }
@@ -177,6 +180,9 @@ export const SIGNED_UPLOAD_CAP = Math.floor(VALIDATOR_BYTES_PER_SECOND * (EVENT_
 /** API Gateway and Cloud Functions gen2 refuse larger requests themselves; ours must fail first, with a useful problem. */
 export const CLOUD_REQUEST_CAP = 32_000_000;
 
+/** Where the validator thread starts to pay for an upload's messages (docs/benchmarks.md, "Validation on a thread of its own"). */
+export const VALIDATION_THREAD_MIN_BYTES = 4 * MiB;
+
 function ingestLimits(env: NodeJS.ProcessEnv, profile: Config['profile']): IngestLimits {
   const cloud = profile === 'cloud';
   return {
@@ -194,7 +200,10 @@ function ingestLimits(env: NodeJS.ProcessEnv, profile: Config['profile']): Inges
     uploadStallMs: int(env, 'UPLOAD_STALL_MS', 10_000),
     minUploadBytesPerSecond: int(env, 'UPLOAD_MIN_BYTES_PER_SECOND', 1024),
     maxConcurrentUploads: int(env, 'MAX_CONCURRENT_UPLOADS', 8),
-    validationThreads: int(env, 'VALIDATION_THREADS', 0),
+    // Locally a second core is the laptop's own; in the cloud availableParallelism() counts the host's
+    // CPUs, not the function's vCPU quota, so a thread there is the operator's choice (docs/design.md).
+    validationThreads: int(env, 'VALIDATION_THREADS', !cloud && os.availableParallelism() > 1 ? 1 : 0),
+    validationThreadMinBytes: int(env, 'VALIDATION_THREAD_MIN_BYTES', VALIDATION_THREAD_MIN_BYTES),
     idempotencyWindowMs: int(env, 'IDEMPOTENCY_WINDOW_SECONDS', 86_400) * 1000,
   };
 }

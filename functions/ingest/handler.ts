@@ -14,7 +14,7 @@ import { fileDigests, sameFiles } from './payload-digest.js';
 import { clientOutcome, STORAGE_FULL_RETRY_SECONDS, storageFullProblem, storeUnavailableProblem } from './errors.js';
 import { ConcurrencyGate } from './gate.js';
 import { uploaderIdentity } from './identity.js';
-import { ByteBudget, declaredLengthProblem, decompressedBudget, tooLarge, watchUploadRate, type BodyState } from './limits.js';
+import { ByteBudget, declaredLength, declaredLengthProblem, decompressedBudget, tooLarge, watchUploadRate, type BodyState } from './limits.js';
 import { forEachFile } from './request-files.js';
 import { InvalidCsvError } from './validator.js';
 import { uploadRejected, uploadStored } from '../ops/events.js';
@@ -60,13 +60,21 @@ async function receive(ing: Ingest, req: Request, uploadId: string, abort: Abort
   const fail = (e: Error): void => abort.abort(e);
   abort.signal.addEventListener('abort', () => body.stream.destroy(abort.signal.reason as Error), { once: true });
   const uploader = uploaderIdentity(req.headers);
+  // Each file's size as far as the request says: its Content-Length, which bounds every file of a multipart body.
+  const declared = declaredLength(req.headers);
   const stages: Promise<StagedUpload>[] = [];
   let staged: StagedUpload[];
   try {
     staged = await forEachFile(req.headers, body, limits, budgets, fail, (file) => {
       // The request's id names its first file, so a single-file upload's logs and status share one id.
       const id = stages.length === 0 ? uploadId : newUploadId();
-      const meta = { uploadId: id, contentType: file.contentType, ...(file.fileName ? { fileName: file.fileName } : {}), ...(uploader ? { uploader } : {}) };
+      const meta = {
+        uploadId: id,
+        contentType: file.contentType,
+        ...(file.fileName ? { fileName: file.fileName } : {}),
+        ...(uploader ? { uploader } : {}),
+        ...(declared !== undefined ? { declaredBytes: declared } : {}),
+      };
       const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: MAX_FAULTS } }, file.stream, file.decoders, meta, abort.signal);
       stage.catch(fail);
       stages.push(stage);

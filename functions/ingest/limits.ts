@@ -14,13 +14,19 @@ export function tooLarge(what: SizeLimited, limit: number, profile: Config['prof
   return new Problem(413, 'too-large', 'Payload Too Large', `The ${what} is larger than the limit of ${limit} bytes.${largeFiles}`, { limit, largeFiles: { method: 'POST', href: '/uploads' } });
 }
 
+/** The request's Content-Length; undefined for a chunked body. */
+export function declaredLength(headers: IncomingHttpHeaders): number | undefined {
+  const declared = Number(headers['content-length'] ?? NaN);
+  return Number.isFinite(declared) ? declared : undefined;
+}
+
 /**
  * The declared length is checked before a byte is read. A body without one
  * (chunked) is accepted and counted as it streams, so no 411 is needed.
  */
 export function declaredLengthProblem(headers: IncomingHttpHeaders, limit: number, profile: Config['profile']): Problem | undefined {
-  const declared = Number(headers['content-length']);
-  return Number.isFinite(declared) && declared > limit ? tooLarge('request body', limit, profile) : undefined;
+  const declared = declaredLength(headers);
+  return declared !== undefined && declared > limit ? tooLarge('request body', limit, profile) : undefined;
 }
 
 /**

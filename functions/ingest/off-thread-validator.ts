@@ -4,7 +4,8 @@
  * checks (validator-thread.ts). Same stream contract as CsvValidator: bytes
  * in, the canonical CSV out, `rows` once it has ended, and the same
  * InvalidCsvError when the file is invalid. Used when the configuration gives
- * validation threads (VALIDATION_THREADS); docs/benchmarks.md says when that pays.
+ * validation threads (VALIDATION_THREADS) and the file is declared large enough
+ * (VALIDATION_THREAD_MIN_BYTES); docs/benchmarks.md says when that pays.
  *
  * Memory: each chunk is copied into a buffer of CHUNK_BYTES that is moved
  * (transferred) to the thread and moved back once read, to be used again; the
@@ -18,6 +19,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { CsvFault } from '../core/problem.js';
+import { validationStarted } from '../ops/events.js';
 import { CsvValidator, InvalidCsvError, type ValidationLimits } from './validator.js';
 
 export type ToThread =
@@ -184,6 +186,26 @@ export class OffThreadValidator extends Transform {
   }
 }
 
-/** The validator for one file: on a worker thread when the limits give any. */
-export const streamingValidator = ({ validationThreads = 0, ...limits }: ValidationLimits): CsvValidator | OffThreadValidator =>
-  validationThreads > 0 ? new OffThreadValidator({ ...limits, validationThreads }) : new CsvValidator(limits);
+export type ValidatedOn = 'main' | 'worker';
+
+/**
+ * Where a file is validated, from its declared size in bytes (undefined: not
+ * declared). The thread pays only for files large enough that its messages
+ * and copies cost less than the second core gives back; a 100-row file costs
+ * 1.3× the CPU on it (docs/benchmarks.md). A file of unknown size (a chunked
+ * request) goes to the thread: a large file streamed by a program is the case
+ * that needs it, while curl, browsers and HTTP clients send a Content-Length
+ * with a file, so small chunked uploads are rare.
+ */
+export function validationPlace({ validationThreads = 0, validationThreadMinBytes = 0 }: ValidationLimits, declaredBytes: number | undefined): ValidatedOn {
+  if (validationThreads <= 0) return 'main';
+  return declaredBytes === undefined || declaredBytes >= validationThreadMinBytes ? 'worker' : 'main';
+}
+
+/** The validator for one file, where validationPlace puts it; `declaredBytes` as it takes them. */
+export function streamingValidator(limits: ValidationLimits, declaredBytes?: number): CsvValidator | OffThreadValidator {
+  const { validationThreads = 0, validationThreadMinBytes: _, ...own } = limits;
+  const place = validationPlace(limits, declaredBytes);
+  validationStarted(place);
+  return place === 'worker' ? new OffThreadValidator({ ...own, validationThreads }) : new CsvValidator(own);
+}

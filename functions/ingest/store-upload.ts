@@ -27,6 +27,11 @@ export interface UploadMeta {
   uploader?: string;
   /** A signed upload's record so far, which its upload record keeps. */
   signed?: { createdAt: string; uploadUrlExpiresAt: string };
+  /**
+   * Bytes the file was declared to be, as sent (gzip included), when known: where it is validated
+   * depends on it (off-thread-validator.ts, validationPlace). An upper bound will do.
+   */
+  declaredBytes?: number;
 }
 
 export interface StoredUpload {
@@ -109,7 +114,7 @@ export async function stageUpload(
   const staging = `${STAGING_PREFIX}${uploadId}.csv`;
   const digest = new Digest();
   const canonical = new Digest();
-  const validator = streamingValidator(deps.limits);
+  const validator = streamingValidator(deps.limits, meta.declaredBytes);
   const fileName = sanitizeFileName(meta.fileName);
   const labels: Record<string, string> = {
     uploadId,

@@ -19,6 +19,8 @@ export type ValidationLimits = Pick<IngestLimits, 'maxRows' | 'maxColumns' | 'ma
   maxFaults: number;
   /** Worker threads validation may use (off-thread-validator.ts); none when absent. */
   validationThreads?: number;
+  /** Files declared smaller than this are validated on the main thread even with threads (0 or absent: none are). */
+  validationThreadMinBytes?: number;
 };
 
 export const DEFAULT_LIMITS: ValidationLimits = { maxRows: 50_000_000, maxRecordChars: 1 << 20, maxFieldChars: 1 << 16, maxColumns: 100, maxFaults: 100 };

@@ -28,6 +28,14 @@ export function uploadStored(log: Logger, upload: { uploadId: string; bytes: num
   log.info({ event: EVENTS.uploadStored, upload, bytes: upload.bytes, rows: upload.rows, duplicate, ...fields }, duplicate ? 'upload is a duplicate; not stored again' : 'upload stored');
 }
 
+/**
+ * A file's validation started on the main thread or a worker thread. Metric only, no log line: one
+ * per file, a tally for tuning VALIDATION_THREAD_MIN_BYTES; the upload's own lines say the rest.
+ */
+export function validationStarted(thread: 'main' | 'worker'): void {
+  metrics.validations.inc({ thread });
+}
+
 /** An upload was refused. Fields: `reason` (the problem's slug), `rows` (rows the refused file held, counted so far). */
 export function uploadRejected(log: Logger, reason: string, rows: number, fields: object = {}): void {
   metrics.uploads.inc({ outcome: 'rejected' });

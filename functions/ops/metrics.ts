@@ -1,7 +1,8 @@
 /**
  * The process's Prometheus metrics (`GET /metrics` on the local gateway). Only
  * functions/ops/events.ts and the gateway's request observer write them, so
- * each metric has exactly one log line beside it. Histogram bounds come from
+ * each metric has exactly one log line beside it (the validations tally
+ * excepted: a per-file tuning figure with nothing worth a line). Histogram bounds come from
  * core/slo.ts, where the SLO thresholds are bucket edges.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -29,6 +30,12 @@ export const metrics = {
     name: 'flights_uploads_total',
     help: 'Uploaded files by outcome: stored, duplicate (same content already stored), rejected.',
     labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
+  validations: new Counter({
+    name: 'flights_ingest_validations_total',
+    help: 'Files whose validation started, by the thread it runs on: main, or worker (VALIDATION_THREADS, VALIDATION_THREAD_MIN_BYTES).',
+    labelNames: ['thread'] as const,
     registers: [registry],
   }),
   uploadBytes: new Counter({ name: 'flights_upload_bytes_total', help: 'Bytes of canonical CSV stored.', registers: [registry] }),

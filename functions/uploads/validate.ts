@@ -82,6 +82,7 @@ async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, lan
     signed,
     ...(record.fileName ? { fileName: record.fileName } : {}),
     ...(record.uploader ? { uploader: record.uploader } : {}),
+    declaredBytes: record.bytes,
   };
   const staged = await stageUpload({ store: rt.store, limits: { ...rt.config.ingest, maxFaults: MAX_FAULTS } }, source, decoders, meta);
   const mismatch = checksumProblem(record, staged);

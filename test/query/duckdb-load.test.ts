@@ -139,3 +139,31 @@ describe('DuckDbWarehouse threads', () => {
     }
   });
 });
+
+describe('DuckDbWarehouse reads', () => {
+  it('answers more query shapes than a reader keeps prepared, each bound anew, and a kept shape sees rows loaded after it was prepared', async () => {
+    const one = new DuckDbWarehouse(':memory:', 1);
+    await one.init();
+    try {
+      await one.load([await file('in/a.csv', '1', 30)]);
+      const rows = generateRows(30, 30);
+      const shapes = Array.from({ length: 40 }, (_, k) => `SELECT count(*) + ${k} AS n FROM flights WHERE month <= $month`);
+      const count = async (sql: string, month: number): Promise<unknown> =>
+        (await one.run(sql, [{ name: 'month', type: 'integer', value: month, array: false }], new Set(['n']))).rows[0]!.n;
+      const counts = async (month: number): Promise<unknown[]> => {
+        const out: unknown[] = [];
+        for (const sql of shapes) out.push(await count(sql, month));
+        return out;
+      };
+      const upTo = (month: number): number => rows.filter((r) => (r.month as number) <= month).length;
+      expect(await counts(6)).toEqual(shapes.map((_, k) => upTo(6) + k));
+      expect(await counts(12)).toEqual(shapes.map((_, k) => 30 + k));
+      await one.load([await file('in/b.csv', '2', 7)]);
+      // The last shape run is still prepared: it reads the new rows too.
+      expect(await count(shapes[39]!, 12)).toBe(37 + 39);
+      expect(await counts(12)).toEqual(shapes.map((_, k) => 37 + k));
+    } finally {
+      await one.close();
+    }
+  });
+});

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DuckDbWarehouse } from '../../functions/adapters/duckdb/warehouse.js';
-import { loadConfig } from '../../functions/core/config.js';
+import { loadConfig, VALIDATION_THREAD_MIN_BYTES } from '../../functions/core/config.js';
 import { createRuntime } from '../../functions/runtime.js';
 import { quietLogger } from '../support/pipeline.js';
 
@@ -25,6 +25,15 @@ describe('configuration', () => {
 
   it('requires a cursor secret in the cloud, where instances must agree on it', async () => {
     await expect(createRuntime(loadConfig({ PROFILE: 'cloud' }), quietLogger())).rejects.toThrow('CURSOR_SECRET must be set');
+  });
+
+  it('validates on a thread of its own locally when there is a second core, and in the cloud only when told', () => {
+    expect(loadConfig({}).ingest.validationThreads).toBe(os.availableParallelism() > 1 ? 1 : 0);
+    expect(loadConfig({ PROFILE: 'cloud' }).ingest.validationThreads).toBe(0);
+    expect(loadConfig({ PROFILE: 'cloud', VALIDATION_THREADS: '2' }).ingest.validationThreads).toBe(2);
+    expect(loadConfig({ VALIDATION_THREADS: '0' }).ingest.validationThreads).toBe(0);
+    expect(loadConfig({}).ingest.validationThreadMinBytes).toBe(VALIDATION_THREAD_MIN_BYTES);
+    expect(loadConfig({ VALIDATION_THREAD_MIN_BYTES: '0' }).ingest.validationThreadMinBytes).toBe(0);
   });
 
   it('gives the embedded DuckDB the threads DUCKDB_THREADS names (unset: 0, DuckDB default)', async () => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { OffThreadValidator, streamingValidator } from '../../functions/ingest/off-thread-validator.js';
+import { OffThreadValidator, streamingValidator, validationPlace } from '../../functions/ingest/off-thread-validator.js';
 import { CsvValidator, DEFAULT_LIMITS, InvalidCsvError } from '../../functions/ingest/validator.js';
 import { flightsCsv } from '../support/generate-flights.js';
 
@@ -44,6 +44,20 @@ describe('OffThreadValidator', () => {
     const threaded = streamingValidator(THREADED);
     expect(threaded).toBeInstanceOf(OffThreadValidator);
     threaded.destroy();
+    expect(streamingValidator({ ...THREADED, validationThreadMinBytes: 1000 }, 999)).toBeInstanceOf(CsvValidator);
+  });
+
+  it('puts a file on a thread when there are threads and it is declared at least the minimum, or not declared', () => {
+    const min = { ...THREADED, validationThreadMinBytes: 4096 };
+    expect(validationPlace(min, 4095)).toBe('main');
+    expect(validationPlace(min, 4096)).toBe('worker');
+    expect(validationPlace(min, undefined)).toBe('worker');
+    // 0: every file on the thread, the smallest included.
+    expect(validationPlace({ ...THREADED, validationThreadMinBytes: 0 }, 0)).toBe('worker');
+    expect(validationPlace(THREADED, 1)).toBe('worker');
+    // No threads: the main thread, whatever the size.
+    for (const declared of [0, 1 << 30, undefined]) expect(validationPlace({ ...min, validationThreads: 0 }, declared)).toBe('main');
+    expect(validationPlace(IN_PROCESS, undefined)).toBe('main');
   });
 
   it('writes the same canonical CSV and counts the same rows as on the main thread, however the chunks fall', async () => {

@@ -4,7 +4,21 @@
  * (object, generation) makes a repeated or concurrent load of the same file
  * add nothing.
  */
-import { DuckDBInstance, LIST, listValue, type DuckDBConnection, type DuckDBType, BIGINT, DOUBLE, VARCHAR, TIMESTAMP, DATE } from '@duckdb/node-api';
+import {
+  DuckDBInstance,
+  JsonDuckDBValueConverter,
+  LIST,
+  listValue,
+  type DuckDBConnection,
+  type DuckDBMaterializedResult,
+  type DuckDBPreparedStatement,
+  type DuckDBType,
+  BIGINT,
+  DOUBLE,
+  VARCHAR,
+  TIMESTAMP,
+  DATE,
+} from '@duckdb/node-api';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -78,6 +92,9 @@ export const MANIFEST_LOOKUP_SQL = `SELECT object, generation::VARCHAR AS genera
  */
 const MANIFEST_LOOKUP_FILES = 50;
 
+/** Query shapes kept prepared on each read connection, least recently used dropped first: a page's shape repeats with new values. */
+const PREPARED_PER_READER = 32;
+
 /** Integer columns come back from DuckDB as BIGINT strings; JSON clients want numbers. */
 const NUMERIC_INTEGERS = new Set([...QUERYABLE_COLUMNS].filter(([name, t]) => t === 'integer' && name !== '_source_generation').map(([n]) => n));
 
@@ -114,12 +131,33 @@ export function bindParams(params: TypedParam[]): { values: Record<string, unkno
 /** A file's identity in a batch and in the manifest. */
 const fileKey = (file: { object: string; generation: string }): string => `${file.object}#${file.generation}`;
 
+/** A materialized result's rows as JSON-ready objects (as DuckDBResultReader.getRowObjectsJson gives them), read without awaiting. */
+function rowsOf(result: DuckDBMaterializedResult, integers: ReadonlySet<string>): QueryResult {
+  const columns = result.deduplicatedColumnNames();
+  const rows: Record<string, unknown>[] = [];
+  for (let c = 0; c < result.chunkCount; c++) {
+    const chunk = result.getChunk(c);
+    for (let r = 0; r < chunk.rowCount; r++) {
+      const values = chunk.convertRowValues(r, JsonDuckDBValueConverter);
+      const row: Record<string, unknown> = {};
+      columns.forEach((name, i) => {
+        const value = values[i] ?? null;
+        row[name] = value !== null && integers.has(name) ? Number(value) : value;
+      });
+      rows.push(row);
+    }
+  }
+  return { columns, rows };
+}
+
 export class DuckDbWarehouse implements Warehouse {
   private instance?: DuckDBInstance;
   /** Read connections not in use; a query waits for one rather than queueing behind a busy one. */
   private idle: DuckDBConnection[] = [];
   private readonly waiting: ((c: DuckDBConnection) => void)[] = [];
   private readers: DuckDBConnection[] = [];
+  /** Per read connection, its prepared statements by SQL, in order of last use. */
+  private prepared = new Map<DuckDBConnection, Map<string, DuckDBPreparedStatement>>();
   private writer?: DuckDBConnection;
   /** Loads share one connection, and a connection holds one transaction: they run one at a time. */
   private loads: Promise<unknown> = Promise.resolve();
@@ -291,16 +329,47 @@ export class DuckDbWarehouse implements Warehouse {
     await this.withReader((db) => db.run('SELECT 1'));
   }
 
-  /** Runs compiled SQL on a read connection; rows as JSON-ready objects. */
+  /**
+   * Runs compiled SQL on a read connection; rows as JSON-ready objects.
+   *
+   * One await on DuckDB per query, where runAndReadAll takes five (split the SQL, prepare, run, and
+   * fetch each chunk and the end): every await is a turn of the event loop, and under `npm start`
+   * that loop also runs ingest, whose turns last tens of ms while uploads arrive, so each await
+   * cost a query one of them (docs/benchmarks.md, Query). Here the statement is prepared once per
+   * reader and shape, and a run's result is materialized, so its chunks are read synchronously.
+   */
   async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
     const { values, types } = bindParams(params);
-    const reader = await this.withReader((db) => db.runAndReadAll(sql, values as never, types));
-    const columns = reader.columnNames();
-    const rows = reader.getRowObjectsJson().map((row) => {
-      for (const c of columns) if (integers.has(c) && row[c] !== null) row[c] = Number(row[c]);
-      return row as Record<string, unknown>;
+    const result = await this.withReader(async (db) => {
+      const statement = this.preparedOn(db, sql) ?? (await this.prepare(db, sql));
+      statement.bind(values as never, types);
+      return statement.run();
     });
-    return { columns, rows };
+    return rowsOf(result, integers);
+  }
+
+  /** The statement already prepared for `sql` on this reader, now its most recently used. */
+  private preparedOn(db: DuckDBConnection, sql: string): DuckDBPreparedStatement | undefined {
+    const cache = this.prepared.get(db);
+    const statement = cache?.get(sql);
+    if (cache && statement) {
+      cache.delete(sql);
+      cache.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private async prepare(db: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+    const statement = await db.prepare(sql);
+    const cache = this.prepared.get(db) ?? new Map<string, DuckDBPreparedStatement>();
+    this.prepared.set(db, cache);
+    cache.set(sql, statement);
+    for (const [oldest, dropped] of cache) {
+      if (cache.size <= PREPARED_PER_READER) break;
+      cache.delete(oldest);
+      dropped.destroySync();
+    }
+    return statement;
   }
 
   private async withReader<T>(work: (db: DuckDBConnection) => Promise<T>): Promise<T> {
@@ -319,6 +388,8 @@ export class DuckDbWarehouse implements Warehouse {
     for (const c of [...this.readers, this.writer]) c?.closeSync();
     this.readers = [];
     this.idle = [];
+    // Closing a connection has destroyed its prepared statements.
+    this.prepared.clear();
     this.writer = undefined;
     this.instance?.closeSync();
     this.instance = undefined;
