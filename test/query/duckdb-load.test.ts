@@ -3,10 +3,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DuckDbWarehouse } from '../../functions/adapters/duckdb/warehouse.js';
+import { DuckDbWarehouse, MANIFEST_LOOKUP_SQL } from '../../functions/adapters/duckdb/warehouse.js';
 import { CANONICAL_HEADER } from '../../functions/core/schema.js';
 import { csvHeader, csvLine } from '../../functions/query/formats.js';
 import { generateRows } from './fixture.js';
+import type { LoadItem } from '../../functions/core/ports.js';
 
 let dir: string;
 let warehouse: DuckDbWarehouse;
@@ -20,11 +21,19 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function file(object: string, generation: string, rows: number, seed = rows): Promise<{ object: string; generation: string; uri: string }> {
+/** A canonical CSV of `rows` flights, with its size as the loader passes it (`bytes: undefined`: a marker from before sizes were recorded). */
+async function file(object: string, generation: string, rows: number, seed = rows, sized = true): Promise<LoadItem> {
   const uri = path.join(dir, `${object.replaceAll('/', '_')}.${generation}.csv`);
-  await fs.writeFile(uri, csvHeader(CANONICAL_HEADER) + generateRows(rows, seed).map((row) => csvLine(row, CANONICAL_HEADER)).join(''));
-  return { object, generation, uri };
+  const text = csvHeader(CANONICAL_HEADER) + generateRows(rows, seed).map((row) => csvLine(row, CANONICAL_HEADER)).join('');
+  await fs.writeFile(uri, text);
+  return { object, generation, uri, ...(sized ? { bytes: Buffer.byteLength(text) } : {}) };
 }
+
+/** Each file's rows as the table holds them, by lineage: what a user's query by `_source_object` would see. */
+const byFile = async (): Promise<Record<string, number>> =>
+  Object.fromEntries(
+    (await warehouse.run('SELECT _source_object || \'#\' || _source_generation AS file, count(*)::INTEGER AS n FROM flights GROUP BY ALL')).rows.map((r) => [r.file, r.n]),
+  );
 
 const total = async (): Promise<number> => warehouse.count({ select: [], filters: [], order: [], limit: 1 });
 
@@ -53,6 +62,67 @@ describe('DuckDbWarehouse.load', () => {
     expect(await total()).toBe(0);
     expect((await warehouse.load(good)).map((o) => o.status)).toEqual(['loaded', 'loaded']);
     expect(await total()).toBe(30);
+  });
+});
+
+describe('DuckDbWarehouse.load of many small files in one read', () => {
+  it('gives each file its own lineage and count, skips those loaded before, and loads large and unsized files alone in the same batch', async () => {
+    const first = [await file('in/a.csv', '1', 30), await file('in/b.csv', '2', 7)];
+    await warehouse.load(first);
+    const batch = [
+      await file('in/c.csv', '3', 12),
+      first[1]!,
+      await file('in/d.csv', '4', 0),
+      await file('in/e.csv', '5', 40, 5, false),
+      await file('in/f.csv', '6', 10_000),
+      await file('in/a.csv', '7', 3),
+      first[0]!,
+    ];
+    expect(batch[4]!.bytes).toBeGreaterThan(1024 * 1024);
+    expect(await warehouse.load(batch)).toEqual([
+      { object: 'in/c.csv', generation: '3', status: 'loaded', rows: 12 },
+      { object: 'in/b.csv', generation: '2', status: 'duplicate', rows: 7 },
+      { object: 'in/d.csv', generation: '4', status: 'loaded', rows: 0 },
+      { object: 'in/e.csv', generation: '5', status: 'loaded', rows: 40 },
+      { object: 'in/f.csv', generation: '6', status: 'loaded', rows: 10_000 },
+      { object: 'in/a.csv', generation: '7', status: 'loaded', rows: 3 },
+      { object: 'in/a.csv', generation: '1', status: 'duplicate', rows: 30 },
+    ]);
+    expect(await byFile()).toEqual({ 'in/a.csv#1': 30, 'in/b.csv#2': 7, 'in/c.csv#3': 12, 'in/e.csv#5': 40, 'in/f.csv#6': 10_000, 'in/a.csv#7': 3 });
+    // The same rows as a file loaded alone: lineage per row, not per batch.
+    const lines = await warehouse.run("SELECT min(_source_line)::INTEGER AS first, max(_source_line)::INTEGER AS last FROM flights WHERE _source_object = 'in/c.csv'");
+    expect(lines.rows).toEqual([{ first: 2, last: 13 }]);
+    expect((await warehouse.load(batch)).every((o) => o.status === 'duplicate')).toBe(true);
+    expect(await total()).toBe(30 + 7 + 12 + 40 + 10_000 + 3);
+  });
+
+  it('reads more small files than one statement takes, all in the one transaction', async () => {
+    const batch = await Promise.all(Array.from({ length: 300 }, (_, i) => file(`in/${i}.csv`, String(i + 1), 1 + (i % 5), i)));
+    const outcomes = await warehouse.load(batch);
+    expect(outcomes.map((o) => o.rows)).toEqual(batch.map((_, i) => 1 + (i % 5)));
+    expect(Object.keys(await byFile())).toHaveLength(300);
+    expect(await total()).toBe(batch.reduce((sum, _, i) => sum + 1 + (i % 5), 0));
+    const again = await warehouse.load([...batch.slice(100), await file('in/new.csv', '1', 4)]);
+    expect(again.filter((o) => o.status === 'duplicate').map((o) => o.rows)).toEqual(batch.slice(100).map((_, i) => 1 + ((i + 100) % 5)));
+    expect(again.at(-1)).toEqual({ object: 'in/new.csv', generation: '1', status: 'loaded', rows: 4 });
+  });
+
+  it('loads nothing of a shared read with a bad file, and names the file', async () => {
+    const good = [await file('in/a.csv', '1', 10), await file('in/b.csv', '2', 20)];
+    const text = `${csvHeader(CANONICAL_HEADER)}not,a,flight\n`;
+    const bad = { object: 'in/bad.csv', generation: '3', uri: path.join(dir, 'bad.csv'), bytes: text.length };
+    await fs.writeFile(bad.uri, text);
+    await expect(warehouse.load([good[0]!, bad, good[1]!])).rejects.toThrow(/bad\.csv/);
+    expect(await total()).toBe(0);
+    expect((await warehouse.load(good)).map((o) => o.rows)).toEqual([10, 20]);
+  });
+
+  it('looks the manifest up through an index, so a batch costs the same however many files were loaded before', async () => {
+    await warehouse.load(await Promise.all(Array.from({ length: 60 }, (_, i) => file(`in/${i}.csv`, String(i + 1), 1, i))));
+    // As many objects as one lookup takes; DuckDB picks the index when the statement runs, so only EXPLAIN ANALYZE shows it.
+    const objects = Array.from({ length: 50 }, (_, i) => `in/${i}.csv`);
+    const plan = await warehouse.run(`EXPLAIN ANALYZE ${MANIFEST_LOOKUP_SQL}`, [{ name: 'objects', type: 'string', value: objects, array: true }]);
+    expect(JSON.stringify(plan.rows)).toMatch(/Type: Index Scan/);
   });
 });
 

@@ -30,6 +30,8 @@ import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, W
 import type { CompiledQuery, ExportSpec, ParamType, QuerySpec, Scalar, TypedParam } from '../../core/query-spec.js';
 
 const MANIFEST = '_loads';
+/** The writer's temporary table for a shared read of small files (STAGE_SQL). */
+const STAGE = '_load_stage';
 
 /** DuckDB writes one file; named like BigQuery's first shard, so clients see one naming scheme. */
 export const FIRST_EXPORT_FILE = '000000000000.csv.gz';
@@ -46,12 +48,49 @@ const canonicalColumns = Object.entries(duckDbCanonicalCsvColumns())
   .map(([name, type]) => `'${name}': '${type}'`)
   .join(', ');
 
-const LOAD_SQL = `
+const CSV_OPTIONS = `header = true, auto_detect = false, columns = {${canonicalColumns}},
+  delim = ',', quote = '"', escape = '"', nullstr = '', strict_mode = true`;
+
+const DATA_COLUMNS = COLUMNS.map((c) => c.name).join(', ');
+
+/** One file per statement: a large file (DuckDB reads it on all threads), or a batch's only file. */
+const LOAD_ONE_SQL = `
 INSERT INTO ${TABLE}
-SELECT ${COLUMNS.map((c) => c.name).join(', ')},
-       make_date(year, month, day), $object, $generation, _source_line, $loadedAt::TIMESTAMP
-FROM read_csv($path, header = true, auto_detect = false, columns = {${canonicalColumns}},
-              delim = ',', quote = '"', escape = '"', nullstr = '', strict_mode = true)`;
+SELECT ${DATA_COLUMNS}, make_date(year, month, day), $object, $generation, _source_line, $loadedAt::TIMESTAMP
+FROM read_csv($path, ${CSV_OPTIONS})`;
+
+/**
+ * Small files, many per statement: one read_csv of all their paths into a temporary table, each
+ * row's lineage joined from the path it came from. The join is a LEFT one so that a row whose path
+ * matched no file (were DuckDB to report a path differently) has no lineage and fails the table's
+ * NOT NULL instead of being dropped.
+ */
+const STAGE_SQL = `
+CREATE OR REPLACE TEMP TABLE ${STAGE} AS
+SELECT ${DATA_COLUMNS}, make_date(year, month, day) AS flight_date, batch.object AS _source_object,
+       batch.generation AS _source_generation, _source_line, $loadedAt::TIMESTAMP AS _loaded_at
+FROM read_csv($paths, filename = true, ${CSV_OPTIONS}) csv
+LEFT JOIN (SELECT unnest($paths) AS path, unnest($objects) AS object, unnest($generations) AS generation) batch
+  ON csv.filename = batch.path`;
+
+/**
+ * Files up to this size load together in one statement: per statement DuckDB spends milliseconds of
+ * CPU however small the file (docs/benchmarks.md, "DuckDB's share of a small upload"). A larger
+ * file, or one of unknown size, loads alone, on all of DuckDB's threads and with no staging copy.
+ */
+const SHARED_READ_MAX_BYTES = 1024 * 1024;
+/** Files per shared read: bounds the staging table at this many × SHARED_READ_MAX_BYTES of CSV. */
+const SHARED_READ_MAX_FILES = 128;
+
+/** The manifest rows of a batch's objects (any generation); exported so a test can check its plan uses the index. */
+export const MANIFEST_LOOKUP_SQL = `SELECT object, generation::VARCHAR AS generation, rows FROM ${MANIFEST} WHERE object = ANY($objects)`;
+
+/**
+ * Objects per manifest lookup. DuckDB turns `object = ANY($objects)` into a join and hands the
+ * index the join's keys as a filter only up to `dynamic_or_filter_threshold` (50 by default) of them;
+ * with more it scans the whole manifest (EXPLAIN ANALYZE: Index Scan up to 50, Sequential Scan from 51).
+ */
+const MANIFEST_LOOKUP_FILES = 50;
 
 /** Query shapes kept prepared on each read connection, least recently used dropped first: a page's shape repeats with new values. */
 const PREPARED_PER_READER = 32;
@@ -88,6 +127,9 @@ export function bindParams(params: TypedParam[]): { values: Record<string, unkno
   }
   return { values, types };
 }
+
+/** A file's identity in a batch and in the manifest. */
+const fileKey = (file: { object: string; generation: string }): string => `${file.object}#${file.generation}`;
 
 /** A materialized result's rows as JSON-ready objects (as DuckDBResultReader.getRowObjectsJson gives them), read without awaiting. */
 function rowsOf(result: DuckDBMaterializedResult, integers: ReadonlySet<string>): QueryResult {
@@ -150,6 +192,9 @@ export class DuckDbWarehouse implements Warehouse {
     await this.writer.run(`CREATE TABLE IF NOT EXISTS ${MANIFEST} (
       object VARCHAR NOT NULL, generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
       PRIMARY KEY (object, generation))`);
+    // DuckDB 1.5 does not scan the two-column primary key for a lookup; a one-column index on `object` it does
+    // (EXPLAIN: Index Scan), so a batch's manifest lookup costs the same with 200k files loaded as with none.
+    await this.writer.run(`CREATE INDEX IF NOT EXISTS ${MANIFEST}_object ON ${MANIFEST} (object)`);
     for (let i = 0; i < this.readConnections; i++) this.readers.push(await this.instance.connect());
     this.idle = [...this.readers];
   }
@@ -161,39 +206,36 @@ export class DuckDbWarehouse implements Warehouse {
   }
 
   /**
-   * One transaction per batch, and a fixed number of statements besides one
-   * insert per new file: one manifest lookup for the whole batch, the insert
-   * prepared once and bound per file, one manifest insert.
+   * One transaction per batch: one manifest lookup (an index lookup, so its cost does not grow
+   * with the manifest), the new files' rows, one manifest insert. Small new files are read
+   * together, SHARED_READ_MAX_FILES per statement; a large one, or a batch's only new file, alone.
    */
   private async loadNow(items: LoadItem[]): Promise<LoadOutcome[]> {
     const db = this.connection(this.writer);
-    const key = (object: string, generation: string): string => `${object}#${generation}`;
     await db.run('BEGIN TRANSACTION');
     try {
       const loadedAt = new Date().toISOString();
-      const found = await db.runAndReadAll(
-        `SELECT object, generation::VARCHAR AS generation, rows FROM ${MANIFEST} WHERE list_contains($objects, object)`,
-        { objects: listValue(items.map((i) => i.object)) },
-        { objects: LIST(VARCHAR) },
-      );
-      const previous = new Map(found.getRowObjectsJson().map((r) => [key(String(r.object), String(r.generation)), Number(r.rows)]));
-      const outcomes: LoadOutcome[] = [];
-      const load = await db.prepare(LOAD_SQL);
-      try {
-        for (const item of items) {
-          const rows = previous.get(key(item.object, item.generation));
-          if (rows !== undefined) {
-            outcomes.push({ object: item.object, generation: item.generation, status: 'duplicate', rows });
-            continue;
-          }
-          load.bind({ path: item.uri, object: item.object, generation: BigInt(item.generation), loadedAt });
-          const inserted = await load.run();
-          outcomes.push({ object: item.object, generation: item.generation, status: 'loaded', rows: Number(inserted.rowsChanged) });
-        }
-      } finally {
-        load.destroySync();
+      const previous = await this.loadedBefore(db, items);
+      const fresh = items.filter((i) => !previous.has(fileKey(i)));
+      const small = fresh.filter((i) => i.bytes !== undefined && i.bytes <= SHARED_READ_MAX_BYTES);
+      const shared = small.length > 1 ? small : [];
+      const rows = new Map<string, number>();
+      for (let i = 0; i < shared.length; i += SHARED_READ_MAX_FILES) {
+        for (const [key, count] of await this.loadTogether(db, shared.slice(i, i + SHARED_READ_MAX_FILES), loadedAt)) rows.set(key, count);
       }
-      const loaded = outcomes.filter((o) => o.status === 'loaded');
+      const alone = fresh.filter((i) => !shared.includes(i));
+      if (alone.length) {
+        const load = await db.prepare(LOAD_ONE_SQL);
+        try {
+          for (const item of alone) {
+            load.bind({ path: item.uri, object: item.object, generation: BigInt(item.generation), loadedAt });
+            rows.set(fileKey(item), Number((await load.run()).rowsChanged));
+          }
+        } finally {
+          load.destroySync();
+        }
+      }
+      const loaded = fresh.map((i) => ({ object: i.object, generation: i.generation, status: 'loaded' as const, rows: rows.get(fileKey(i)) ?? 0 }));
       if (loaded.length) {
         await db.run(
           `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`,
@@ -208,11 +250,47 @@ export class DuckDbWarehouse implements Warehouse {
       }
       crashPoint('during-load');
       await db.run('COMMIT');
-      return outcomes;
+      return items.map((i) => {
+        const before = previous.get(fileKey(i));
+        return before === undefined
+          ? loaded.find((o) => o.object === i.object && o.generation === i.generation)!
+          : { object: i.object, generation: i.generation, status: 'duplicate' as const, rows: before };
+      });
     } catch (e) {
       await db.run('ROLLBACK').catch(() => undefined);
       throw e;
     }
+  }
+
+  /** Rows recorded for those of `items` already in the manifest, by fileKey; each lookup served by the index on `object`. */
+  private async loadedBefore(db: DuckDBConnection, items: LoadItem[]): Promise<Map<string, number>> {
+    const previous = new Map<string, number>();
+    for (let i = 0; i < items.length; i += MANIFEST_LOOKUP_FILES) {
+      const objects = items.slice(i, i + MANIFEST_LOOKUP_FILES).map((item) => item.object);
+      const found = await db.runAndReadAll(MANIFEST_LOOKUP_SQL, { objects: listValue(objects) }, { objects: LIST(VARCHAR) });
+      for (const r of found.getRowObjectsJson()) previous.set(fileKey({ object: String(r.object), generation: String(r.generation) }), Number(r.rows));
+    }
+    return previous;
+  }
+
+  /** Loads `items` with one read of all their files; rows per file, by fileKey (a file with none is absent). */
+  private async loadTogether(db: DuckDBConnection, items: LoadItem[], loadedAt: string): Promise<Map<string, number>> {
+    await db.run(
+      STAGE_SQL,
+      {
+        paths: listValue(items.map((i) => i.uri)),
+        objects: listValue(items.map((i) => i.object)),
+        generations: listValue(items.map((i) => BigInt(i.generation))),
+        loadedAt,
+      },
+      { paths: LIST(VARCHAR), objects: LIST(VARCHAR), generations: LIST(BIGINT), loadedAt: VARCHAR },
+    );
+    await db.run(`INSERT INTO ${TABLE} BY NAME SELECT * FROM ${STAGE}`);
+    const counts = await db.runAndReadAll(
+      `SELECT _source_object AS object, _source_generation::VARCHAR AS generation, count(*)::INTEGER AS rows FROM ${STAGE} GROUP BY ALL`,
+    );
+    await db.run(`DROP TABLE ${STAGE}`);
+    return new Map(counts.getRowObjectsJson().map((r) => [fileKey({ object: String(r.object), generation: String(r.generation) }), Number(r.rows)]));
   }
 
   async query(spec: QuerySpec): Promise<QueryResult> {
