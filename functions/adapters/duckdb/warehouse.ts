@@ -75,7 +75,7 @@ LEFT JOIN (SELECT unnest($paths) AS path, unnest($objects) AS object, unnest($ge
 
 /**
  * Files up to this size load together in one statement: per statement DuckDB spends milliseconds of
- * CPU however small the file (docs/benchmarks.md, "DuckDB's share of a small upload"). A larger
+ * CPU however small the file (docs/benchmarks.md, "DuckDB's load of a batch"). A larger
  * file, or one of unknown size, loads alone, on all of DuckDB's threads and with no staging copy.
  */
 const SHARED_READ_MAX_BYTES = 1024 * 1024;
