@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DuckDbWarehouse, MANIFEST_LOOKUP_SQL } from '../../functions/adapters/duckdb/warehouse.js';
+import { DuckDbWarehouse, MANIFEST, MANIFEST_LOOKUP_SQL } from '../../functions/adapters/duckdb/warehouse.js';
 import { CANONICAL_HEADER } from '../../functions/core/schema.js';
 import { csvHeader, csvLine } from '../../functions/query/formats.js';
 import { generateRows } from './fixture.js';
@@ -123,6 +123,32 @@ describe('DuckDbWarehouse.load of many small files in one read', () => {
     const objects = Array.from({ length: 50 }, (_, i) => `in/${i}.csv`);
     const plan = await warehouse.run(`EXPLAIN ANALYZE ${MANIFEST_LOOKUP_SQL}`, [{ name: 'objects', type: 'string', value: objects, array: true }]);
     expect(JSON.stringify(plan.rows)).toMatch(/Type: Index Scan/);
+  });
+});
+
+describe('DuckDbWarehouse on a database file', () => {
+  /** An object name as long as the bucket's (DuckDB keeps strings of up to 12 bytes inline, and those did not abort). */
+  const objectName = (i: string): string => `'landing/2026/11/30/' || md5(${i}::VARCHAR) || '.csv'`;
+
+  it('checkpoints and reopens a manifest of 200k loaded files, and still knows each of them', async () => {
+    const db = path.join(dir, 'flights.duckdb');
+    const onFile = new DuckDbWarehouse(db);
+    await onFile.init();
+    // 200k files' manifest rows in one statement: loading them one by one would take minutes. DuckDB 1.5.0
+    // aborted the process (free(): corrupted unsorted chunks) checkpointing a primary key this size on close.
+    await onFile.run(`INSERT INTO ${MANIFEST} SELECT ${objectName('i')}, i, 1, now() FROM range(200000) t(i)`);
+    await onFile.close();
+    const reopened = new DuckDbWarehouse(db);
+    await reopened.init();
+    try {
+      const known = await file(String((await reopened.run(`SELECT ${objectName('199999')} AS o`)).rows[0]!.o), '199999', 1);
+      expect(await reopened.load([known, await file('landing/new.csv', '1', 4)])).toEqual([
+        { object: known.object, generation: '199999', status: 'duplicate', rows: 1 },
+        { object: 'landing/new.csv', generation: '1', status: 'loaded', rows: 4 },
+      ]);
+    } finally {
+      await reopened.close();
+    }
   });
 });
 

@@ -29,7 +29,7 @@ import { compileCount, compileExport, compileSelect, duckDbDialect } from '../..
 import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, ParamType, QuerySpec, Scalar, TypedParam } from '../../core/query-spec.js';
 
-const MANIFEST = '_loads';
+export const MANIFEST = '_loads';
 /** The writer's temporary table for a shared read of small files (STAGE_SQL). */
 const STAGE = '_load_stage';
 
