@@ -3,7 +3,8 @@
  * topology infra wires is the topology the deployed functions compute.
  */
 import { loadConfig, type Config } from '../functions/core/config.js';
-import type { StackSettings } from './settings.js';
+import type { FunctionName } from '../functions/core/topology.js';
+import type { FunctionSizing, StackSettings } from './settings.js';
 
 export const CURSOR_SECRET_ENV = 'CURSOR_SECRET';
 export const DATASET = 'flights';
@@ -34,6 +35,19 @@ export function functionEnvironment(s: StackSettings): Record<string, string> {
     MAX_BACKOFF_MS: String(defaults.maxBackoffMs),
     ...(s.corsOrigins.length ? { CORS_ORIGINS: s.corsOrigins.join(',') } : {}),
   };
+}
+
+/** The functions that validate a CSV as it streams: the inline upload, and the signed upload's validator. */
+const VALIDATING: readonly FunctionName[] = ['upload', 'validateUpload'];
+
+/**
+ * What one function adds to functionEnvironment. A validating function given more than one vCPU
+ * validates large files on the others (VALIDATION_THREADS): the function cannot work that out
+ * itself, since os.availableParallelism() counts the host's CPUs, not its vCPU limit (docs/design.md).
+ */
+export function functionOwnEnvironment(f: FunctionName, size: Pick<FunctionSizing, 'cpu'>): Record<string, string> {
+  const threads = Math.floor(Number(size.cpu)) - 1;
+  return VALIDATING.includes(f) && threads > 0 ? { VALIDATION_THREADS: String(threads) } : {};
 }
 
 /** The Config a deployed function builds from its environment. */

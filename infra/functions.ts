@@ -8,7 +8,7 @@ import * as gcp from '@pulumi/gcp';
 import * as pulumi from '@pulumi/pulumi';
 import { EVENT_FUNCTIONS, FUNCTIONS, PUSH_ACK_DEADLINE_SECONDS, type FunctionName } from '../functions/core/topology.js';
 import { FUNCTION_GRANTS, type Grant } from './access.js';
-import { CURSOR_SECRET_ENV, functionEnvironment } from './function-env.js';
+import { CURSOR_SECRET_ENV, functionEnvironment, functionOwnEnvironment } from './function-env.js';
 import type { StackSettings } from './settings.js';
 
 /** Cloud Run (and so gen2 function and account) names are lowercase: `loadFlights` deploys as `load-flights`. */
@@ -86,7 +86,7 @@ export class Functions extends pulumi.ComponentResource {
           maxInstanceCount: size.maxInstances,
           maxInstanceRequestConcurrency: size.concurrency,
           serviceAccountEmail: account.email,
-          environmentVariables: functionEnvironment(s),
+          environmentVariables: { ...functionEnvironment(s), ...functionOwnEnvironment(f, size) },
           secretEnvironmentVariables: [{ key: CURSOR_SECRET_ENV, projectId: s.project, secret: cursorSecret, version: 'latest' }],
           // The gateway and Pub/Sub reach it over the internet; IAM (run.invoker) is what keeps everyone else out.
           ingressSettings: 'ALLOW_ALL',

@@ -11,7 +11,7 @@ import { BASIC_ROLES, FUNCTION_GRANTS, PROJECT_ONLY_ROLES } from '../access.js';
 import { effectiveSecurity, operations, parseSpec } from '../api-spec.js';
 import { REQUIRED_APIS } from '../apis.js';
 import { BUILD_RUNTIME_ROLES, BUILD_SERVICE_ACCOUNT_ID, DEPLOY_ROLES } from '../cloudbuild.js';
-import { dataBucketName, deployedConfig, functionEnvironment, DATASET } from '../function-env.js';
+import { dataBucketName, deployedConfig, functionEnvironment, functionOwnEnvironment, DATASET } from '../function-env.js';
 import { functionServiceAccountId, kebab } from '../functions.js';
 import { GATEWAY_SERVICE_ACCOUNT_ID } from '../gateway.js';
 import { pushServiceAccountId } from '../push-subscriptions.js';
@@ -200,7 +200,7 @@ export function stackSuite(stack: string): void {
       const names = configEnvNames();
       for (const f of FUNCTIONS) {
         const env = one('gcp:cloudfunctionsv2/function:Function', kebab(f)).inputs.serviceConfig.environmentVariables as Record<string, string>;
-        expect(env).toEqual(functionEnvironment(s));
+        expect(env).toEqual({ ...functionEnvironment(s), ...functionOwnEnvironment(f, s.sizing[f]) });
         for (const name of Object.keys(env)) expect(names, name).toContain(name);
         expect(names).toContain('CURSOR_SECRET');
         const seen = loadConfig({ ...env, CURSOR_SECRET: 'x' });
