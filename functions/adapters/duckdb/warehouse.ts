@@ -223,7 +223,8 @@ export class DuckDbWarehouse implements Warehouse {
       for (let i = 0; i < shared.length; i += SHARED_READ_MAX_FILES) {
         for (const [key, count] of await this.loadTogether(db, shared.slice(i, i + SHARED_READ_MAX_FILES), loadedAt)) rows.set(key, count);
       }
-      const alone = fresh.filter((i) => !shared.includes(i));
+      const together = new Set(shared);
+      const alone = fresh.filter((i) => !together.has(i));
       if (alone.length) {
         const load = await db.prepare(LOAD_ONE_SQL);
         try {
@@ -235,7 +236,13 @@ export class DuckDbWarehouse implements Warehouse {
           load.destroySync();
         }
       }
-      const loaded = fresh.map((i) => ({ object: i.object, generation: i.generation, status: 'loaded' as const, rows: rows.get(fileKey(i)) ?? 0 }));
+      const outcome = (i: LoadItem): LoadOutcome => {
+        const before = previous.get(fileKey(i));
+        return before === undefined
+          ? { object: i.object, generation: i.generation, status: 'loaded', rows: rows.get(fileKey(i)) ?? 0 }
+          : { object: i.object, generation: i.generation, status: 'duplicate', rows: before };
+      };
+      const loaded = fresh.map(outcome);
       if (loaded.length) {
         await db.run(
           `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`,
@@ -250,12 +257,7 @@ export class DuckDbWarehouse implements Warehouse {
       }
       crashPoint('during-load');
       await db.run('COMMIT');
-      return items.map((i) => {
-        const before = previous.get(fileKey(i));
-        return before === undefined
-          ? loaded.find((o) => o.object === i.object && o.generation === i.generation)!
-          : { object: i.object, generation: i.generation, status: 'duplicate' as const, rows: before };
-      });
+      return items.map(outcome);
     } catch (e) {
       await db.run('ROLLBACK').catch(() => undefined);
       throw e;
