@@ -8,7 +8,6 @@ import { loadConfig } from '../../functions/core/config.js';
 import { flushPending } from '../../functions/loader/flush.js';
 import { acquireFlushLease } from '../../functions/loader/lease.js';
 import { loaderHandler } from '../../functions/loader/handler.js';
-import { PendingFiles } from '../../functions/loader/pending.js';
 import { subscriptionFor } from '../../functions/core/topology.js';
 import { createRuntime } from '../../functions/runtime.js';
 import { canonicalOf } from '../support/canonical.js';
@@ -121,38 +120,4 @@ describe('quota-aware batching', () => {
     }
   });
 
-  it('settles a batch of many files several at a time, never more than 32 at once', async () => {
-    const dataDir = await tempDir();
-    const rt = await createRuntime(loadConfig({ DATA_DIR: dataDir, FLUSH_SPACING_MS: '3600000' }), quietLogger());
-    try {
-      const canonical = await canonicalOf(sample);
-      const load = loaderHandler(rt);
-      for (let i = 0; i < 41; i++) await load((await notify({ rt } as TestPipeline, `incoming/b/${i}.csv`, canonical)) as never);
-      // Each settle ends by removing the file's pending marker: count those removals in flight at once.
-      let inFlight = 0;
-      let most = 0;
-      const store = new Proxy(rt.store, {
-        get(target, key) {
-          const value = Reflect.get(target, key) as unknown;
-          if (key !== 'delete' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
-          return async (...args: unknown[]) => {
-            most = Math.max(most, ++inFlight);
-            try {
-              return await value.apply(target, args);
-            } finally {
-              inFlight -= 1;
-            }
-          };
-        },
-      });
-      const report = await flushPending({ store, bus: rt.bus, warehouse: rt.warehouse, ledger: rt.ledger, log: quietLogger(), settings: { spacingMs: 0, leaseMs: 10_000, maxBatchBytes: Infinity, maxFailures: 1, deadLetterTopic: 'dead' } });
-      expect(report).toMatchObject({ ran: true, loaded: 40, jobs: 1 });
-      expect(most).toBeGreaterThan(1);
-      expect(most).toBeLessThanOrEqual(32);
-      expect(await new PendingFiles(rt.store).list(100)).toEqual([]);
-      expect((await rt.warehouse.query({ select: ['year'], filters: [], order: [], limit: 100000 })).rows.length).toBe(41 * 300);
-    } finally {
-      await rt.close();
-    }
-  });
 });
