@@ -18,6 +18,8 @@ export interface BodySource {
   stream: Readable;
   /** The platform has already removed any Content-Encoding (functions-framework's body-parser inflates gzip). */
   decoded: boolean;
+  /** The whole body, when the platform has already read it. */
+  whole?: Buffer;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface BodySource {
  */
 export function bodySource(req: Request): BodySource {
   const raw = (req as Request & { rawBody?: Buffer }).rawBody;
-  if (raw) return { stream: Readable.from([raw]), decoded: true };
+  if (raw) return { stream: Readable.from([raw]), decoded: true, whole: raw };
   const stream = new PassThrough();
   req.on('error', (e) => stream.destroy(e));
   req.on('close', () => {

@@ -75,7 +75,7 @@ async function receive(ing: Ingest, req: Request, uploadId: string, abort: Abort
         ...(uploader ? { uploader } : {}),
         ...(declared !== undefined ? { declaredBytes: declared } : {}),
       };
-      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: MAX_FAULTS } }, file.stream, file.decoders, meta, abort.signal);
+      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: MAX_FAULTS } }, file.body, meta, abort.signal);
       stage.catch(fail);
       stages.push(stage);
       return stage;
