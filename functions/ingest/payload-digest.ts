@@ -27,7 +27,7 @@ async function sha256Of(body: FileBody): Promise<string> {
 
 export function fileDigests(req: Request, limits: Pick<IngestLimits, 'maxFilesPerRequest'>, budgets: Budgets): Promise<string[]> {
   const body = bodySource(req);
-  return forEachFile(req.headers, body, limits, budgets, (e) => body.stream.destroy(e), (file) => sha256Of(file.body));
+  return forEachFile(req.headers, body, limits, budgets, (e) => body.destroy(e), (file) => sha256Of(file.body));
 }
 
 export const sameFiles = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

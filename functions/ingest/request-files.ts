@@ -55,32 +55,14 @@ const isCoded = (headers: IncomingHttpHeaders, body: BodySource): boolean => !bo
 
 /** The body as the CSV or multipart bytes: the request's own gzip coding undone and every byte metered. */
 function decodedBody(coded: boolean, body: BodySource, budgets: Budgets, fail: (e: Error) => void): Readable {
-  const stages = [body.stream, budgets.wire.meter(), ...(coded ? gunzip(budgets.decompressed) : [])];
+  const stages = [body.stream(), budgets.wire.meter(), ...(coded ? gunzip(budgets.decompressed) : [])];
   return pipeline(stages as [Readable, Transform], (e) => e && fail(e)) as unknown as Readable;
-}
-
-/** The body's bytes, metered as they come (the rate watch reads the count). */
-function readAll(body: BodySource, wire: ByteBudget): Promise<Buffer> {
-  if (body.whole) {
-    const over = wire.take(body.whole.length);
-    return over ? Promise.reject(over) : Promise.resolve(body.whole);
-  }
-  const { stream } = body;
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => {
-      const over = wire.take(chunk.length);
-      if (over) stream.destroy(over);
-      else chunks.push(chunk);
-    });
-    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    stream.once('error', reject);
-  });
 }
 
 /** A CSV body, not gzip, read whole; refused if it is gzip after all. */
 async function wholeBody(body: BodySource, wire: ByteBudget): Promise<Buffer> {
-  const bytes = await readAll(body, wire);
+  // Metered as it comes: the rate watch reads the count.
+  const bytes = await body.readWhole((n) => wire.take(n));
   const gzip = undeclaredGzipIn(bytes);
   if (gzip) throw gzip;
   return bytes;

@@ -51,6 +51,29 @@ const YEAR = COLUMNS.findIndex((c) => c.name === 'year');
 const MONTH = COLUMNS.findIndex((c) => c.name === 'month');
 const DAY = COLUMNS.findIndex((c) => c.name === 'day');
 const OUTPUT_CHUNK = 64 * 1024;
+const CANONICAL_HEADER_LINE = CANONICAL_HEADER.join(',') + '\n';
+
+/**
+ * Headers seen before, with their map and their row checker: most files of a
+ * process share a header, so it is mapped once, and the checker keeps the
+ * verdicts it has learned on code columns from file to file. A PlainRows is
+ * shared safely: its per-row state lives only from a check to the write that
+ * follows it in the same call. Bounded, as a client chooses the headers.
+ */
+const knownHeaders = new Map<string, { map: HeaderMap; plainRows: PlainRows }>();
+const KNOWN_HEADERS_KEPT = 64;
+
+function knownHeader(record: string[], maxFieldChars: number): { map: HeaderMap; plainRows: PlainRows } | { faults: CsvFault[] } {
+  const key = `${maxFieldChars}\u0000${record.join('\u0000')}`;
+  const known = knownHeaders.get(key);
+  if (known) return known;
+  const mapped = mapHeader(record);
+  if (!mapped.ok) return { faults: mapped.faults };
+  if (knownHeaders.size >= KNOWN_HEADERS_KEPT) knownHeaders.clear();
+  const header = { map: mapped.map, plainRows: new PlainRows(mapped.map, maxFieldChars) };
+  knownHeaders.set(key, header);
+  return header;
+}
 
 /**
  * The checks and the canonical output, fed the file's bytes in any chunks.
@@ -169,14 +192,14 @@ export class CsvCheck {
       this.fatal = new InvalidCsvError([{ line: 1, reason: `more than ${this.limits.maxColumns} columns` }], 1, 0);
       return;
     }
-    const mapped = mapHeader(record);
-    if (!mapped.ok) {
-      this.fatal = new InvalidCsvError(mapped.faults.slice(0, this.limits.maxFaults), mapped.faults.length, 0);
+    const header = knownHeader(record, this.limits.maxFieldChars);
+    if ('faults' in header) {
+      this.fatal = new InvalidCsvError(header.faults.slice(0, this.limits.maxFaults), header.faults.length, 0);
       return;
     }
-    this.header = mapped.map;
-    this.plainRows = new PlainRows(mapped.map, this.limits.maxFieldChars);
-    this.output.text(CANONICAL_HEADER.join(',') + '\n');
+    this.header = header.map;
+    this.plainRows = header.plainRows;
+    this.output.text(CANONICAL_HEADER_LINE);
   }
 
   private fault(fault: CsvFault): void {
