@@ -220,31 +220,36 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
 /**
  * Runs flushes one at a time in this process; a trigger during a flush runs one more afterwards.
  * `gatherMs`: each flush first waits this long, so that files announced meanwhile join its batch.
+ * A trigger waits for the first flush that starts after it, not for the ones later triggers queue:
+ * under a steady stream of uploads the flushes follow one another without a pause, and waiting for
+ * the last of them would hold every delivery (and its bus message) until the stream stops.
  */
 export function singleFlight(flush: () => Promise<unknown>, gatherMs = 0): () => Promise<void> {
   let running: Promise<void> | undefined;
-  let again = false;
+  let queued: Promise<void> | undefined;
   let gathering = false;
-  const loop = async (): Promise<void> => {
-    do {
-      again = false;
+  const start = (): Promise<void> => {
+    const flight = (async () => {
       if (gatherMs > 0) {
         gathering = true;
         await new Promise((resolve) => setTimeout(resolve, gatherMs));
         gathering = false;
       }
       await flush();
-    } while (again);
-  };
-  return () => {
-    if (running) {
-      // A trigger while the flush is still gathering is in its batch already.
-      if (!gathering) again = true;
-      return running;
-    }
-    running = loop().finally(() => {
+    })().finally(() => {
       running = undefined;
     });
-    return running;
+    return (running = flight);
+  };
+  const startQueued = (): Promise<void> => {
+    queued = undefined;
+    return start();
+  };
+  return () => {
+    if (queued) return queued;
+    if (!running) return start();
+    // A trigger while the flush is still gathering is in its batch already.
+    if (gathering) return running;
+    return (queued = running.then(startQueued, startQueued));
   };
 }
