@@ -13,11 +13,13 @@
  * in flight (closed loop), and fixed arrival rates with at most 16 in flight
  * (open loop); latency percentiles and the server's CPU time per upload. A
  * second baseline, the floor, makes per upload the same atomic file
- * replacements as our design and nothing else (DURABLE_STEPS).
+ * replacements as our design and nothing else (DURABLE_STEPS); a third, the framework floor, makes
+ * them in an HTTP function under the functions-framework, the runtime every handler of ours runs in.
  * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
  * dir); `BENCH_SMALL=0` skips the 100-row files. Prints Markdown tables.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -313,26 +315,40 @@ const DURABLE_STEPS: { step: string; file: string; bytes: number; withBody?: boo
  * The floor of any design that is durable at each of those steps: each body read whole, then
  * written out by exactly those atomic replacements (open, write, close, rename; synchronous, as
  * our local adapters do, back to back), then 201. No parsing, no validation, no JSON, no bus.
+ * With `FRAMEWORK` (the functions-framework's module) the same steps run as an HTTP function under
+ * the functions-framework, as ours must (the design rule: the same handler locally and in the
+ * cloud): that floor adds what the runtime costs (Express, its body parsers, its middleware).
  */
 const FLOOR_SMALL_SERVER = `
 const fs = require('node:fs'), http = require('node:http'), path = require('node:path');
 const steps = JSON.parse(process.env.STEPS);
 for (const s of new Set(steps.map((s) => s.file))) fs.mkdirSync(path.join(process.env.SINK, s));
 let n = 0;
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    const body = Buffer.concat(chunks), id = String(n++);
-    for (const s of steps) {
-      const file = path.join(process.env.SINK, s.file, id), tmp = file + '.tmp';
-      fs.writeFileSync(tmp, s.withBody ? Buffer.concat([Buffer.alloc(s.bytes, 32), body]) : Buffer.alloc(s.bytes, 32));
-      fs.renameSync(tmp, file);
-    }
-    res.writeHead(201).end('{}');
+function persist(body) {
+  const id = String(n++);
+  for (const s of steps) {
+    const file = path.join(process.env.SINK, s.file, id), tmp = file + '.tmp';
+    fs.writeFileSync(tmp, s.withBody ? Buffer.concat([Buffer.alloc(s.bytes, 32), body]) : Buffer.alloc(s.bytes, 32));
+    fs.renameSync(tmp, file);
+  }
+}
+let server;
+if (process.env.FRAMEWORK) {
+  // The functions-framework reads the whole body (its raw parser takes every content type) before the function runs.
+  require(process.env.FRAMEWORK).http('upload', (req, res) => { persist(req.rawBody ?? Buffer.from(req.body)); res.status(201).json({}); });
+  server = require(process.env.FRAMEWORK_TESTING).getTestServer('upload');
+} else {
+  server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => { persist(Buffer.concat(chunks)); res.writeHead(201).end('{}'); });
   });
-});
+}
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+
+/** The functions-framework's modules, for the framework floor's script (run with `node -e`, which resolves from the working directory). */
+const resolve = createRequire(import.meta.url).resolve;
+const FRAMEWORK = { FRAMEWORK: resolve('@google-cloud/functions-framework'), FRAMEWORK_TESTING: resolve('@google-cloud/functions-framework/testing') };
 
 async function startScriptServer(script: string, env: Record<string, string> = {}): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const sink = await fs.mkdtemp(path.join(work, 'small-sink-'));
@@ -357,7 +373,7 @@ const RATES = [50, 100, 200];
 const OPEN_LOOP_SECONDS = 5;
 const WARM_UP = 20;
 
-const SERVERS = ['raw', 'floor', 'ours'] as const;
+const SERVERS = ['raw', 'floor', 'framework floor', 'ours'] as const;
 type SmallServer = (typeof SERVERS)[number];
 
 interface SmallRow {
@@ -387,10 +403,12 @@ async function smallFileLoads(): Promise<SmallRow[]> {
       run: (url: string, batch: Files, agent: http.Agent) => openLoop(url, batch, rate, CONCURRENCY, agent),
     })),
   ];
-  const results: Record<SmallServer, SmallResult[]> = { raw: [], floor: [], ours: [] };
+  const results: Record<SmallServer, SmallResult[]> = { raw: [], floor: [], 'framework floor': [], ours: [] };
+  const steps = JSON.stringify(DURABLE_STEPS);
   for (const [name, script, env] of [
     ['raw', RAW_SMALL_SERVER, {}],
-    ['floor', FLOOR_SMALL_SERVER, { STEPS: JSON.stringify(DURABLE_STEPS) }],
+    ['floor', FLOOR_SMALL_SERVER, { STEPS: steps }],
+    ['framework floor', FLOOR_SMALL_SERVER, { STEPS: steps, ...FRAMEWORK }],
   ] as const) {
     const baseline = await startScriptServer(script, env);
     for (const l of loads) results[name].push(await measure(baseline.url, baseline.pid, warmUp, (agent) => l.run(baseline.url, l.files, agent)));
@@ -401,7 +419,7 @@ async function smallFileLoads(): Promise<SmallRow[]> {
     results.ours.push(await measure(server.url, server.child.pid!, i === 0 ? warmUp : [], (agent) => l.run(server.url, l.files, agent)));
   }
   await server.stop();
-  return loads.map((l, i) => ({ load: l.name, results: { raw: results.raw[i]!, floor: results.floor[i]!, ours: results.ours[i]! } }));
+  return loads.map((l, i) => ({ load: l.name, results: Object.fromEntries(SERVERS.map((k) => [k, results[k][i]!])) as Record<SmallServer, SmallResult> }));
 }
 
 // BENCH_SMALL=0: the large files only (a before/after of the inline path, without the minutes of small-file loads).
@@ -417,6 +435,7 @@ Servers writing to ${fsType} (${work}).
 100-row files (${(files100Bytes / 1000).toFixed(1)} kB). Raw: a server that writes each body to a new file and answers 201 (the baseline).
 Floor: a server that makes, per upload, the ${DURABLE_STEPS.length} atomic file replacements (write a temp file, rename it) our design makes, and nothing else:
 the floor of any design durable at each of those steps (${DURABLE_STEPS.map((d) => d.step).join('; ')}).
+Framework floor: the same steps in an HTTP function under the functions-framework, the runtime the design rule puts every handler in.
 Ours: POST /upload (validate, store, notify; the loader in the same process). Open-loop latency counts from each upload's scheduled start.
 
 | load | server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms |
@@ -430,14 +449,14 @@ ${small
   )
   .join('\n')}
 
-Ratios (issue 17: ours ÷ raw p95 ≤ 2× closed loop, CPU ≤ 3×). Floor ÷ raw is what durability at each step costs by itself; above 3× CPU, the CPU target is out of reach for any design with these steps.
+Ratios (issue 17: ours ÷ raw p95 ≤ 2× closed loop, CPU ≤ 3×). Floor ÷ raw is what durability at each step costs by itself, framework floor ÷ raw that and the functions-framework together; above 3× CPU, the CPU target is out of reach for any design with these steps (in that runtime).
 
-| load | CPU ours ÷ raw | CPU floor ÷ raw | CPU ours ÷ floor | CPU ours − floor ms | p95 ours ÷ raw | p95 floor ÷ raw | p95 ours ÷ floor |
-|---|--:|--:|--:|--:|--:|--:|--:|
+| load | CPU ours ÷ raw | CPU floor ÷ raw | CPU framework floor ÷ raw | CPU ours ÷ framework floor | CPU ours − framework floor ms | p95 ours ÷ raw | p95 floor ÷ raw | p95 framework floor ÷ raw | p95 ours ÷ framework floor |
+|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|
 ${small
-  .map(({ load, results: { raw, floor, ours } }) => {
+  .map(({ load, results: { raw, floor, 'framework floor': framework, ours } }) => {
     const x = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
-    return `| ${load} | ${x(ours.cpuPerUpload, raw.cpuPerUpload)} | ${x(floor.cpuPerUpload, raw.cpuPerUpload)} | ${x(ours.cpuPerUpload, floor.cpuPerUpload)} | ${(ours.cpuPerUpload - floor.cpuPerUpload).toFixed(2)} | ${x(ours.p95, raw.p95)} | ${x(floor.p95, raw.p95)} | ${x(ours.p95, floor.p95)} |`;
+    return `| ${load} | ${x(ours.cpuPerUpload, raw.cpuPerUpload)} | ${x(floor.cpuPerUpload, raw.cpuPerUpload)} | ${x(framework.cpuPerUpload, raw.cpuPerUpload)} | ${x(ours.cpuPerUpload, framework.cpuPerUpload)} | ${(ours.cpuPerUpload - framework.cpuPerUpload).toFixed(2)} | ${x(ours.p95, raw.p95)} | ${x(floor.p95, raw.p95)} | ${x(framework.p95, raw.p95)} | ${x(ours.p95, framework.p95)} |`;
   })
   .join('\n')}
 `);

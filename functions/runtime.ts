@@ -135,6 +135,7 @@ export async function createRuntime(
     maxBatchBytes: config.warehouse === 'bigquery' ? maxBatchBytes(config.bigQuery.maximumBytesBilled) : Number.POSITIVE_INFINITY,
     maxFailures: config.maxLoadFailures,
     deadLetterTopic: config.deadLetterTopic,
+    heldRetryMs: config.heldRetryMs,
   };
   const flush = singleFlight(() => flushPending({ store, bus, warehouse, ledger, log, settings }), config.flushGatherMs);
   let lastFlush: Promise<void> = Promise.resolve();

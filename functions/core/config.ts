@@ -91,6 +91,8 @@ export interface Config {
   flushGatherMs: number;
   /** Failed loads of one file before it is quarantined. */
   maxLoadFailures: number;
+  /** Back-off of a file BigQuery keeps failing itself, alone: after the first such job, doubling up to `max` (loader/flush.ts). */
+  heldRetryMs: { first: number; max: number };
   /** Secret that signs pagination cursors. */
   cursorSecret: string;
   logLevel: string;
@@ -246,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reconcileTickMs: int(env, 'RECONCILE_TICK_MS', 3_600_000),
     flushGatherMs: int(env, 'FLUSH_GATHER_MS', cloud ? 0 : 50),
     maxLoadFailures: int(env, 'MAX_LOAD_FAILURES', 5),
+    heldRetryMs: { first: int(env, 'HELD_RETRY_FIRST_MS', 60_000), max: int(env, 'HELD_RETRY_MAX_MS', 30 * 60_000) },
     cursorSecret: env.CURSOR_SECRET ?? '',
     logLevel: env.LOG_LEVEL ?? 'info',
     logFormat: choice(env, 'LOG_FORMAT', ['json', 'pretty'] as const, 'json'),

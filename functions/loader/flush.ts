@@ -38,6 +38,18 @@ export interface FlushSettings {
   /** Failed loads of a file on its own before it is quarantined. */
   maxFailures: number;
   deadLetterTopic: string;
+  /**
+   * Back-off of a file whose job BigQuery failed itself with that file alone: `first` after the first such
+   * job, doubling with each, up to `max`. Default 1 min and 30 min.
+   */
+  heldRetryMs?: { first: number; max: number };
+}
+
+const HELD_RETRY_MS = { first: 60_000, max: 30 * 60_000 };
+
+/** When a file held alone `heldAlone` times before may be tried again, held once more at `now`. */
+function heldRetryAt(heldAlone: number, now: number, { first, max } = HELD_RETRY_MS): Date {
+  return new Date(now + Math.min(first * 2 ** Math.min(heldAlone, 30), max));
 }
 
 export interface FlushDeps {
@@ -47,6 +59,8 @@ export interface FlushDeps {
   ledger: UploadLedger;
   log: Logger;
   settings: FlushSettings;
+  /** The clock of held files' back-off (tests). */
+  now?: () => number;
 }
 
 export interface FlushReport {
@@ -54,7 +68,7 @@ export interface FlushReport {
   loaded: number;
   duplicates: number;
   quarantined: number;
-  /** Files left pending because the warehouse failed their job for its own trouble (WarehouseJobRetryableError). */
+  /** Files left pending because the warehouse failed their job for its own trouble (WarehouseJobRetryableError), or waiting out their back-off for it. */
   held: number;
   jobs: number;
 }
@@ -147,12 +161,15 @@ async function bisect(deps: FlushDeps, lease: HeldLease, files: PendingFile[], r
  * and the flush goes on with the next batch. It may still be tied to a file
  * (one that trips a BigQuery bug every time), so a batch with a file held
  * before is bisected: the files that load, load, and such a file ends up
- * held alone, named each flush, until BigQuery loads it.
+ * held alone, named each time it is tried, after a back-off that doubles up
+ * to 30 minutes, until BigQuery loads it.
  */
 async function hold(deps: FlushDeps, lease: HeldLease, files: PendingFile[], e: WarehouseJobRetryableError, report: FlushReport): Promise<void> {
   const pending = new PendingFiles(deps.store);
+  // Alone, the file backs off: a job a flush would fail for as long as BigQuery's trouble lasts.
+  const retryAt = files.length === 1 ? heldRetryAt(files[0]!.heldAlone ?? 0, (deps.now ?? Date.now)(), deps.settings.heldRetryMs) : undefined;
   const held: PendingFile[] = [];
-  for (const file of files) held.push(await pending.recordHeld(file, e.message));
+  for (const file of files) held.push(await pending.recordHeld(file, e.message, retryAt));
   if (held.length > 1 && held.some((f) => (f.held ?? 0) >= HELD_BEFORE_SPLIT)) return bisect(deps, lease, held, report);
   report.held += held.length;
   const [file] = held;
@@ -160,8 +177,12 @@ async function hold(deps: FlushDeps, lease: HeldLease, files: PendingFile[], e: 
     deps.log.warn({ files: held.length, err: e }, 'batch held: BigQuery failed its job itself; it runs again next flush');
     return;
   }
-  deps.log.warn({ object: file.object, generation: file.generation, uploadId: file.uploadId, held: file.held, err: e }, 'file held: BigQuery failed its job itself; it stays pending, charged nothing');
-  if (file.uploadId) await deps.ledger.update(file.uploadId, () => ({ reason: `waiting on BigQuery: it failed this file's load job ${file.held} times with its own error, retried each flush: ${e.message}` }));
+  deps.log.warn(
+    { object: file.object, generation: file.generation, uploadId: file.uploadId, held: file.held, nextAttemptAt: file.retryAt, err: e },
+    'file held: BigQuery failed its job itself; it stays pending, charged nothing',
+  );
+  const reason = `waiting on BigQuery: it failed this file's load job ${file.held} times with its own error; next attempt at ${file.retryAt}: ${e.message}`;
+  if (file.uploadId) await deps.ledger.update(file.uploadId, () => ({ reason }));
 }
 
 /** `failed` when no file settled, `partial` when some did, `ok` when all did. */
@@ -205,7 +226,11 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   let held = false;
   try {
     files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
-    for (const batch of batches(files, MAX_BATCH_FILES, maxBatchBytes)) await loadGroup(deps, lease, batch, report);
+    const now = (deps.now ?? Date.now)();
+    const due = files.filter((f) => !f.retryAt || Date.parse(f.retryAt) <= now);
+    // Still held back by BigQuery, so the flush is `held` while they wait: the loads-held alert keeps its flushes.
+    report.held += files.length - due.length;
+    for (const batch of batches(due, MAX_BATCH_FILES, maxBatchBytes)) await loadGroup(deps, lease, batch, report);
   } catch (e) {
     if (e instanceof WarehouseUnavailableError) {
       held = true;
@@ -216,38 +241,43 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
     await lease.release();
   }
   // `held` whenever BigQuery's trouble left a file pending, even if others loaded: the loads-held alert then also fires for a file it keeps failing.
-  if (report.jobs) loaderFlush(deps.log, held || report.held ? 'held' : flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
+  if (report.jobs || report.held) loaderFlush(deps.log, held || report.held ? 'held' : flushOutcome(report, files.length), (performance.now() - startedAt) / 1000, { ...report, files: files.length });
   return report;
 }
 
 /**
  * Runs flushes one at a time in this process; a trigger during a flush runs one more afterwards.
  * `gatherMs`: each flush first waits this long, so that files announced meanwhile join its batch.
+ * A trigger waits for the first flush that starts after it, not for the ones later triggers queue:
+ * under a steady stream of uploads the flushes follow one another without a pause, and waiting for
+ * the last of them would hold every delivery (and its bus message) until the stream stops.
  */
 export function singleFlight(flush: () => Promise<unknown>, gatherMs = 0): () => Promise<void> {
   let running: Promise<void> | undefined;
-  let again = false;
+  let queued: Promise<void> | undefined;
   let gathering = false;
-  const loop = async (): Promise<void> => {
-    do {
-      again = false;
+  const start = (): Promise<void> => {
+    const flight = (async () => {
       if (gatherMs > 0) {
         gathering = true;
         await new Promise((resolve) => setTimeout(resolve, gatherMs));
         gathering = false;
       }
       await flush();
-    } while (again);
-  };
-  return () => {
-    if (running) {
-      // A trigger while the flush is still gathering is in its batch already.
-      if (!gathering) again = true;
-      return running;
-    }
-    running = loop().finally(() => {
+    })().finally(() => {
       running = undefined;
     });
-    return running;
+    return (running = flight);
+  };
+  const startQueued = (): Promise<void> => {
+    queued = undefined;
+    return start();
+  };
+  return () => {
+    if (queued) return queued;
+    if (!running) return start();
+    // A trigger while the flush is still gathering is in its batch already.
+    if (gathering) return running;
+    return (queued = running.then(startQueued, startQueued));
   };
 }

@@ -23,6 +23,10 @@ export interface PendingFile {
   lastError?: string;
   /** Jobs with this file that the warehouse failed for its own trouble, charged nothing (see flush.ts); absent on older markers. */
   held?: number;
+  /** Of those, jobs with this file alone: its back-off doubles with each. */
+  heldAlone?: number;
+  /** Held alone, it is not tried again before this time (ISO 8601): kept in the marker, so a restart keeps the back-off. */
+  retryAt?: string;
 }
 
 export const PENDING_PREFIX = 'loader/pending/';
@@ -79,8 +83,10 @@ export class PendingFiles {
     return this.rewrite({ ...file, failures: file.failures + 1, lastError: error });
   }
 
-  async recordHeld(file: PendingFile, error: string): Promise<PendingFile> {
-    return this.rewrite({ ...file, held: (file.held ?? 0) + 1, lastError: error });
+  /** `retryAt`: the file was held alone, and waits until then. */
+  async recordHeld(file: PendingFile, error: string, retryAt?: Date): Promise<PendingFile> {
+    const alone = retryAt ? { heldAlone: (file.heldAlone ?? 0) + 1, retryAt: retryAt.toISOString() } : {};
+    return this.rewrite({ ...file, held: (file.held ?? 0) + 1, lastError: error, ...alone });
   }
 
   private async rewrite(next: PendingFile): Promise<PendingFile> {

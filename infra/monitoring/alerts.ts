@@ -41,10 +41,10 @@ Nothing is lost and nothing was quarantined: uploads are still accepted, and eve
 What to do:
 - Check BigQuery's status (https://status.cloud.google.com) and the project's BigQuery quotas (table modifications per table per day, jobs per day).
 - Read the \`flush stopped: the warehouse is unavailable\` lines of the load-flights and flush-loads services in Cloud Logging: their \`err\` names BigQuery's reason and the job.
-- Read the \`file held: BigQuery failed its job itself\` lines: a file named there every flush (\`object\`, \`uploadId\`, \`held\` counts the jobs that failed with it) is one BigQuery fails every time while the others load; its upload's reason says \`waiting on BigQuery\`.
+- Read the \`file held: BigQuery failed its job itself\` lines: a file named there again and again (\`object\`, \`uploadId\`, \`held\` counts the jobs that failed with it, \`nextAttemptAt\` when it is tried next: its wait doubles from 1 to at most 30 minutes) is one BigQuery fails every time while the others load; its upload's reason says \`waiting on BigQuery\` and the next attempt's time.
 - If BigQuery is healthy and the same job keeps failing with \`internalError\`, open a BigQuery support case with that job id.
 
-\`npm run dlq:redrive\` is not the fix: nothing was dead-lettered. Once BigQuery accepts jobs again (or loads the held file), the next flush (at most a minute later) loads every pending file once, and this alert closes.`;
+\`npm run dlq:redrive\` is not the fix: nothing was dead-lettered. Once BigQuery accepts jobs again, the next flush (at most a minute later) loads every pending file once, and this alert closes; a held file is loaded at its next attempt (at most 30 minutes later).`;
 
 export interface AlertInputs {
   managedService: string;

@@ -234,7 +234,7 @@ describe('flush failures', () => {
     expect(jobsCreated()).toEqual([['incoming/a.csv', 'incoming/b.csv'], ['incoming/c.csv'], ['incoming/a.csv', 'incoming/b.csv']]);
   });
 
-  it('holds back only the file BigQuery fails every time (internalError): the 4 uploads with it load once within two flushes, it stays pending, named each flush, nothing quarantined', async () => {
+  it('holds back only the file BigQuery fails every time (internalError): the 4 uploads with it load once within two flushes, it stays pending, tried after a back-off of 1, 2, 4 … 30 min, named each time, nothing quarantined', async () => {
     const ledger = uploadLedger(store);
     const pending = new PendingFiles(store);
     const upload = async (i: number) => {
@@ -268,7 +268,8 @@ describe('flush failures', () => {
         done();
       },
     });
-    const flush = () => flushPending({ ...deps({ maxFailures: 2 }), log: createLogger('info', sink) });
+    let clock = Date.parse('2026-11-30T12:00:00Z');
+    const flush = () => flushPending({ ...deps({ maxFailures: 2 }), log: createLogger('info', sink), now: () => clock });
 
     // 1st: the whole batch is held once and runs again whole; 2nd: held again, it is bisected down to the bad file.
     const reports = [await flush(), await flush()];
@@ -282,23 +283,42 @@ describe('flush failures', () => {
       if (object !== bad) expect(record?.reason).toBeUndefined();
     }
 
-    // Then only the bad file is tried, one job a flush; a file arriving meanwhile loads in the same flush it is first tried in.
+    // Held alone, it waits a minute: a flush before then runs no job for it, and is still `held`.
+    const [marker] = await pending.list(10);
+    expect(marker).toMatchObject({ object: bad, failures: 0, heldAlone: 1, retryAt: new Date(clock + 60_000).toISOString() });
+    expect((await ledger.get('up2'))?.reason).toContain(`next attempt at ${marker!.retryAt}`);
+    clock += 59_000;
     reports.push(await flush());
-    expect(reports.at(-1)).toMatchObject({ loaded: 0, held: 1, jobs: 1 });
+    expect(reports.at(-1)).toMatchObject({ loaded: 0, held: 1, jobs: 0 });
+    // A file arriving meanwhile loads at once, without it.
     const late = await upload(5);
     reports.push(await flush());
-    expect(reports.at(-1)).toMatchObject({ loaded: 1, held: 1, quarantined: 0 });
+    expect(reports.at(-1)).toMatchObject({ loaded: 1, held: 1, jobs: 1 });
     expect(manifest.get(late)).toBeDefined();
 
-    const [marker] = await pending.list(10);
-    expect(await pending.list(10)).toHaveLength(1);
-    expect(marker).toMatchObject({ object: bad, failures: 0 });
+    // Tried again when due, alone, and held again: 2, 4, 8, 16 minutes, then 30 at most.
+    const waits = [];
+    for (let attempt = 0; attempt < 6; attempt++) {
+      clock = Date.parse((await pending.list(10))[0]!.retryAt!);
+      reports.push(await flush());
+      expect(reports.at(-1)).toMatchObject({ loaded: 0, held: 1, jobs: 1 });
+      waits.push((Date.parse((await pending.list(10))[0]!.retryAt!) - clock) / 60_000);
+    }
+    expect(waits).toEqual([2, 4, 8, 16, 30, 30]);
+    // The back-off is in the marker: a loader started afresh (another instance, or after a restart) keeps it.
+    clock += 29 * 60_000;
+    expect(await flushPending({ ...deps({ maxFailures: 2 }), now: () => clock })).toMatchObject({ ran: true, held: 1, jobs: 0 });
+
+    const markers = await pending.list(10);
+    expect(markers).toHaveLength(1);
+    expect(markers[0]).toMatchObject({ object: bad, failures: 0, heldAlone: 7 });
     const heldLines = lines.filter((l) => l.message === 'file held: BigQuery failed its job itself; it stays pending, charged nothing');
-    expect(heldLines.map((l) => [l.object, l.uploadId])).toEqual(Array.from({ length: 3 }, () => [bad, 'up2']));
-    expect(heldLines.map((l) => l.held)).toEqual([...heldLines.map((l) => l.held as number)].sort((a, b) => a - b));
-    expect(heldLines.at(-1)!.held).toBe(marker!.held);
-    // Each flush that left the file pending is `held`, also those that loaded others: the loads-held alert's line.
-    expect(lines.filter((l) => l.message === 'flush done').map((l) => l.outcome)).toEqual(['held', 'held', 'held', 'held']);
+    expect(heldLines.map((l) => [l.object, l.uploadId])).toEqual(Array.from({ length: 7 }, () => [bad, 'up2']));
+    // Each line names when it is tried next; the last one, what the marker and the upload's reason say.
+    expect(heldLines.at(-1)).toMatchObject({ held: markers[0]!.held, nextAttemptAt: markers[0]!.retryAt });
+    expect((await ledger.get('up2'))?.reason).toMatch(new RegExp(`^waiting on BigQuery: it failed this file's load job ${markers[0]!.held} times .*; next attempt at ${markers[0]!.retryAt}: .*internal error`));
+    // Each flush that left the file pending is `held`, also those that loaded others or only waited: the loads-held alert's line.
+    expect(lines.filter((l) => l.message === 'flush done').map((l) => l.outcome)).toEqual(Array.from({ length: 10 }, () => 'held'));
     expect(quarantined()).toEqual([]);
     expect(published).toEqual([]);
     // Each good file loaded by exactly one job, none run again as a duplicate: no row lost or doubled.
@@ -325,7 +345,9 @@ describe('flush failures', () => {
     const heldBefore = await counted('held');
 
     const reports = [];
-    for (let flush = 0; flush < 3; flush++) reports.push(await flushPending({ ...deps({ maxBatchBytes: 100 }), log: createLogger('info', sink) }));
+    // No back-off, so b is tried each flush.
+    const settings = { maxBatchBytes: 100, heldRetryMs: { first: 0, max: 0 } };
+    for (let flush = 0; flush < 3; flush++) reports.push(await flushPending({ ...deps(settings), log: createLogger('info', sink) }));
 
     expect(reports.map((r) => r.loaded)).toEqual([1, 0, 1]);
     const flushLines = lines.filter((l) => l.message === 'flush done');

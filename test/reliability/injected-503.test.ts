@@ -242,7 +242,8 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
   }, 60_000);
 
   it('BigQuery jobs that end with backendError for more flushes than MAX_LOAD_FAILURES: no file charged or quarantined, and the file loads once under the next job id', async () => {
-    const url = await startCloudPipeline({}, { FLUSH_TICK_MS: '100' });
+    // A file held alone backs off (1 to 30 minutes by default): shortened here.
+    const url = await startCloudPipeline({}, { FLUSH_TICK_MS: '100', HELD_RETRY_FIRST_MS: '20', HELD_RETRY_MAX_MS: '100' });
     const failing = rt!.config.maxLoadFailures + 2;
     let failed = 0;
     bq.onJob = (job) => (failed < failing ? (failed++, { error: { reason: 'backendError', message: 'Backend error. Job aborted.' } }) : script.run(job));
@@ -257,7 +258,8 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
   }, 60_000);
 
   it('a file BigQuery fails every time (internalError) among 5 uploads: the other 4 load once, it waits pending with its reason, past MAX_LOAD_FAILURES, nothing quarantined', async () => {
-    const url = await startCloudPipeline({}, { FLUSH_TICK_MS: '100' });
+    // Its back-off shortened (1 to 30 minutes by default; test/cloud/flush-lease.test.ts runs those on a fake clock).
+    const url = await startCloudPipeline({}, { FLUSH_TICK_MS: '100', HELD_RETRY_FIRST_MS: '50', HELD_RETRY_MAX_MS: '400' });
     const maxFailures = rt!.config.maxLoadFailures;
     // The bad file is the one of 13 rows: every job that reads it fails, as a BigQuery bug tripped by one file would.
     const BAD_ROWS = 13;
@@ -276,7 +278,7 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
     const bad = uploads.find((u) => u.rows === BAD_ROWS)!;
     for (const upload of uploads.filter((u) => u !== bad)) await expectLoadedOnce(url, upload);
 
-    // It is tried again every flush, alone once its batches were split, and charged nothing.
+    // It is tried again after each back-off, alone once its batches were split, and charged nothing.
     const record = await eventually(
       async () => {
         const r = await statusOf(url, bad.uploadId);
@@ -286,7 +288,7 @@ describe('503 with Retry-After from the cloud services, then recovery', () => {
       45_000,
       `${bad.uploadId} held more than ${maxFailures} times`,
     );
-    expect(record).toMatchObject({ status: 'loading', reason: expect.stringMatching(/^waiting on BigQuery: .*internal error/) });
+    expect(record).toMatchObject({ status: 'loading', reason: expect.stringMatching(/^waiting on BigQuery: .*; next attempt at \d{4}-\d\d-\d\dT[\d:.]+Z: .*internal error/) });
     expect(failedJobs).toBeGreaterThan(maxFailures);
     expect(script.rowsOf(bad.object)).toBe(0);
     expect(script.duplicated).toBe(0);

@@ -2,7 +2,7 @@
  * What a SIGKILL leaves in the data directory, and what the next `npm start`
  * must make of it before serving: claims of the dead process released (the
  * client's retry is accepted, not 409 for a day), records of files never
- * stored marked failed, orphaned staging/ and temp files removed, and an
+ * stored marked failed, orphaned staging/, temp and lock files removed, and an
  * incoming/ object whose notification was lost loaded. And what the cloud's
  * scheduled reconcile tick makes of work older than one upload timeout.
  */
@@ -59,7 +59,7 @@ describe('start-up recovery after a kill', () => {
     expect((await send(p.url, flightsCsv(5, 9), { 'idempotency-key': 'live-key' })).status).toBe(409);
   });
 
-  it('marks a record of a file never stored failed, removes staging/ and temp leftovers, and loads an unannounced incoming/ object', async () => {
+  it('marks a record of a file never stored failed, removes staging/, temp and lock leftovers, and loads an unannounced incoming/ object', async () => {
     p = await startTestPipeline();
     const first = await send(p.url, flightsCsv(30, 4));
     expect(first.status).toBe(201);
@@ -84,6 +84,12 @@ describe('start-up recovery after a kill', () => {
     const tmp = path.join(root, p.rt.config.bucket, 'tmp', 'deadbeef');
     await fs.mkdir(path.dirname(tmp), { recursive: true });
     await fs.writeFile(tmp, 'half a file');
+    // Killed while taking an object's lock (with SHARED_DATA_DIR=1), and while breaking one whose holder had died.
+    const [waiter, breaker] = [deadHolder().split('/')[1], deadHolder().split('/')[1]];
+    const locks = path.join(root, p.rt.config.bucket, 'locks');
+    const lockLeftovers = [`0a0b.lock.${waiter}-0a0b0c0d0e0f.claim`, `0a0b.lock.${breaker}-1a1b1c1d1e1f.claim`, `0a0b.lock.${waiter}-2a2b2c2d2e2f.break`];
+    await fs.mkdir(locks, { recursive: true });
+    for (const name of lockLeftovers) await fs.writeFile(path.join(locks, name), `${breaker}-1a1b1c1d1e1f`);
 
     p = await startTestPipeline({ dataDir });
     expect(await status(ghost)).toMatchObject({ status: 'failed', reason: NEVER_STORED });
@@ -92,6 +98,7 @@ describe('start-up recovery after a kill', () => {
     expect(rows.body.rows).toEqual(expect.arrayContaining([{ _source_object: lost, count: 30 }, { _source_object: first.body.object, count: 30 }]));
     expect(await names(p.rt.store, 'staging/')).toEqual([]);
     await expect(fs.access(tmp)).rejects.toThrow();
+    expect(await fs.readdir(locks)).toEqual([]);
   });
 
   it('the cloud’s reconcile tick (flushLoads with task=reconcile) loads an incoming/ object nobody announced, and a plain tick does not', async () => {

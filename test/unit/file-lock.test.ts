@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it, vi } from 'vitest';
-import { withFileLock } from '../../functions/adapters/local/file-lock.js';
+import { removeLockLeftovers, tryFileLock, withFileLock } from '../../functions/adapters/local/file-lock.js';
 import { tempDir } from '../support/pipeline.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -76,6 +76,77 @@ describe('withFileLock', () => {
     expect(await fs.readdir(path.dirname(lock))).toEqual([]);
   });
 
+  it('removes the break and claim files that processes killed while taking or breaking it left, once they guard nothing', async () => {
+    const lock = path.join(await tempDir(), 'x.lock');
+    const [gone, breaker, waiter, holder] = [deadPid(), deadPid(), deadPid(), deadPid()];
+    // A breaker killed after removing the lock of `gone` and before its own break file; a waiter killed while waiting.
+    await fs.writeFile(`${lock}.${gone}-0a0b0c0d0e0f.break`, `${breaker}-1a1b1c1d1e1f`);
+    await fs.writeFile(`${lock}.${breaker}-1a1b1c1d1e1f.claim`, `${breaker}-1a1b1c1d1e1f`);
+    await fs.writeFile(`${lock}.${waiter}-2a2b2c2d2e2f.claim`, `${waiter}-2a2b2c2d2e2f`);
+    // Later, another holder died holding the lock.
+    await fs.writeFile(lock, `${holder}-3a3b3c3d3e3f`);
+    await fs.writeFile(`${lock}.${holder}-3a3b3c3d3e3f.claim`, `${holder}-3a3b3c3d3e3f`);
+    expect(await withFileLock(lock, async () => 'in')).toBe('in');
+    expect(await fs.readdir(path.dirname(lock))).toEqual([]);
+  });
+
+  it('keeps, when sweeping, a live process\'s claim file and a break file whose lock still names its dead holder', async () => {
+    const dir = await tempDir();
+    const lock = path.join(dir, 'x.lock');
+    const [holder, breaker, waiter] = [deadPid(), deadPid(), deadPid()];
+    await fs.writeFile(lock, `${holder}-0a0b0c0d0e0f`);
+    // Still in the way of the next breaker of that lock, who must break it first (removed, two could break the lock).
+    const guarding = `x.lock.${holder}-0a0b0c0d0e0f.break`;
+    await fs.writeFile(path.join(dir, guarding), `${breaker}-1a1b1c1d1e1f`);
+    const live = `x.lock.${process.pid}-2a2b2c2d2e2f.claim`;
+    await fs.writeFile(path.join(dir, live), `${process.pid}-2a2b2c2d2e2f`);
+    await fs.writeFile(path.join(dir, `x.lock.${waiter}-3a3b3c3d3e3f.claim`), `${waiter}-3a3b3c3d3e3f`);
+    expect(await removeLockLeftovers(dir)).toBe(1);
+    expect((await fs.readdir(dir)).sort()).toEqual(['x.lock', guarding, live].sort());
+  });
+
+  it('takes at start-up a lock whose dead holder\'s breaker was killed too, in one try', async () => {
+    const lock = path.join(await tempDir(), 'instance.lock');
+    const [holder, breaker] = [deadPid(), deadPid()];
+    await fs.writeFile(lock, `${holder}-0a0b0c0d0e0f`);
+    await fs.writeFile(`${lock}.${holder}-0a0b0c0d0e0f.break`, `${breaker}-1a1b1c1d1e1f`);
+    const taken = await tryFileLock(lock);
+    expect(taken).toHaveProperty('release');
+    expect(await fs.readdir(path.dirname(lock))).toEqual(['instance.lock']);
+    await (taken as { release(): Promise<void> }).release();
+    expect(await fs.readdir(path.dirname(lock))).toEqual([]);
+  });
+
+  it('takes a lock whose holder died and whose pid now belongs to another process', async () => {
+    const lock = path.join(await tempDir(), 'instance.lock');
+    // A process takes the lock and dies holding it...
+    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+      const { tryFileLock } = await import('./functions/adapters/local/file-lock.ts');
+      await tryFileLock(${JSON.stringify(lock)});
+      process.exit(0);`], { cwd: ROOT, stdio: 'inherit' });
+    const left = await fs.readFile(lock, 'utf8');
+    // ...and the kernel gives its pid to a live process: this one.
+    await fs.writeFile(lock, left.replace(/^\d+/, String(process.pid)));
+    const taken = await tryFileLock(lock);
+    expect(taken).toHaveProperty('release');
+    await (taken as { release(): Promise<void> }).release();
+  }, 60_000);
+
+  it('leaves a live holder\'s lock alone, whether it records its start or, written without /proc or before starts were, only its pid', async () => {
+    const lock = path.join(await tempDir(), 'instance.lock');
+    const first = await tryFileLock(lock);
+    expect(first).toHaveProperty('release');
+    expect(await tryFileLock(lock)).toEqual({ heldBy: process.pid });
+    await (first as { release(): Promise<void> }).release();
+    for (const holder of [`${process.pid}-0a0b0c0d0e0f`, String(process.pid)]) {
+      await fs.writeFile(lock, holder);
+      expect(await tryFileLock(lock)).toEqual({ heldBy: process.pid });
+    }
+    // And a pid-only lock of a dead process is taken.
+    await fs.writeFile(lock, String(deadPid()));
+    expect(await tryFileLock(lock)).toHaveProperty('release');
+  });
+
   it('never has two processes inside while processes are killed at random points of taking, breaking and releasing it', async () => {
     const dir = await tempDir();
     const lock = path.join(dir, 'x.lock');
@@ -129,5 +200,8 @@ describe('withFileLock', () => {
     }
     expect(overlaps).toEqual([]);
     expect(kills).toBe(8);
+    // All of them dead now: the next to come breaks what they left, and leaves no break or claim file behind.
+    await withFileLock(lock, async () => undefined);
+    expect((await fs.readdir(dir)).filter((name) => name !== 'inside')).toEqual([]);
   }, 120_000);
 });

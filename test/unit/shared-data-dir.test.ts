@@ -84,9 +84,11 @@ describe('FsObjectStore across processes', () => {
     await new Promise<void>((resolve) => holder.stdout.on('data', (c: Buffer) => c.toString().includes('locked') && resolve()));
     holder.kill('SIGKILL');
     await new Promise((resolve) => holder.once('exit', resolve));
-    expect(await fs.readFile(lock, 'utf8')).toMatch(new RegExp(`^${holder.pid}-[0-9a-f]+$`));
+    // Its pid, a random tag, and the boot id and start time that tell it from a later process given the same pid.
+    expect(await fs.readFile(lock, 'utf8')).toMatch(new RegExp(`^${holder.pid}-[0-9a-f]{12}-[0-9a-f]{32}-\\d+$`));
 
     expect(await withFileLock(lock, async () => 'taken over')).toBe('taken over');
-    await expect(fs.stat(lock)).rejects.toThrow();
+    // Nor is the claim file the killed holder took the lock with left behind.
+    expect(await fs.readdir(path.dirname(lock))).toEqual([]);
   });
 });

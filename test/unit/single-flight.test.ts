@@ -30,4 +30,26 @@ describe('singleFlight', () => {
     await flush();
     expect(flushes).toBe(3);
   });
+
+  it('settles each trigger with the first flush that starts after it, though later triggers keep flushing', async () => {
+    const releases: (() => void)[] = [];
+    const flush = singleFlight(() => new Promise<void>((r) => releases.push(r)));
+    const settled: string[] = [];
+    const trigger = (name: string) => void flush().then(() => settled.push(name));
+    // A flush's end settles its triggers in microtasks, all run before a timer's turn.
+    const finishFlush = async () => {
+      releases.shift()!();
+      await sleep(5);
+    };
+    trigger('first');
+    trigger('second'); // during the first flush: runs the next one
+    await finishFlush();
+    expect(settled).toEqual(['first']);
+    trigger('third'); // during the second flush, as a steady stream of uploads does
+    await finishFlush();
+    expect(settled).toEqual(['first', 'second']);
+    await finishFlush();
+    expect(settled).toEqual(['first', 'second', 'third']);
+    expect(releases).toEqual([]);
+  });
 });

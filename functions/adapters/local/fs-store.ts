@@ -15,7 +15,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { withFileLock } from './file-lock.js';
+import { removeLockLeftovers, withFileLock } from './file-lock.js';
 import { atomicWriteFileSync, ensureDir, inDir, readFileIfExists, removeIfExists, yieldToEventLoop } from './small-files.js';
 import {
   ObjectNotFoundError,
@@ -282,7 +282,8 @@ export class FsObjectStore implements ObjectStore {
   /**
    * Removes the temp files of writes that never committed (the process died mid-write) last
    * modified before `before`: spilled uploads in tmp/ and half-done atomic replacements (`*.tmp`)
-   * beside metadata files. Returns how many.
+   * beside metadata files; and what processes killed while taking or breaking a lock on an object left in locks/
+   * (file-lock.ts). Returns how many.
    */
   async removeTempFiles(before: Date): Promise<number> {
     const stale = async (dir: string, pick: (f: string) => boolean): Promise<string[]> => {
@@ -296,7 +297,7 @@ export class FsObjectStore implements ObjectStore {
     };
     const files = [...(await stale(this.tmpDir, () => true)), ...(await stale(this.metaDir, (f) => f.endsWith('.tmp')))];
     for (const file of files) await fs.rm(file, { force: true });
-    return files.length;
+    return files.length + (await removeLockLeftovers(this.locksDir));
   }
 
   /** A file DuckDB can read: an inline object's bytes are written out on first use (and go with the object). */
