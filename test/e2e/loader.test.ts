@@ -119,5 +119,4 @@ describe('quota-aware batching', () => {
       await rt.close();
     }
   });
-
 });
