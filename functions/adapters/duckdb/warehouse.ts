@@ -355,7 +355,7 @@ export class DuckDbWarehouse implements Warehouse {
     return statement.run();
   }
 
-  /** The statement already prepared for `sql` on this reader, now its most recently used. */
+  /** The statement already prepared for `sql` on this connection, now its most recently used. */
   private preparedOn(db: DuckDBConnection, sql: string): DuckDBPreparedStatement | undefined {
     const cache = this.prepared.get(db);
     const statement = cache?.get(sql);
