@@ -42,7 +42,7 @@ try {
   /** What validate.ts's accept() does before the promotion: stage the landed bytes; ms. */
   async function stage(run: number, validationThreads = 0): Promise<number> {
     const t0 = performance.now();
-    const staged = await stageUpload({ store, limits: { ...limits, validationThreads } }, fs.createReadStream(file), [], { uploadId: `bench-${run}-${validationThreads}`, contentType: 'text/csv' });
+    const staged = await stageUpload({ store, limits: { ...limits, validationThreads } }, { stream: fs.createReadStream(file), decoders: [] }, { uploadId: `bench-${run}-${validationThreads}`, contentType: 'text/csv' });
     const ms = since(t0);
     await discardStaged(store, staged);
     return ms;

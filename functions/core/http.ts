@@ -15,27 +15,89 @@ export class ClientClosedError extends Error {
 }
 
 export interface BodySource {
-  stream: Readable;
   /** The platform has already removed any Content-Encoding (functions-framework's body-parser inflates gzip). */
   decoded: boolean;
+  /** The platform's copy of the whole body, when it has read it already. */
+  whole?: Buffer;
+  /** The body as a stream of our own, made on first use. */
+  stream(): Readable;
+  /** The body at once, for one small enough to hold; each chunk's size goes to `take` as it arrives, and a problem it returns ends the read. */
+  readWhole(take: (bytes: number) => Error | undefined): Promise<Buffer>;
+  /** Ends the read under way, or the one to come, with `e`. */
+  destroy(e: Error): void;
 }
 
 /**
- * Under functions-framework the body is already buffered in `rawBody`; behind
- * the local gateway it is the live stream. The live request is piped into a
- * stream of our own so that tearing down a failed upload never destroys the
- * request itself: that would reset the socket before the client reads the answer.
+ * The live request piped into a stream of our own, so that tearing down a
+ * failed upload never destroys the request itself: that would reset the
+ * socket before the client reads the answer.
  */
-export function bodySource(req: Request): BodySource {
-  const raw = (req as Request & { rawBody?: Buffer }).rawBody;
-  if (raw) return { stream: Readable.from([raw]), decoded: true };
+function ownStream(req: Request): Readable {
   const stream = new PassThrough();
   req.on('error', (e) => stream.destroy(e));
   req.on('close', () => {
     if (!req.complete) stream.destroy(new ClientClosedError());
   });
   req.pipe(stream);
-  return { stream, decoded: false };
+  return stream;
+}
+
+/** The live request's chunks gathered; `stop` is what ends the read early (it stops listening: discardUnreadBody takes the rest). */
+function gather(req: Request, take: (bytes: number) => Error | undefined, onStop: (stop: (e: Error) => void) => void): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const unlisten = (): void => void req.off('data', onData).off('end', onEnd).off('error', stop).off('close', onClose);
+    const stop = (e: Error): void => {
+      unlisten();
+      reject(e);
+    };
+    const onData = (chunk: Buffer): void => {
+      const over = take(chunk.length);
+      if (over) stop(over);
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      unlisten();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    };
+    const onClose = (): void => {
+      if (!req.complete) stop(new ClientClosedError());
+    };
+    req.on('data', onData).once('end', onEnd).once('error', stop).once('close', onClose);
+    onStop(stop);
+  });
+}
+
+/**
+ * Under functions-framework the body is already buffered in `rawBody`; behind
+ * the local gateway it is the live request, read as a stream of our own or,
+ * when small, gathered whole with no stream between.
+ */
+export function bodySource(req: Request): BodySource {
+  const raw = (req as Request & { rawBody?: Buffer }).rawBody;
+  let stream: Readable | undefined;
+  let stop: ((e: Error) => void) | undefined;
+  let failed: Error | undefined;
+  return {
+    decoded: raw !== undefined,
+    ...(raw ? { whole: raw } : {}),
+    stream: () => {
+      stream ??= raw ? Readable.from([raw]) : ownStream(req);
+      if (failed) stream.destroy(failed);
+      return stream;
+    },
+    readWhole: (take) => {
+      if (failed) return Promise.reject(failed);
+      if (!raw) return gather(req, take, (s) => (stop = s));
+      const over = take(raw.length);
+      return over ? Promise.reject(over) : Promise.resolve(raw);
+    },
+    destroy: (e) => {
+      failed ??= e;
+      stream?.destroy(e);
+      stop?.(e);
+    },
+  };
 }
 
 const LINGER_MS = 2000;

@@ -35,16 +35,18 @@ export const isGzipError = (e: unknown): boolean => typeof (e as { code?: unknow
 /** The two bytes every gzip member starts with (RFC 1952); no CSV header can. */
 const isGzipMagic = (head: Buffer): boolean => head[0] === 0x1f && head[1] === 0x8b;
 
+/**
+ * Refuses a file still gzip after the decoding its request declared, from its
+ * first two bytes: it would otherwise be read as a header of binary garbage.
+ */
+export const undeclaredGzipIn = (head: Buffer): Problem | undefined => (isGzipMagic(head) ? undeclaredGzip() : undefined);
+
 const undeclaredGzip = (): Problem =>
   new Problem(415, 'undeclared-gzip', 'Undeclared gzip', 'This is gzip, but it was not declared so: send it with Content-Encoding: gzip, as Content-Type application/gzip, or as a part named *.csv.gz.', {
     accepted: ['Content-Encoding: gzip', 'application/gzip', '*.csv.gz'],
   });
 
-/**
- * Passes the file through once its first two bytes show it is not gzip: one
- * still compressed after the decoding its request declared would otherwise
- * be read as a header of binary garbage.
- */
+/** Passes the file through once its first two bytes show it is not gzip (undeclaredGzipIn). */
 export function refuseUndeclaredGzip(): Transform {
   let head: Buffer | undefined = Buffer.alloc(0);
   return new Transform({
@@ -54,7 +56,7 @@ export function refuseUndeclaredGzip(): Transform {
       if (head.length < 2) return done();
       const first = head;
       head = undefined;
-      done(isGzipMagic(first) ? undeclaredGzip() : null, first);
+      done(undeclaredGzipIn(first) ?? null, first);
     },
     flush(done: TransformCallback) {
       done(null, head?.length ? head : undefined);

@@ -58,7 +58,7 @@ async function receive(ing: Ingest, req: Request, uploadId: string, abort: Abort
   const { rt, limits } = ing;
   const body = bodySource(req);
   const fail = (e: Error): void => abort.abort(e);
-  abort.signal.addEventListener('abort', () => body.stream.destroy(abort.signal.reason as Error), { once: true });
+  abort.signal.addEventListener('abort', () => body.destroy(abort.signal.reason as Error), { once: true });
   const uploader = uploaderIdentity(req.headers);
   // Each file's size as far as the request says: its Content-Length, which bounds every file of a multipart body.
   const declared = declaredLength(req.headers);
@@ -75,7 +75,7 @@ async function receive(ing: Ingest, req: Request, uploadId: string, abort: Abort
         ...(uploader ? { uploader } : {}),
         ...(declared !== undefined ? { declaredBytes: declared } : {}),
       };
-      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: MAX_FAULTS } }, file.stream, file.decoders, meta, abort.signal);
+      const stage = stageUpload({ store: rt.store, limits: { ...limits, maxFaults: MAX_FAULTS } }, file.body, meta, abort.signal);
       stage.catch(fail);
       stages.push(stage);
       return stage;

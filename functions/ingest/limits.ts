@@ -41,12 +41,15 @@ export class ByteBudget {
     private readonly exceeded: () => Problem,
   ) {}
 
+  /** Counts `bytes` more: the problem once the allowance is spent. */
+  take(bytes: number): Problem | undefined {
+    this.used += bytes;
+    return this.used > this.limit() ? this.exceeded() : undefined;
+  }
+
   meter(): Transform {
     return new Transform({
-      transform: (chunk: Buffer, _encoding, done: TransformCallback) => {
-        this.used += chunk.length;
-        done(this.used > this.limit() ? this.exceeded() : null, chunk);
-      },
+      transform: (chunk: Buffer, _encoding, done: TransformCallback) => done(this.take(chunk.length) ?? null, chunk),
     });
   }
 }

@@ -11,21 +11,23 @@ import type { Request } from 'express';
 import type { IngestLimits } from '../core/config.js';
 import { bodySource } from '../core/http.js';
 import { forEachFile, type Budgets } from './request-files.js';
+import type { FileBody } from './store-upload.js';
 
-function sha256Of(stream: Readable, decoders: Readable[]): Promise<string> {
+async function sha256Of(body: FileBody): Promise<string> {
   const hash = createHash('sha256');
+  if ('bytes' in body) return hash.update(body.bytes).digest('hex');
   const sink = new Writable({
     write(chunk: Buffer, _e, done) {
       hash.update(chunk);
       done();
     },
   });
-  return pipeline([stream, ...decoders, sink] as unknown as [Readable, Writable]).then(() => hash.digest('hex'));
+  return pipeline([body.stream, ...body.decoders, sink] as unknown as [Readable, Writable]).then(() => hash.digest('hex'));
 }
 
 export function fileDigests(req: Request, limits: Pick<IngestLimits, 'maxFilesPerRequest'>, budgets: Budgets): Promise<string[]> {
   const body = bodySource(req);
-  return forEachFile(req.headers, body, limits, budgets, (e) => body.stream.destroy(e), (file) => sha256Of(file.stream, file.decoders));
+  return forEachFile(req.headers, body, limits, budgets, (e) => body.destroy(e), (file) => sha256Of(file.body));
 }
 
 export const sameFiles = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

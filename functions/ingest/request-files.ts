@@ -1,7 +1,9 @@
 /**
  * The files of one `POST /upload` request, one after another as they stream:
  * the parts named `file` of a multipart/form-data body, or a whole CSV body.
- * Nothing here buffers a file.
+ * Nothing here buffers a file, but for a CSV body small enough to hold
+ * (HELD_UPLOAD_BYTES, by its declared length): read whole, it is checked in
+ * one call instead of passing through a stream stage per step.
  */
 import busboy from 'busboy';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -9,14 +11,13 @@ import { pipeline, type Readable, type Transform } from 'node:stream';
 import type { IngestLimits } from '../core/config.js';
 import type { BodySource } from '../core/http.js';
 import { Problem } from '../core/problem.js';
-import { gunzip, isGzipPart, isGzipType, refuseUndeclaredGzip, requestIsGzip } from './decode.js';
+import { gunzip, isGzipPart, isGzipType, refuseUndeclaredGzip, requestIsGzip, undeclaredGzipIn } from './decode.js';
 import { clientOutcome, malformedMultipart } from './errors.js';
-import type { ByteBudget } from './limits.js';
+import { declaredLength, type ByteBudget } from './limits.js';
+import { HELD_UPLOAD_BYTES, type FileBody } from './store-upload.js';
 
 export interface IncomingFile {
-  stream: Readable;
-  /** Decoding still to apply to `stream` (gunzip for a `.csv.gz` part, and the check that no gzip is left). */
-  decoders: Transform[];
+  body: FileBody;
   fileName?: string;
   contentType: string;
 }
@@ -49,11 +50,22 @@ function checkCsvType(headerValue: string | undefined): { gzip: boolean; type: s
 /** What turns a file's bytes into its CSV: gunzip when it says it is gzip, and a check that it is not gzip still. */
 const decoding = (gzip: boolean, budgets: Budgets): Transform[] => [...(gzip ? gunzip(budgets.decompressed) : []), refuseUndeclaredGzip()];
 
+/** Whether the body still has the request's own gzip coding on it. */
+const isCoded = (headers: IncomingHttpHeaders, body: BodySource): boolean => !body.decoded && requestIsGzip(headers);
+
 /** The body as the CSV or multipart bytes: the request's own gzip coding undone and every byte metered. */
-function decodedBody(headers: IncomingHttpHeaders, body: BodySource, budgets: Budgets, fail: (e: Error) => void): Readable {
-  const coded = !body.decoded && requestIsGzip(headers);
-  const stages = [body.stream, budgets.wire.meter(), ...(coded ? gunzip(budgets.decompressed) : [])];
+function decodedBody(coded: boolean, body: BodySource, budgets: Budgets, fail: (e: Error) => void): Readable {
+  const stages = [body.stream(), budgets.wire.meter(), ...(coded ? gunzip(budgets.decompressed) : [])];
   return pipeline(stages as [Readable, Transform], (e) => e && fail(e)) as unknown as Readable;
+}
+
+/** A CSV body, not gzip, read whole; refused if it is gzip after all. */
+async function wholeBody(body: BodySource, wire: ByteBudget): Promise<Buffer> {
+  // Metered as it comes: the rate watch reads the count.
+  const bytes = await body.readWhole((n) => wire.take(n));
+  const gzip = undeclaredGzipIn(bytes);
+  if (gzip) throw gzip;
+  return bytes;
 }
 
 /**
@@ -72,8 +84,13 @@ export function forEachFile<T>(
   const { type } = mediaType(headers['content-type']);
   if (type !== 'multipart/form-data') {
     const { gzip, type: csvType } = checkCsvType(headers['content-type']);
-    const stream = decodedBody(headers, body, budgets, fail);
-    return onFile({ stream, decoders: decoding(gzip, budgets), contentType: csvType }).then((r) => [r]);
+    const coded = isCoded(headers, body);
+    const size = body.whole?.length ?? declaredLength(headers);
+    if (!gzip && !coded && size !== undefined && size <= HELD_UPLOAD_BYTES) {
+      return wholeBody(body, budgets.wire).then((bytes) => onFile({ body: { bytes }, contentType: csvType }).then((r) => [r]));
+    }
+    const stream = decodedBody(coded, body, budgets, fail);
+    return onFile({ body: { stream, decoders: decoding(gzip, budgets) }, contentType: csvType }).then((r) => [r]);
   }
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
@@ -101,14 +118,14 @@ export function forEachFile<T>(
         stream.resume();
         return stop(e as Error);
       }
-      const result = onFile({ stream, decoders: decoding(gzip, budgets), contentType: info.mimeType, ...(info.filename ? { fileName: info.filename } : {}) });
+      const result = onFile({ body: { stream, decoders: decoding(gzip, budgets) }, contentType: info.mimeType, ...(info.filename ? { fileName: info.filename } : {}) });
       result.catch(stop);
       results.push(result);
     });
     parser.on('filesLimit', () =>
       stop(new Problem(413, 'too-many-files', 'Too many files', `At most ${limits.maxFilesPerRequest} files may be sent in one request.`, { limit: limits.maxFilesPerRequest })),
     );
-    pipeline(decodedBody(headers, body, budgets, fail), parser, (e) => {
+    pipeline(decodedBody(isCoded(headers, body), body, budgets, fail), parser, (e) => {
       if (e) {
         // Only busboy fails in its own words here; the other streams fail with what they already classify.
         fail(clientOutcome(e) ? e : malformedMultipart(e));

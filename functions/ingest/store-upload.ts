@@ -9,7 +9,10 @@
  * A file whose canonical form fits in HELD_UPLOAD_BYTES is staged in memory
  * and promoted with one write; a larger one is staged as an object under
  * `staging/` and promoted by a copy. Small files are most uploads, and the
- * staging object cost them a write, a copy and a delete.
+ * staging object cost them a write, a copy and a delete. A small body the
+ * request has already read whole is checked and hashed in one pass, with no
+ * stream stages (stageWhole); whichever way, the file goes through the same
+ * checks (validator.ts, CsvCheck) and ends as the same StagedUpload.
  */
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Transform } from 'node:stream';
@@ -17,8 +20,12 @@ import { pipeline } from 'node:stream/promises';
 import type { ObjectStore } from '../core/ports.js';
 import { SpillingSink } from '../core/spill.js';
 import type { UploadLedger, UploadRecord } from '../core/uploads.js';
-import { streamingValidator } from './off-thread-validator.js';
-import { InvalidCsvError, type ValidationLimits } from './validator.js';
+import { validationStarted } from '../ops/events.js';
+import { streamingValidator, validationPlace } from './off-thread-validator.js';
+import { checkWhole, InvalidCsvError, type ValidationLimits } from './validator.js';
+
+/** A file's bytes: a stream, with the decoding still to apply to it (gunzip, the check that no gzip is left), or a small file already whole and decoded. */
+export type FileBody = { stream: Readable; decoders: Transform[] } | { bytes: Buffer };
 
 export interface UploadMeta {
   uploadId: string;
@@ -98,62 +105,101 @@ class Digest extends Transform {
   }
 }
 
-/**
- * Streams one file through `decoders` (gunzip, when it is compressed), the
- * digest (of the CSV as sent, so a gzipped copy is the same file) and the
- * validator into staging. Nothing is left behind when it fails.
- */
-export async function stageUpload(
-  deps: { store: ObjectStore; limits: ValidationLimits },
-  source: Readable,
-  decoders: Transform[],
-  meta: UploadMeta,
-  signal?: AbortSignal,
-): Promise<StagedUpload> {
-  const { uploadId } = meta;
-  const staging = `${STAGING_PREFIX}${uploadId}.csv`;
-  const digest = new Digest();
-  const canonical = new Digest();
-  const validator = streamingValidator(deps.limits, meta.declaredBytes);
-  const fileName = sanitizeFileName(meta.fileName);
-  const labels: Record<string, string> = {
-    uploadId,
+const sha256Hex = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+/** What a staged file is labelled with in the store: where it came from. */
+function provenance(meta: UploadMeta, fileName: string | undefined): Record<string, string> {
+  return {
+    uploadId: meta.uploadId,
     originalContentType: meta.contentType,
     ...(fileName ? { originalName: fileName } : {}),
     ...(meta.uploader ? { uploader: meta.uploader } : {}),
   };
+}
+
+function staged(
+  meta: UploadMeta,
+  fileName: string | undefined,
+  labels: Record<string, string>,
+  file: Pick<StagedUpload, 'content' | 'bytes' | 'rows' | 'sha256' | 'canonicalSha256'>,
+): StagedUpload {
+  return {
+    uploadId: meta.uploadId,
+    ...file,
+    contentType: meta.contentType,
+    metadata: { ...labels, sha256: file.sha256, rows: String(file.rows), bytes: String(file.bytes) },
+    ...(fileName ? { fileName } : {}),
+    ...(meta.signed ? { signed: meta.signed } : {}),
+  };
+}
+
+/**
+ * Validates one file into staging and hashes it: the SHA-256 of the CSV as
+ * sent (gzip undone, so a gzipped copy is the same file) and of its canonical
+ * form. Nothing is left behind when it fails. A file already whole in memory
+ * and validated on this thread is checked in one call; any other streams.
+ */
+export async function stageUpload(
+  deps: { store: ObjectStore; limits: ValidationLimits },
+  body: FileBody,
+  meta: UploadMeta,
+  signal?: AbortSignal,
+): Promise<StagedUpload> {
+  const fileName = sanitizeFileName(meta.fileName);
+  try {
+    if ('bytes' in body && validationPlace(deps.limits, meta.declaredBytes) === 'main') return await stageWhole(deps, body.bytes, meta, fileName, signal);
+    const streamed = 'bytes' in body ? { stream: Readable.from([body.bytes]), decoders: [] } : body;
+    return await stageStream(deps, streamed, meta, fileName, signal);
+  } catch (e) {
+    if (e instanceof InvalidCsvError && fileName) e.fileName = fileName;
+    throw e;
+  }
+}
+
+async function stageWhole(deps: { store: ObjectStore; limits: ValidationLimits }, bytes: Buffer, meta: UploadMeta, fileName: string | undefined, signal?: AbortSignal): Promise<StagedUpload> {
+  validationStarted('main');
+  const { validationThreads: _t, validationThreadMinBytes: _m, ...limits } = deps.limits;
+  const { canonical, rows } = checkWhole(bytes, limits);
+  const canonicalBytes = canonical.length === 1 ? canonical[0]! : Buffer.concat(canonical);
+  const labels = provenance(meta, fileName);
+  let content: StagedUpload['content'] = { bytes: canonicalBytes };
+  // The canonical form adds each row's line number: past what a staged file may hold, it is staged as an object.
+  if (canonicalBytes.length > HELD_UPLOAD_BYTES) {
+    content = { staging: `${STAGING_PREFIX}${meta.uploadId}.csv` };
+    await deps.store.write(content.staging, canonicalBytes, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
+  }
+  return staged(meta, fileName, labels, { content, bytes: bytes.length, rows, sha256: sha256Hex(bytes), canonicalSha256: sha256Hex(canonicalBytes) });
+}
+
+async function stageStream(
+  deps: { store: ObjectStore; limits: ValidationLimits },
+  { stream, decoders }: { stream: Readable; decoders: Transform[] },
+  meta: UploadMeta,
+  fileName: string | undefined,
+  signal?: AbortSignal,
+): Promise<StagedUpload> {
+  const staging = `${STAGING_PREFIX}${meta.uploadId}.csv`;
+  const digest = new Digest();
+  const canonical = new Digest();
+  const validator = streamingValidator(deps.limits, meta.declaredBytes);
+  const labels = provenance(meta, fileName);
   let written: Promise<unknown> | undefined;
   const sink = new SpillingSink(HELD_UPLOAD_BYTES, () => {
-    const stream = new PassThrough();
-    written = deps.store.write(staging, stream, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
-    return { stream, done: written };
+    const spill = new PassThrough();
+    written = deps.store.write(staging, spill, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
+    return { stream: spill, done: written };
   });
   try {
-    await pipeline([source, ...decoders, digest, validator, canonical, sink] as unknown as [Readable, Transform]);
+    await pipeline([stream, ...decoders, digest, validator, canonical, sink] as unknown as [Readable, Transform]);
   } catch (e) {
     if (written) {
       await written.catch(() => undefined);
       await deps.store.delete(staging).catch(() => undefined);
     }
-    if (e instanceof InvalidCsvError && fileName) e.fileName = fileName;
     throw e;
   }
-  const sha256 = digest.hex();
-  const metadata = { ...labels, sha256, rows: String(validator.rows), bytes: String(digest.bytes) };
   const held = sink.held;
-  const content = held ? { bytes: held } : { staging };
-  return {
-    uploadId,
-    content,
-    bytes: digest.bytes,
-    rows: validator.rows,
-    sha256,
-    canonicalSha256: canonical.hex(),
-    contentType: meta.contentType,
-    metadata,
-    ...(fileName ? { fileName } : {}),
-    ...(meta.signed ? { signed: meta.signed } : {}),
-  };
+  return staged(meta, fileName, labels, { content: held ? { bytes: held } : { staging }, bytes: digest.bytes, rows: validator.rows, sha256: digest.hex(), canonicalSha256: canonical.hex() });
 }
 
 /**

@@ -51,22 +51,54 @@ const YEAR = COLUMNS.findIndex((c) => c.name === 'year');
 const MONTH = COLUMNS.findIndex((c) => c.name === 'month');
 const DAY = COLUMNS.findIndex((c) => c.name === 'day');
 const OUTPUT_CHUNK = 64 * 1024;
+const CANONICAL_HEADER_LINE = CANONICAL_HEADER.join(',') + '\n';
 
-export class CsvValidator extends Transform {
+/**
+ * Headers seen before, with their map and their row checker: most files of a
+ * process share a header, so it is mapped once, and the checker keeps the
+ * verdicts it has learned on code columns from file to file. A PlainRows is
+ * shared safely: its per-row state lives only from a check to the write that
+ * follows it in the same call. Bounded, as a client chooses the headers.
+ */
+const knownHeaders = new Map<string, { map: HeaderMap; plainRows: PlainRows }>();
+const KNOWN_HEADERS_KEPT = 64;
+
+function knownHeader(record: string[], maxFieldChars: number): { map: HeaderMap; plainRows: PlainRows } | { faults: CsvFault[] } {
+  const key = `${maxFieldChars}\u0000${record.join('\u0000')}`;
+  const known = knownHeaders.get(key);
+  if (known) return known;
+  const mapped = mapHeader(record);
+  if (!mapped.ok) return { faults: mapped.faults };
+  if (knownHeaders.size >= KNOWN_HEADERS_KEPT) knownHeaders.clear();
+  const header = { map: mapped.map, plainRows: new PlainRows(mapped.map, maxFieldChars) };
+  knownHeaders.set(key, header);
+  return header;
+}
+
+/**
+ * The checks and the canonical output, fed the file's bytes in any chunks.
+ * Both the stream (CsvValidator) and a small body read whole (checkWhole) run
+ * on it, so there is one validator whichever way the bytes come.
+ */
+export class CsvCheck {
   rows = 0;
   private readonly faults: CsvFault[] = [];
   private faultCount = 0;
   private header?: HeaderMap;
   /** Checks and writes the common row on its bytes, once the header is known. */
   private plainRows?: PlainRows;
-  private readonly output = new ByteOutput(OUTPUT_CHUNK, (chunk) => this.push(chunk));
+  private readonly output: ByteOutput;
   /** The canonical row being built, reused from row to row. */
   private readonly out: string[] = new Array<string>(COLUMNS.length + 1).fill('');
   private readonly parser: CsvRecords;
-  private fatal?: Error;
+  private fatal?: InvalidCsvError;
 
-  constructor(private readonly limits: ValidationLimits = DEFAULT_LIMITS) {
-    super({ readableHighWaterMark: OUTPUT_CHUNK });
+  /** `emit` is handed the canonical CSV in chunks of about 64 KiB. */
+  constructor(
+    private readonly limits: ValidationLimits,
+    emit: (chunk: Buffer) => void,
+  ) {
+    this.output = new ByteOutput(OUTPUT_CHUNK, emit);
     this.parser = new CsvRecords(limits.maxRecordChars, {
       record: (record, line) => {
         if (!this.fatal) this.onRecord(record, line);
@@ -75,19 +107,21 @@ export class CsvValidator extends Transform {
     });
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+  /** Reads the next bytes; the fault that ends the file early (a syntax error, too many rows), once there is one. */
+  write(chunk: Buffer): InvalidCsvError | undefined {
     if (!this.fatal) this.feed((p) => p.write(chunk));
-    done(this.fatal);
+    return this.fatal;
   }
 
-  override _flush(done: TransformCallback): void {
+  /** The end of the file: why it is invalid, or undefined once the rest of its canonical CSV is emitted. */
+  end(): InvalidCsvError | undefined {
     if (!this.fatal) this.feed((p) => p.end());
-    if (this.fatal) return done(this.fatal);
+    if (this.fatal) return this.fatal;
     if (!this.header) this.fault({ line: 1, reason: 'the file is empty: a header line is required' });
     else if (this.rows === 0 && this.faultCount === 0) this.fault({ line: this.parser.nextLine, reason: 'the file has a header but no rows' });
-    if (this.faultCount > 0) return done(new InvalidCsvError(this.faults, this.faultCount, this.rows));
+    if (this.faultCount > 0) return new InvalidCsvError(this.faults, this.faultCount, this.rows);
     this.output.flush();
-    done();
+    return undefined;
   }
 
   /** Runs the reader, turning a syntax error into the file's fatal fault. */
@@ -158,14 +192,14 @@ export class CsvValidator extends Transform {
       this.fatal = new InvalidCsvError([{ line: 1, reason: `more than ${this.limits.maxColumns} columns` }], 1, 0);
       return;
     }
-    const mapped = mapHeader(record);
-    if (!mapped.ok) {
-      this.fatal = new InvalidCsvError(mapped.faults.slice(0, this.limits.maxFaults), mapped.faults.length, 0);
+    const header = knownHeader(record, this.limits.maxFieldChars);
+    if ('faults' in header) {
+      this.fatal = new InvalidCsvError(header.faults.slice(0, this.limits.maxFaults), header.faults.length, 0);
       return;
     }
-    this.header = mapped.map;
-    this.plainRows = new PlainRows(mapped.map, this.limits.maxFieldChars);
-    this.output.text(CANONICAL_HEADER.join(',') + '\n');
+    this.header = header.map;
+    this.plainRows = header.plainRows;
+    this.output.text(CANONICAL_HEADER_LINE);
   }
 
   private fault(fault: CsvFault): void {
@@ -173,4 +207,35 @@ export class CsvValidator extends Transform {
     if (this.faults.length < this.limits.maxFaults) this.faults.push(fault);
     this.output.discard();
   }
+}
+
+/** CsvCheck as a stream: the file's bytes in, its canonical CSV out, `rows` once it has ended. */
+export class CsvValidator extends Transform {
+  private readonly check: CsvCheck;
+
+  constructor(limits: ValidationLimits = DEFAULT_LIMITS) {
+    super({ readableHighWaterMark: OUTPUT_CHUNK });
+    this.check = new CsvCheck(limits, (chunk) => this.push(chunk));
+  }
+
+  get rows(): number {
+    return this.check.rows;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    done(this.check.write(chunk));
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.check.end());
+  }
+}
+
+/** A file already whole in memory, checked in one call: its canonical CSV and rows, or the InvalidCsvError thrown. */
+export function checkWhole(bytes: Buffer, limits: ValidationLimits): { canonical: Buffer[]; rows: number } {
+  const canonical: Buffer[] = [];
+  const check = new CsvCheck(limits, (chunk) => canonical.push(chunk));
+  const invalid = check.write(bytes) ?? check.end();
+  if (invalid) throw invalid;
+  return { canonical, rows: check.rows };
 }

@@ -84,7 +84,7 @@ async function accept(rt: Runtime, contents: IdempotencyIndex<StoredUpload>, lan
     ...(record.uploader ? { uploader: record.uploader } : {}),
     declaredBytes: record.bytes,
   };
-  const staged = await stageUpload({ store: rt.store, limits: { ...rt.config.ingest, maxFaults: MAX_FAULTS } }, source, decoders, meta);
+  const staged = await stageUpload({ store: rt.store, limits: { ...rt.config.ingest, maxFaults: MAX_FAULTS } }, { stream: source, decoders }, meta);
   const mismatch = checksumProblem(record, staged);
   if (mismatch) {
     await discardStaged(rt.store, staged);

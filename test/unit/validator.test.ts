@@ -1,12 +1,16 @@
 /**
  * The validator's byte path (plain lines, in any column order) must write
  * what the general path (decoded, split, canonicalCell) writes, and find the
- * same faults; every field quoted sends a row down the general path.
+ * same faults; every field quoted sends a row down the general path. A file
+ * checked whole in one call gives what the stream gives, however its chunks fall.
  */
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { COLUMNS } from '../../functions/core/schema.js';
-import { InvalidCsvError } from '../../functions/ingest/validator.js';
-import { flightLines, KAGGLE_HEADER } from '../support/generate-flights.js';
+import { checkWhole, CsvValidator, DEFAULT_LIMITS, InvalidCsvError } from '../../functions/ingest/validator.js';
+import { flightLines, flightsCsv, KAGGLE_HEADER } from '../support/generate-flights.js';
 import { canonicalOf } from '../support/canonical.js';
 
 const names = KAGGLE_HEADER.split(',');
@@ -68,5 +72,34 @@ describe('CsvValidator', () => {
 
   it('reports a row with the wrong number of fields from the byte path', async () => {
     expect(await fault(`${KAGGLE_HEADER}\n${row.slice(0, 20).join(',')}\n`)).toEqual({ line: 2, column: 21, field: undefined, reason: 'expected 21 fields, found 20' });
+  });
+
+  it('gives the same canonical CSV, rows and faults for a file checked whole as for the file streamed in small chunks', async () => {
+    const limits = { ...DEFAULT_LIMITS, maxRows: 1000 };
+    const streamed = async (bytes: Buffer): Promise<unknown> => {
+      const validator = new CsvValidator(limits);
+      const chunks = Array.from({ length: Math.ceil(bytes.length / 97) }, (_, i) => bytes.subarray(i * 97, (i + 1) * 97));
+      return text(Readable.from(chunks).pipe(validator)).then(
+        (canonical) => ({ canonical, rows: validator.rows }),
+        (e: InvalidCsvError) => ({ faults: e.faults, faultCount: e.faultCount, rows: e.rows, status: e.status }),
+      );
+    };
+    const whole = (bytes: Buffer): unknown => {
+      try {
+        const { canonical, rows } = checkWhole(bytes, limits);
+        return { canonical: Buffer.concat(canonical).toString(), rows };
+      } catch (e) {
+        const { faults, faultCount, rows, status } = e as InvalidCsvError;
+        return { faults, faultCount, rows, status };
+      }
+    };
+    const dir = new URL('../fixtures/bad/', import.meta.url);
+    const bad = fs.readdirSync(dir).filter((f) => f.endsWith('.csv')).map((f) => fs.readFileSync(new URL(f, dir)));
+    // 900 rows: canonical output past one 64 KiB chunk; 1001: past maxRows.
+    const files = [Buffer.from(flightsCsv(900, 5)), Buffer.from(flightsCsv(1001, 6)), Buffer.from(reversed([KAGGLE_HEADER, ...flightLines(3)])), ...bad];
+    const outcomes = files.map(whole);
+    expect(outcomes[0]).toMatchObject({ rows: 900 });
+    expect(outcomes[1]).toMatchObject({ status: 413 });
+    for (const [i, bytes] of files.entries()) expect(outcomes[i]).toEqual(await streamed(bytes));
   });
 });
