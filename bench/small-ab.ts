@@ -3,7 +3,7 @@
  * Runs `npm start` from that checkout and from this one (or `AFTER_TREE`), alternately (`SMALL_AB_RUNS` pairs,
  * each pair in the opposite order to the last), each on a fresh data directory under
  * `BENCH_DIR` (default: the OS temp dir), and drives each with the same closed loop of
- * 100-row files (`SMALL_AB_UPLOADS`, 16 always in flight) as bench/ingest.ts. Per run:
+ * 100-row files (`SMALL_AB_UPLOADS`, 16 always in flight, after `SMALL_AB_WARM_UP` unmeasured ones) as bench/ingest.ts. Per run:
  * latency percentiles, uploads/s, and the server's CPU time per upload (all its threads),
  * counted from idle to idle again so that the loader's work for these uploads is in it, and how
  * that CPU splits between the server's threads by role (threadRoles below).
@@ -23,7 +23,9 @@ const after = path.resolve(process.env.AFTER_TREE ?? '.');
 const runs = envInt('SMALL_AB_RUNS', 3);
 const uploads = envInt('SMALL_AB_UPLOADS', 800);
 const CONCURRENCY = 16;
-const WARM_UP = 20;
+// Uploads each server gets before the measured ones. The default leaves the JIT's warm-up in the figures: over the
+// first 800 uploads of a fresh server V8 compiles a few hundred functions (docs/benchmarks.md, "JIT warm-up").
+const WARM_UP = envInt('SMALL_AB_WARM_UP', 20);
 const work = await fs.mkdtemp(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'bench-small-ab-'));
 
 /** utime + stime from a /proc stat file, in ms (ticks of 10 ms). */
