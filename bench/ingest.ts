@@ -16,7 +16,8 @@
  * replacements as our design and nothing else (DURABLE_STEPS); a third, the framework floor, makes
  * them in an HTTP function under the functions-framework, the runtime every handler of ours runs in.
  * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
- * dir); `BENCH_SMALL=0` skips the 100-row files. Prints Markdown tables.
+ * dir); `BENCH_SMALL=0` skips the 100-row files; every small-file server is first warmed by
+ * `BENCH_WARM_UP` uploads (1000). Prints Markdown tables.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -30,7 +31,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
 import { flightLines, flightsCsv, KAGGLE_HEADER } from '../test/support/generate-flights.js';
-import { bareRead, NPM_START_ARGS } from './support.js';
+import { bareRead, envInt, NPM_START_ARGS } from './support.js';
 
 const MB = 1e6;
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -268,7 +269,7 @@ async function idle(pid: number): Promise<void> {
  */
 async function measure(url: string, pid: number, warmUp: Files, load: (agent: http.Agent) => Promise<Run>): Promise<SmallResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  for (const file of warmUp) await upload(url, file.f, file.size, agent);
+  if (warmUp.length > 0) await closedLoop(url, warmUp, CONCURRENCY, agent);
   await idle(pid);
   const cpu0 = await cpuMs(pid);
   const run = await load(agent);
@@ -371,7 +372,13 @@ const CLOSED_LOOP_UPLOADS = 1600;
 /** Open-loop arrival rates (uploads/s), each for OPEN_LOOP_SECONDS. */
 const RATES = [50, 100, 200];
 const OPEN_LOOP_SECONDS = 5;
-const WARM_UP = 20;
+/**
+ * Uploads each server takes, 16 in flight, before anything is measured: a fresh process spends
+ * its first thousand or so compiling (V8's platform threads took 2.0 ms per upload in the first
+ * 800 uploads and 0.7 ms by the fourth 800: docs/benchmarks.md), and a server that runs for
+ * hours is measured warm. `BENCH_WARM_UP=20` gives the earlier, cold figures.
+ */
+const WARM_UP = envInt('BENCH_WARM_UP', 1000);
 
 const SERVERS = ['raw', 'floor', 'framework floor', 'ours'] as const;
 type SmallServer = (typeof SERVERS)[number];

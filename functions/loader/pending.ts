@@ -2,7 +2,10 @@
  * Files announced by a notification but not yet loaded, as small marker
  * objects in the bucket. A marker is written with if-generation-match=0, so a
  * redelivered notification finds its marker already there and adds nothing;
- * markers outlive any function instance, so a crash loses no file.
+ * markers outlive any function instance, so a crash loses no file. A marker's
+ * fields are its body and, when they fit, its custom metadata too, which a
+ * listing returns (GCS's objects.list as much as the local store): a flush then
+ * reads no marker, where it read each one after listing it.
  */
 import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
@@ -31,18 +34,26 @@ export const PENDING_PREFIX = 'loader/pending/';
 const markerName = (object: string, generation: string): string =>
   `${PENDING_PREFIX}${createHash('sha256').update(`${object}#${generation}`).digest('hex').slice(0, 32)}.json`;
 
-const body = (file: PendingFile): Buffer => Buffer.from(JSON.stringify(file));
+/** The custom metadata key a marker's fields go under. */
+const FIELDS_KEY = 'pendingFile';
+/** GCS takes a custom metadata value of at most 4 KiB; a marker with a longer error message is read instead. */
+const MAX_METADATA_VALUE_BYTES = 4096;
+
+/** A marker's body, and the write options that carry the same fields in its metadata when they fit. */
+function marker(file: PendingFile): { body: Buffer; options: { contentType: string; metadata?: Record<string, string> } } {
+  const fields = JSON.stringify(file);
+  const body = Buffer.from(fields);
+  return { body, options: { contentType: 'application/json', ...(body.length <= MAX_METADATA_VALUE_BYTES ? { metadata: { [FIELDS_KEY]: fields } } : {}) } };
+}
 
 export class PendingFiles {
   constructor(private readonly store: ObjectStore) {}
 
   /** True when this call added the file; false when it was already pending. */
   async add(file: Omit<PendingFile, 'failures'>): Promise<boolean> {
+    const { body, options } = marker({ ...file, failures: 0 });
     try {
-      await this.store.write(markerName(file.object, file.generation), body({ ...file, failures: 0 }), {
-        contentType: 'application/json',
-        ifGenerationMatch: '0',
-      });
+      await this.store.write(markerName(file.object, file.generation), body, { ...options, ifGenerationMatch: '0' });
       return true;
     } catch (e) {
       if (e instanceof PreconditionFailedError) return false;
@@ -56,9 +67,11 @@ export class PendingFiles {
     for await (const info of this.store.list(PENDING_PREFIX)) markers.push(info);
     markers.sort((a, b) => (BigInt(a.generation) < BigInt(b.generation) ? -1 : 1));
     const files: PendingFile[] = [];
-    for (const marker of markers.slice(0, limit)) {
+    for (const info of markers.slice(0, limit)) {
       try {
-        files.push(JSON.parse(await text(this.store.read(marker.name, { generation: marker.generation }))) as PendingFile);
+        // A marker without its fields in its metadata (written before they went there, or too long) is read.
+        const fields = info.metadata[FIELDS_KEY] ?? (await text(this.store.read(info.name, { generation: info.generation })));
+        files.push(JSON.parse(fields) as PendingFile);
       } catch {
         // Removed or rewritten since the listing: another flush has it.
       }
@@ -77,7 +90,8 @@ export class PendingFiles {
   }
 
   private async rewrite(next: PendingFile): Promise<PendingFile> {
-    await this.store.write(markerName(next.object, next.generation), body(next), { contentType: 'application/json' });
+    const { body, options } = marker(next);
+    await this.store.write(markerName(next.object, next.generation), body, options);
     return next;
   }
 

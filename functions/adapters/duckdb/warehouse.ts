@@ -82,6 +82,8 @@ const SHARED_READ_MAX_BYTES = 1024 * 1024;
 /** Files per shared read: bounds the staging table at this many × SHARED_READ_MAX_BYTES of CSV. */
 const SHARED_READ_MAX_FILES = 128;
 
+const MANIFEST_INSERT_SQL = `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`;
+
 /** The manifest rows of a batch's objects (any generation); exported so a test can check its plan uses the index. */
 export const MANIFEST_LOOKUP_SQL = `SELECT object, generation::VARCHAR AS generation, rows FROM ${MANIFEST} WHERE object = ANY($objects)`;
 
@@ -92,8 +94,11 @@ export const MANIFEST_LOOKUP_SQL = `SELECT object, generation::VARCHAR AS genera
  */
 const MANIFEST_LOOKUP_FILES = 50;
 
-/** Query shapes kept prepared on each read connection, least recently used dropped first: a page's shape repeats with new values. */
-const PREPARED_PER_READER = 32;
+/** Statement shapes kept prepared on each connection, least recently used dropped first: a page's shape repeats with new values, a load's too. */
+const PREPARED_PER_CONNECTION = 32;
+
+/** The integer column of the loader's lookups and counts, read as a number. */
+const COUNTS: ReadonlySet<string> = new Set(['rows']);
 
 /** Integer columns come back from DuckDB as BIGINT strings; JSON clients want numbers. */
 const NUMERIC_INTEGERS = new Set([...QUERYABLE_COLUMNS].filter(([name, t]) => t === 'integer' && name !== '_source_generation').map(([n]) => n));
@@ -156,7 +161,7 @@ export class DuckDbWarehouse implements Warehouse {
   private idle: DuckDBConnection[] = [];
   private readonly waiting: ((c: DuckDBConnection) => void)[] = [];
   private readers: DuckDBConnection[] = [];
-  /** Per read connection, its prepared statements by SQL, in order of last use. */
+  /** Per connection, its prepared statements by SQL, in order of last use. */
   private prepared = new Map<DuckDBConnection, Map<string, DuckDBPreparedStatement>>();
   private writer?: DuckDBConnection;
   /** Loads share one connection, and a connection holds one transaction: they run one at a time. */
@@ -225,16 +230,9 @@ export class DuckDbWarehouse implements Warehouse {
       }
       const together = new Set(shared);
       const alone = fresh.filter((i) => !together.has(i));
-      if (alone.length) {
-        const load = await db.prepare(LOAD_ONE_SQL);
-        try {
-          for (const item of alone) {
-            load.bind({ path: item.uri, object: item.object, generation: BigInt(item.generation), loadedAt });
-            rows.set(fileKey(item), Number((await load.run()).rowsChanged));
-          }
-        } finally {
-          load.destroySync();
-        }
+      for (const item of alone) {
+        const result = await this.runPrepared(db, LOAD_ONE_SQL, { path: item.uri, object: item.object, generation: BigInt(item.generation), loadedAt });
+        rows.set(fileKey(item), Number(result.rowsChanged));
       }
       const outcome = (i: LoadItem): LoadOutcome => {
         const before = previous.get(fileKey(i));
@@ -244,8 +242,9 @@ export class DuckDbWarehouse implements Warehouse {
       };
       const loaded = fresh.map(outcome);
       if (loaded.length) {
-        await db.run(
-          `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`,
+        await this.runPrepared(
+          db,
+          MANIFEST_INSERT_SQL,
           {
             objects: listValue(loaded.map((o) => o.object)),
             generations: listValue(loaded.map((o) => BigInt(o.generation))),
@@ -269,15 +268,16 @@ export class DuckDbWarehouse implements Warehouse {
     const previous = new Map<string, number>();
     for (let i = 0; i < items.length; i += MANIFEST_LOOKUP_FILES) {
       const objects = items.slice(i, i + MANIFEST_LOOKUP_FILES).map((item) => item.object);
-      const found = await db.runAndReadAll(MANIFEST_LOOKUP_SQL, { objects: listValue(objects) }, { objects: LIST(VARCHAR) });
-      for (const r of found.getRowObjectsJson()) previous.set(fileKey({ object: String(r.object), generation: String(r.generation) }), Number(r.rows));
+      const found = rowsOf(await this.runPrepared(db, MANIFEST_LOOKUP_SQL, { objects: listValue(objects) }, { objects: LIST(VARCHAR) }), COUNTS);
+      for (const r of found.rows) previous.set(fileKey({ object: String(r.object), generation: String(r.generation) }), r.rows as number);
     }
     return previous;
   }
 
   /** Loads `items` with one read of all their files; rows per file, by fileKey (a file with none is absent). */
   private async loadTogether(db: DuckDBConnection, items: LoadItem[], loadedAt: string): Promise<Map<string, number>> {
-    await db.run(
+    await this.runPrepared(
+      db,
       STAGE_SQL,
       {
         paths: listValue(items.map((i) => i.uri)),
@@ -288,11 +288,13 @@ export class DuckDbWarehouse implements Warehouse {
       { paths: LIST(VARCHAR), objects: LIST(VARCHAR), generations: LIST(BIGINT), loadedAt: VARCHAR },
     );
     await db.run(`INSERT INTO ${TABLE} BY NAME SELECT * FROM ${STAGE}`);
-    const counts = await db.runAndReadAll(
-      `SELECT _source_object AS object, _source_generation::VARCHAR AS generation, count(*)::INTEGER AS rows FROM ${STAGE} GROUP BY ALL`,
+    // Without parameters `run` is one call, its result materialized.
+    const counts = rowsOf(
+      await db.run(`SELECT _source_object AS object, _source_generation::VARCHAR AS generation, count(*)::INTEGER AS rows FROM ${STAGE} GROUP BY ALL`),
+      COUNTS,
     );
     await db.run(`DROP TABLE ${STAGE}`);
-    return new Map(counts.getRowObjectsJson().map((r) => [fileKey({ object: String(r.object), generation: String(r.generation) }), Number(r.rows)]));
+    return new Map(counts.rows.map((r) => [fileKey({ object: String(r.object), generation: String(r.generation) }), r.rows as number]));
   }
 
   async query(spec: QuerySpec): Promise<QueryResult> {
@@ -342,15 +344,18 @@ export class DuckDbWarehouse implements Warehouse {
    */
   async run(sql: string, params: TypedParam[] = [], integers: ReadonlySet<string> = NUMERIC_INTEGERS): Promise<QueryResult> {
     const { values, types } = bindParams(params);
-    const result = await this.withReader(async (db) => {
-      const statement = this.preparedOn(db, sql) ?? (await this.prepare(db, sql));
-      statement.bind(values as never, types);
-      return statement.run();
-    });
+    const result = await this.withReader((db) => this.runPrepared(db, sql, values, types));
     return rowsOf(result, integers);
   }
 
-  /** The statement already prepared for `sql` on this reader, now its most recently used. */
+  /** `sql` on `db`, prepared once per connection and shape: one await on DuckDB, its result materialized. */
+  private async runPrepared(db: DuckDBConnection, sql: string, values: Record<string, unknown>, types?: Record<string, DuckDBType>): Promise<DuckDBMaterializedResult> {
+    const statement = this.preparedOn(db, sql) ?? (await this.prepare(db, sql));
+    statement.bind(values as never, types);
+    return statement.run();
+  }
+
+  /** The statement already prepared for `sql` on this connection, now its most recently used. */
   private preparedOn(db: DuckDBConnection, sql: string): DuckDBPreparedStatement | undefined {
     const cache = this.prepared.get(db);
     const statement = cache?.get(sql);
@@ -367,7 +372,7 @@ export class DuckDbWarehouse implements Warehouse {
     this.prepared.set(db, cache);
     cache.set(sql, statement);
     for (const [oldest, dropped] of cache) {
-      if (cache.size <= PREPARED_PER_READER) break;
+      if (cache.size <= PREPARED_PER_CONNECTION) break;
       cache.delete(oldest);
       dropped.destroySync();
     }
