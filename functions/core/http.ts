@@ -27,6 +27,9 @@ export interface BodySource {
   destroy(e: Error): void;
 }
 
+/** A request that fails before its body is complete does so because its client left (Node's `ECONNRESET` "aborted"). */
+const requestError = (req: Request, e: Error): Error => (req.complete ? e : new ClientClosedError());
+
 /**
  * The live request piped into a stream of our own, so that tearing down a
  * failed upload never destroys the request itself: that would reset the
@@ -34,7 +37,7 @@ export interface BodySource {
  */
 function ownStream(req: Request): Readable {
   const stream = new PassThrough();
-  req.on('error', (e) => stream.destroy(e));
+  req.on('error', (e) => stream.destroy(requestError(req, e)));
   req.on('close', () => {
     if (!req.complete) stream.destroy(new ClientClosedError());
   });
@@ -46,7 +49,7 @@ function ownStream(req: Request): Readable {
 function gather(req: Request, take: (bytes: number) => Error | undefined, onStop: (stop: (e: Error) => void) => void): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const unlisten = (): void => void req.off('data', onData).off('end', onEnd).off('error', stop).off('close', onClose);
+    const unlisten = (): void => void req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     const stop = (e: Error): void => {
       unlisten();
       reject(e);
@@ -60,10 +63,11 @@ function gather(req: Request, take: (bytes: number) => Error | undefined, onStop
       unlisten();
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     };
+    const onError = (e: Error): void => stop(requestError(req, e));
     const onClose = (): void => {
       if (!req.complete) stop(new ClientClosedError());
     };
-    req.on('data', onData).once('end', onEnd).once('error', stop).once('close', onClose);
+    req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
     onStop(stop);
   });
 }

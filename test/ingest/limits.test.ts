@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { capturingLogger } from '../support/capturing-logger.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { eventually, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { HELD_UPLOAD_BYTES } from '../../functions/ingest/store-upload.js';
@@ -21,8 +22,8 @@ afterEach(async () => {
 const csv = Buffer.from(flightsCsv(20_000, 3)); // ~2.2 MB
 
 /** Starts an upload that declares the whole file, sends the first half, and leaves the request open. */
-function halfUpload(url: string): { req: http.ClientRequest; reply: Promise<Reply> } {
-  const req = http.request(`${url}/upload`, { method: 'POST', headers: { 'content-type': 'text/csv', 'content-length': String(csv.length) } });
+function halfUpload(url: string, file = csv): { req: http.ClientRequest; reply: Promise<Reply> } {
+  const req = http.request(`${url}/upload`, { method: 'POST', headers: { 'content-type': 'text/csv', 'content-length': String(file.length) } });
   const reply = new Promise<Reply>((resolve, reject) => {
     req.on('response', (res) => {
       let text = '';
@@ -31,7 +32,7 @@ function halfUpload(url: string): { req: http.ClientRequest; reply: Promise<Repl
     });
     req.on('error', reject);
   });
-  req.write(csv.subarray(0, csv.length / 2));
+  req.write(file.subarray(0, file.length / 2));
   return { req, reply };
 }
 
@@ -69,17 +70,47 @@ describe('request limits', () => {
   });
 
   it('an upload aborted half-way leaves nothing behind, and frees its slot', async () => {
-    p = await startTestPipeline({ env: { MAX_CONCURRENT_UPLOADS: '1' } });
+    const { log, lines } = capturingLogger();
+    p = await startTestPipeline({ log, env: { MAX_CONCURRENT_UPLOADS: '1' } });
     const { req, reply } = halfUpload(p.url);
     reply.catch(() => undefined);
     await stagingStarted(p);
     req.destroy();
+    // Logged as the client leaving, not as an error of ours.
+    await eventually(async () => (lines.some((l) => l.message === 'upload rejected: client went away') ? true : undefined));
+    expect(lines.filter((l) => l.severity === 'ERROR')).toEqual([]);
     await eventually(async () => {
       const tmp = path.join(p!.dataDir, 'buckets', 'flights-local', 'tmp');
       return fs.readdirSync(tmp).length === 0 ? true : undefined;
     });
     await nothingLeft(p);
     expect((await send(p.url, csv)).status).toBe(201);
+  });
+
+  it('a small body, read whole, answers 408 when it stalls, and frees its slot when its client leaves half-way', async () => {
+    const { log, lines } = capturingLogger();
+    p = await startTestPipeline({ log, env: { MAX_CONCURRENT_UPLOADS: '1', UPLOAD_TIMEOUT_MS: '1000' } });
+    const small = Buffer.from(flightsCsv(100, 9));
+    const stalled = await halfUpload(p.url, small).reply;
+    expect(stalled.status).toBe(408);
+    expect(stalled.body.type).toBe('/problems/timeout');
+    const { req, reply } = halfUpload(p.url, small);
+    reply.catch(() => undefined);
+    // In flight: the one slot is taken until the client leaves (a probe that came first is stored).
+    let stored = 0;
+    await eventually(async () => {
+      const status = (await send(p!.url, flightsCsv(10, 4 + stored))).status;
+      if (status === 201) stored += 1;
+      return status === 429 ? true : undefined;
+    });
+    req.destroy();
+    // Told apart from the timeout, which would free the slot too.
+    await eventually(async () => (lines.some((l) => l.message === 'upload rejected: client went away') ? true : undefined));
+    expect(lines.filter((l) => l.severity === 'ERROR')).toEqual([]);
+    expect((await send(p.url, small)).status).toBe(201);
+    // The stalled and the abandoned halves stored nothing.
+    expect(await names(p.rt.store, 'incoming/')).toHaveLength(stored + 1);
+    expect(await names(p.rt.store, 'staging/')).toEqual([]);
   });
 
   it('answers 429 with Retry-After while the uploads in flight are at the limit', async () => {

@@ -1,8 +1,7 @@
 /** What an upload leaves for later: object metadata, and a log line for its start and its end, joined to the trace. */
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../functions/core/logger.js';
+import { capturingLogger } from '../support/capturing-logger.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 import { multipart, send } from './http.js';
@@ -12,17 +11,6 @@ afterEach(async () => {
   await p?.stop();
   p = undefined;
 });
-
-function capturingLogger(): { log: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _e, done) {
-      for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  return { log: createLogger('info', sink), lines };
-}
 
 describe('upload provenance', () => {
   it('records sha256, rows, the sanitized name, the content type and the gateway-verified uploader on the object', async () => {
