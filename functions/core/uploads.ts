@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
-import { processStart } from '../adapters/local/process-start.js';
+import { processStart } from './process-start.js';
 import type { IngestLimits } from './config.js';
 import { JsonRecords, readJson, writeJson } from './records.js';
 
@@ -73,7 +73,7 @@ export interface IdempotencyEntry<T> {
 
 /**
  * This process: host, pid, a random tag and, where /proc tells it, its start
- * (adapters/local/process-start.ts), so a claim names the process that holds
+ * (process-start.ts), so a claim names the process that holds
  * it even when a restarted process gets the same pid (a container's 1) or a
  * later process is given the dead holder's pid.
  */

@@ -15,7 +15,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
-import { processStart } from '../../functions/adapters/local/process-start.js';
+import { processStart } from '../../functions/core/process-start.js';
 import { newUploadId } from '../../functions/core/ids.js';
 import { writeJson } from '../../functions/core/records.js';
 import { uploadLedger, type IdempotencyEntry, type UploadRecord } from '../../functions/core/uploads.js';

@@ -1,7 +1,7 @@
 /** The small pure pieces of ingest: header parsing, identity, tracing, the gate and the idempotency index. */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
-import { processStart } from '../../functions/adapters/local/process-start.js';
+import { processStart } from '../../functions/core/process-start.js';
 import { traceFields } from '../../functions/core/logger.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';

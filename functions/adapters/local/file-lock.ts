@@ -18,7 +18,7 @@
  * same way (the next waiter then breaks the lock itself).
  *
  * "Dead" is the pid gone, or the pid now another process's: the holder records
- * its process's start (process-start.ts), and a pid whose start differs is not
+ * its process's start (core/process-start.ts), and a pid whose start differs is not
  * the holder. Where /proc is missing (macOS) the holder is `pid-random` and
  * only the pid is checked, as it is for a lock written before starts were.
  *
@@ -45,7 +45,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processStart } from './process-start.js';
+import { processStart } from '../../core/process-start.js';
 
 const pidOf = (holder: string): number => Number.parseInt(holder, 10);
 
