@@ -25,8 +25,8 @@ const requests = new AsyncLocalStorage<Scope>();
 export function guardRequest(fail: (e: Error) => void): () => void {
   const scope: Scope = { fail };
   requests.enterWith(scope);
-  // The scope outlives the request in every timer and promise made under it (a bus delivery the upload
-  // published, which waits for the loader, and the connection's next request): holding `fail` there would
+  // The scope outlives the request in every timer and promise made under it (the connection's next
+  // request, work the handler left running; bus deliveries are kept out of it): holding `fail` there would
   // hold the whole request, its body's buffers included, for as long (tens of MB under load, see docs/benchmarks.md).
   return () => {
     scope.fail = undefined;

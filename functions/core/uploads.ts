@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
+import { processStart } from '../adapters/local/process-start.js';
 import type { IngestLimits } from './config.js';
 import { JsonRecords, readJson, writeJson } from './records.js';
 
@@ -71,29 +72,39 @@ export interface IdempotencyEntry<T> {
 }
 
 /**
- * This process: host, pid and a random tag, so a claim names the process that
- * holds it even when a restarted process gets the same pid (a container's 1).
+ * This process: host, pid, a random tag and, where /proc tells it, its start
+ * (adapters/local/process-start.ts), so a claim names the process that holds
+ * it even when a restarted process gets the same pid (a container's 1) or a
+ * later process is given the dead holder's pid.
  */
-export const PROCESS_INSTANCE = `${os.hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+export const PROCESS_INSTANCE = [os.hostname(), process.pid, randomBytes(4).toString('hex'), processStart(process.pid)].filter((part) => part !== undefined).join('/');
 
 /**
  * Whether the process that took a claim is certainly gone: it ran on this host
- * and its pid is no longer alive, or is this process's pid under another tag
- * (this process has just started). A holder on another host is never judged
- * here: its lease expires instead.
+ * and its pid is no longer alive, or is now another process's (its start is not
+ * the one the claim recorded), or is this process's pid under another tag (this
+ * process has just started). A holder without a start (written without /proc,
+ * or before starts were recorded) or whose start cannot be read now is judged
+ * by its pid alone. A holder on another host is never judged here: its lease
+ * expires instead.
  */
 export function holderIsGone(holder: string | undefined, self = PROCESS_INSTANCE): boolean {
   if (!holder) return true;
-  const [host, pid] = holder.split('/');
+  const [host, pid, , start] = holder.split('/');
   const [myHost, myPid] = self.split('/');
   if (host !== myHost || holder === self) return false;
   if (pid === myPid) return true;
   try {
     process.kill(Number(pid), 0);
-    return false;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    const { code } = e as NodeJS.ErrnoException;
+    // EPERM: it exists but belongs to someone else.
+    if (code !== 'EPERM') return code === 'ESRCH';
   }
+  if (!start) return false;
+  const now = processStart(Number(pid));
+  // Unreadable now (hidepid, or exiting just now): the pid alone says, and it says alive.
+  return now !== undefined && now !== start;
 }
 
 export type Claim<T> =

@@ -1,12 +1,14 @@
 /**
  * The process-level safety net, in a real process as `npm start` installs it:
  * a bug that throws out of an upload's callbacks fails that upload with a 500
- * and the server keeps serving; one outside any request still ends the process.
+ * and the server keeps serving; one outside any request still ends the process,
+ * and so does one in the loader's work for a message the upload published.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
+import { DurableLocalBus } from '../../functions/adapters/local/durable-bus.js';
 import { flightsCsv } from '../support/generate-flights.js';
 import { tempDir } from '../support/pipeline.js';
 import { multipart, send } from './http.js';
@@ -30,6 +32,24 @@ rt.store.write = (name, body, options) => {
 const pipeline = await startLocalPipeline(rt, 0, '127.0.0.1');
 process.on('SIGUSR2', () => setImmediate(() => { throw new Error('outside any request'); }));
 console.log(pipeline.url);
+`;
+
+/**
+ * An upload that publishes a file's notification and is still open (a later file of its body still
+ * streaming) when the loader, delivered that notification, hits a bug in a callback.
+ */
+const PUBLISHER = `
+import { AsyncResource } from 'node:async_hooks';
+import { pino } from 'pino';
+import { DurableLocalBus } from './functions/adapters/local/durable-bus.js';
+import { guardRequest, installCrashGuard } from './functions/core/crash-guard.js';
+installCrashGuard(pino({ level: 'silent' }));
+const bus = new DurableLocalBus(process.env.DATA_DIR);
+await bus.subscribe(JSON.parse(process.env.SPEC), () => new Promise(() => setImmediate(() => { throw new Error('loader bug'); })));
+new AsyncResource('upload').runInAsyncScope(() => {
+  guardRequest((e) => console.log('upload failed: ' + e.message));
+  void bus.publish('objects', Buffer.from('incoming/a.csv'));
+});
 `;
 
 let child: ChildProcess | undefined;
@@ -74,4 +94,24 @@ it('fails only the request a stray error event belongs to, keeps serving, and st
 
   server.kill('SIGUSR2');
   expect(await exited).toBe(1);
+});
+
+it("leaves a loader bug during a delivery to the loader's own crash handling, not to the upload that published the message", async () => {
+  dataDir = await tempDir();
+  const spec = { name: 'load', topic: 'objects', maxDeliveryAttempts: 5, deadLetterTopic: 'dead', minBackoffMs: 10, maxBackoffMs: 100 };
+  const publisher = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', PUBLISHER], {
+    cwd: ROOT,
+    env: { ...process.env, DATA_DIR: dataDir, SPEC: JSON.stringify(spec) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  child = publisher;
+  let out = '';
+  publisher.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  const code = await new Promise<number | null>((r) => publisher.once('exit', (c) => r(c)));
+
+  // The upload, still open, is not failed for it; the process ends as for any bug outside a request...
+  expect(out).toBe('');
+  expect(code).toBe(1);
+  // ...and the message, never acknowledged, waits on disk for the loader's next start.
+  expect(await new DurableLocalBus(dataDir).pending('load')).toBe(1);
 });

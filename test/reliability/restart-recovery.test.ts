@@ -1,7 +1,8 @@
 /**
  * What a SIGKILL leaves in the data directory, and what the next `npm start`
  * must make of it before serving: claims of the dead process released (the
- * client's retry is accepted, not 409 for a day), records of files never
+ * client's retry is accepted, not 409 for a day), even where its pid now runs
+ * another process, records of files never
  * stored marked failed, orphaned staging/, temp and lock files removed, and an
  * incoming/ object whose notification was lost loaded. And what the cloud's
  * scheduled reconcile tick makes of work older than one upload timeout.
@@ -14,6 +15,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
+import { processStart } from '../../functions/adapters/local/process-start.js';
 import { newUploadId } from '../../functions/core/ids.js';
 import { writeJson } from '../../functions/core/records.js';
 import { uploadLedger, type IdempotencyEntry, type UploadRecord } from '../../functions/core/uploads.js';
@@ -52,11 +54,15 @@ describe('start-up recovery after a kill', () => {
     await writeJson(store, `idempotency/sha256/${sha256(csv)}.json`, abandoned, '0');
     // The same, in a process that is alive: its claim is not taken from it.
     await writeJson(store, `idempotency/key/${sha256('anonymous\nlive-key')}.json`, { owner: 'u-live', holder: `${os.hostname()}/${process.ppid}/live`, claimedAt }, '0');
+    // A dead process whose pid the kernel has since given to a live one (here, the parent): its start tells them apart.
+    const reused = `${os.hostname()}/${process.ppid}/reused/${processStart(process.ppid)!.replace(/\d+$/, (ticks) => String(Number(ticks) - 1))}`;
+    await writeJson(store, `idempotency/key/${sha256('anonymous\nreused-key')}.json`, { owner: 'u-reused', holder: reused, claimedAt }, '0');
 
     p = await startTestPipeline({ dataDir });
     const retry = await send(p.url, csv, { 'idempotency-key': 'retry-key' });
     expect(retry.status).toBe(201);
     expect((await send(p.url, flightsCsv(5, 9), { 'idempotency-key': 'live-key' })).status).toBe(409);
+    expect((await send(p.url, flightsCsv(5, 10), { 'idempotency-key': 'reused-key' })).status).toBe(201);
   });
 
   it('marks a record of a file never stored failed, removes staging/, temp and lock leftovers, and loads an unannounced incoming/ object', async () => {

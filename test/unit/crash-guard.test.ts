@@ -1,8 +1,7 @@
 /**
  * What the crash guard keeps once a request is over. Timers and promises made
- * while a request was handled carry its scope for as long as they live (a bus
- * delivery the upload published waits for the loader's flush; a keep-alive
- * connection serves the next request): the scope must not hold the request
+ * while a request was handled carry its scope for as long as they live (a
+ * keep-alive connection serves the next request): the scope must not hold the request
  * with them, or a busy server holds every recent upload, body buffers and all.
  */
 import { AsyncResource } from 'node:async_hooks';

@@ -9,7 +9,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { tryFileLock } from '../../functions/adapters/local/file-lock.js';
 import { tempDir } from '../support/pipeline.js';
 
-vi.mock('../../functions/adapters/local/process-start.js', () => ({ processStart: async () => undefined }));
+vi.mock('../../functions/adapters/local/process-start.js', () => ({ processStart: () => undefined }));
 
 const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid!;
 

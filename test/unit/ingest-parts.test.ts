@@ -1,8 +1,10 @@
 /** The small pure pieces of ingest: header parsing, identity, tracing, the gate and the idempotency index. */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
+import { processStart } from '../../functions/adapters/local/process-start.js';
 import { traceFields } from '../../functions/core/logger.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import { holderIsGone, IdempotencyIndex, PROCESS_INSTANCE } from '../../functions/core/uploads.js';
 import { requestIsGzip, isGzipPart } from '../../functions/ingest/decode.js';
@@ -123,5 +125,25 @@ describe('ingest parts', () => {
     expect(holderIsGone(`${host}/${child.stdout.toString()}/x`)).toBe(true);
     expect(holderIsGone(`another-host/1/x`)).toBe(false);
     expect(holderIsGone(undefined)).toBe(true);
+  });
+
+  it('tells a claim of a live process from one whose dead holder\'s pid the kernel gave to another process', async () => {
+    const [host] = PROCESS_INSTANCE.split('/');
+    expect(PROCESS_INSTANCE).toMatch(new RegExp(`^[^/]+/${process.pid}/[0-9a-f]{8}/[0-9a-f]{32}-\\d+$`));
+    const live = spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1000)'], { stdio: 'ignore' });
+    onTestFinished(async () => {
+      live.kill('SIGKILL');
+      if (live.exitCode === null && live.signalCode === null) await once(live, 'exit');
+    });
+    await once(live, 'spawn');
+    const pid = live.pid!;
+    const start = processStart(pid)!;
+    const [boot, ticks] = start.split('-');
+    expect(holderIsGone(`${host}/${pid}/x/${start}`)).toBe(false);
+    // Its pid, recorded by a process that started earlier in this boot, or in another boot: that one is gone.
+    expect(holderIsGone(`${host}/${pid}/x/${boot}-${Number(ticks) - 1}`)).toBe(true);
+    expect(holderIsGone(`${host}/${pid}/x/${'0'.repeat(32)}-${ticks}`)).toBe(true);
+    // A claim written before starts were recorded (or without /proc) is judged by its pid alone, as before.
+    expect(holderIsGone(`${host}/${pid}/x`)).toBe(false);
   });
 });

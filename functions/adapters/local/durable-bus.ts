@@ -9,6 +9,7 @@
  * costs no file and no delivery. Message files are small: they are read and
  * written with synchronous calls (small-files.ts says why).
  */
+import { AsyncResource } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -67,6 +68,13 @@ class LocalSubscription implements Subscription {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  /**
+   * The async context deliveries run in: the subscriber's, taken at subscribe time, never the publisher's.
+   * A publish happens inside an upload's request, and work scheduled there would run in its crash-guard
+   * scope (core/crash-guard.ts): a loader bug would fail that upload, whose file is already stored,
+   * instead of the delivery, and the scope would keep the request alive for as long as the loader works.
+   */
+  private readonly subscriberContext = new AsyncResource('LocalSubscription');
 
   constructor(
     private readonly bus: DurableLocalBus,
@@ -85,13 +93,15 @@ class LocalSubscription implements Subscription {
 
   schedule(message: StoredMessage): void {
     if (this.closed) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      const delivery = this.deliver(message.id)
-        .catch((error: unknown) => this.retryLater(message, error))
-        .finally(() => this.inFlight.delete(delivery));
-      this.inFlight.add(delivery);
-    }, Math.max(0, message.notBefore - Date.now()));
+    const timer: NodeJS.Timeout = this.subscriberContext.runInAsyncScope(() =>
+      setTimeout(() => {
+        this.timers.delete(timer);
+        const delivery = this.deliver(message.id)
+          .catch((error: unknown) => this.retryLater(message, error))
+          .finally(() => this.inFlight.delete(delivery));
+        this.inFlight.add(delivery);
+      }, Math.max(0, message.notBefore - Date.now())),
+    );
     this.timers.add(timer);
   }
 

@@ -49,10 +49,10 @@ import { processStart } from './process-start.js';
 
 const pidOf = (holder: string): number => Number.parseInt(holder, 10);
 
-let ownStart: Promise<string | undefined> | undefined;
+let ownStart: string | undefined;
 
 /** Whether the process `holder` names (`pid-random-start`; `pid-random` or a bare pid without a start) may still run. */
-async function isAlive(holder: string): Promise<boolean> {
+function isAlive(holder: string): boolean {
   const [pid, , ...start] = holder.split('-');
   if (!/^[1-9]\d*$/.test(pid!)) return false;
   try {
@@ -62,7 +62,7 @@ async function isAlive(holder: string): Promise<boolean> {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   if (start.length === 0) return true;
-  const now = await processStart(Number(pid));
+  const now = processStart(Number(pid));
   // Unreadable (hidden by hidepid, or exiting just now): the pid alone says, and it says alive.
   return now === undefined || now === start.join('-');
 }
@@ -78,7 +78,7 @@ async function holderOf(file: string): Promise<string | undefined> {
  */
 async function breakIfAbandoned(lockFile: string, file: string, claimFile: string): Promise<boolean> {
   const holder = await holderOf(file);
-  if (!holder || (await isAlive(holder))) return false;
+  if (!holder || isAlive(holder)) return false;
   const breakFile = `${lockFile}.${holder}.break`;
   // Another waiter is breaking it, or died doing so: then its break file is broken first, and this one tried once more.
   const won = (await claim(breakFile, claimFile)) || ((await breakIfAbandoned(lockFile, breakFile, claimFile)) && (await claim(breakFile, claimFile)));
@@ -105,7 +105,7 @@ async function claim(file: string, claimFile: string): Promise<boolean> {
 
 async function withClaimFile<T>(file: string, use: (claimFile: string, holder: string) => Promise<T>): Promise<T> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const start = await (ownStart ??= processStart(process.pid));
+  const start = (ownStart ??= processStart(process.pid));
   const holder = [process.pid, randomBytes(6).toString('hex'), ...(start ? [start] : [])].join('-');
   // Named by its holder, so the sweep can tell a dead process's claim file without reading one still being written.
   const claimFile = `${file}.${holder}.claim`;
@@ -143,7 +143,7 @@ export async function removeLockLeftovers(dir: string, only?: string): Promise<n
   }
   const removable: string[] = [];
   for (const f of found) {
-    if (f.kind === 'break' ? !named.get(f.lock)!.has(f.holder) : !(await isAlive(f.holder))) removable.push(f.name);
+    if (f.kind === 'break' ? !named.get(f.lock)!.has(f.holder) : !isAlive(f.holder)) removable.push(f.name);
   }
   await Promise.all(removable.map((name) => fs.rm(path.join(dir, name), { force: true })));
   return removable.length;
