@@ -13,8 +13,9 @@
  * in flight (closed loop), and fixed arrival rates with at most 16 in flight
  * (open loop); latency percentiles and the server's CPU time per upload. A
  * second baseline, the floor, makes per upload the same atomic file
- * replacements as our design and nothing else (DURABLE_STEPS); a third, the framework floor, makes
- * them in an HTTP function under the functions-framework, the runtime every handler of ours runs in.
+ * replacements as our design and nothing else (DURABLE_STEPS); the Express floor makes them in an
+ * Express route (our handlers' runtime under `npm start`, behind the local gateway), the framework
+ * floor in an HTTP function under the functions-framework (their runtime in the cloud).
  * `BENCH_DIR` picks the filesystem the servers write to (default: the OS temp
  * dir); `BENCH_SMALL=0` skips the 100-row files; every small-file server is first warmed by
  * `BENCH_WARM_UP` uploads (1000). Prints Markdown tables.
@@ -316,9 +317,9 @@ const DURABLE_STEPS: { step: string; file: string; bytes: number; withBody?: boo
  * The floor of any design that is durable at each of those steps: each body read whole, then
  * written out by exactly those atomic replacements (open, write, close, rename; synchronous, as
  * our local adapters do, back to back), then 201. No parsing, no validation, no JSON, no bus.
- * With `FRAMEWORK` (the functions-framework's module) the same steps run as an HTTP function under
- * the functions-framework, as ours must (the design rule: the same handler locally and in the
- * cloud): that floor adds what the runtime costs (Express, its body parsers, its middleware).
+ * `RUNTIME` puts the same steps in a framework: `express` (a route of an Express app, as behind
+ * our local gateway) or `functions-framework` (an HTTP function, as our handlers run in the
+ * cloud); what each adds over the bare server is that framework's own cost.
  */
 const FLOOR_SMALL_SERVER = `
 const fs = require('node:fs'), http = require('node:http'), path = require('node:path');
@@ -333,23 +334,28 @@ function persist(body) {
     fs.renameSync(tmp, file);
   }
 }
+function readBody(req, then) {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => then(Buffer.concat(chunks)));
+}
 let server;
-if (process.env.FRAMEWORK) {
+if (process.env.RUNTIME === 'functions-framework') {
   // The functions-framework reads the whole body (its raw parser takes every content type) before the function runs.
   require(process.env.FRAMEWORK).http('upload', (req, res) => { persist(req.rawBody ?? Buffer.from(req.body)); res.status(201).json({}); });
   server = require(process.env.FRAMEWORK_TESTING).getTestServer('upload');
+} else if (process.env.RUNTIME === 'express') {
+  const app = require(process.env.EXPRESS)();
+  app.post('/upload', (req, res) => readBody(req, (body) => { persist(body); res.status(201).json({}); }));
+  server = http.createServer(app);
 } else {
-  server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => { persist(Buffer.concat(chunks)); res.writeHead(201).end('{}'); });
-  });
+  server = http.createServer((req, res) => readBody(req, (body) => { persist(body); res.writeHead(201).end('{}'); }));
 }
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
 
-/** The functions-framework's modules, for the framework floor's script (run with `node -e`, which resolves from the working directory). */
+/** The frameworks' modules, for the floors' script (run with `node -e`, which resolves from the working directory). */
 const resolve = createRequire(import.meta.url).resolve;
-const FRAMEWORK = { FRAMEWORK: resolve('@google-cloud/functions-framework'), FRAMEWORK_TESTING: resolve('@google-cloud/functions-framework/testing') };
+const MODULES = { EXPRESS: resolve('express'), FRAMEWORK: resolve('@google-cloud/functions-framework'), FRAMEWORK_TESTING: resolve('@google-cloud/functions-framework/testing') };
 
 async function startScriptServer(script: string, env: Record<string, string> = {}): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const sink = await fs.mkdtemp(path.join(work, 'small-sink-'));
@@ -380,7 +386,7 @@ const OPEN_LOOP_SECONDS = 5;
  */
 const WARM_UP = envInt('BENCH_WARM_UP', 1000);
 
-const SERVERS = ['raw', 'floor', 'framework floor', 'ours'] as const;
+const SERVERS = ['raw', 'floor', 'Express floor', 'framework floor', 'ours'] as const;
 type SmallServer = (typeof SERVERS)[number];
 
 interface SmallRow {
@@ -410,12 +416,13 @@ async function smallFileLoads(): Promise<SmallRow[]> {
       run: (url: string, batch: Files, agent: http.Agent) => openLoop(url, batch, rate, CONCURRENCY, agent),
     })),
   ];
-  const results: Record<SmallServer, SmallResult[]> = { raw: [], floor: [], 'framework floor': [], ours: [] };
+  const results = Object.fromEntries(SERVERS.map((k) => [k, []])) as unknown as Record<SmallServer, SmallResult[]>;
   const steps = JSON.stringify(DURABLE_STEPS);
   for (const [name, script, env] of [
     ['raw', RAW_SMALL_SERVER, {}],
     ['floor', FLOOR_SMALL_SERVER, { STEPS: steps }],
-    ['framework floor', FLOOR_SMALL_SERVER, { STEPS: steps, ...FRAMEWORK }],
+    ['Express floor', FLOOR_SMALL_SERVER, { STEPS: steps, RUNTIME: 'express', ...MODULES }],
+    ['framework floor', FLOOR_SMALL_SERVER, { STEPS: steps, RUNTIME: 'functions-framework', ...MODULES }],
   ] as const) {
     const baseline = await startScriptServer(script, env);
     for (const l of loads) results[name].push(await measure(baseline.url, baseline.pid, warmUp, (agent) => l.run(baseline.url, l.files, agent)));
@@ -442,7 +449,7 @@ Servers writing to ${fsType} (${work}).
 100-row files (${(files100Bytes / 1000).toFixed(1)} kB). Raw: a server that writes each body to a new file and answers 201 (the baseline).
 Floor: a server that makes, per upload, the ${DURABLE_STEPS.length} atomic file replacements (write a temp file, rename it) our design makes, and nothing else:
 the floor of any design durable at each of those steps (${DURABLE_STEPS.map((d) => d.step).join('; ')}).
-Framework floor: the same steps in an HTTP function under the functions-framework, the runtime the design rule puts every handler in.
+Express floor: the same steps in an Express route (our handlers' runtime under \`npm start\`, behind the local gateway). Framework floor: the same steps in an HTTP function under the functions-framework (their runtime in the cloud).
 Ours: POST /upload (validate, store, notify; the loader in the same process). Open-loop latency counts from each upload's scheduled start.
 
 | load | server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms |
@@ -456,14 +463,18 @@ ${small
   )
   .join('\n')}
 
-Ratios (issue 17: ours ÷ raw p95 ≤ 2× closed loop, CPU ≤ 3×). Floor ÷ raw is what durability at each step costs by itself, framework floor ÷ raw that and the functions-framework together; above 3× CPU, the CPU target is out of reach for any design with these steps (in that runtime).
+Ratios (issue 17: ours ÷ raw p95 ≤ 2× closed loop, CPU ≤ 3×). A floor ÷ raw is what durability at each step costs by itself (in that framework); above 3× CPU, the CPU target is out of reach for any design with these steps there. Ours ÷ a floor, and ours − a floor, is what our own work costs above it.
 
-| load | CPU ours ÷ raw | CPU floor ÷ raw | CPU framework floor ÷ raw | CPU ours ÷ framework floor | CPU ours − framework floor ms | p95 ours ÷ raw | p95 floor ÷ raw | p95 framework floor ÷ raw | p95 ours ÷ framework floor |
-|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+| load | server | CPU ÷ raw | p95 ÷ raw | CPU ours ÷ this | CPU ours − this ms | p95 ours ÷ this |
+|---|---|--:|--:|--:|--:|--:|
 ${small
-  .map(({ load, results: { raw, floor, 'framework floor': framework, ours } }) => {
-    const x = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
-    return `| ${load} | ${x(ours.cpuPerUpload, raw.cpuPerUpload)} | ${x(floor.cpuPerUpload, raw.cpuPerUpload)} | ${x(framework.cpuPerUpload, raw.cpuPerUpload)} | ${x(ours.cpuPerUpload, framework.cpuPerUpload)} | ${(ours.cpuPerUpload - framework.cpuPerUpload).toFixed(2)} | ${x(ours.p95, raw.p95)} | ${x(floor.p95, raw.p95)} | ${x(framework.p95, raw.p95)} | ${x(ours.p95, framework.p95)} |`;
-  })
+  .flatMap(({ load, results }) =>
+    SERVERS.filter((k) => k !== 'raw').map((k) => {
+      const [r, raw, ours] = [results[k], results.raw, results.ours];
+      const x = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
+      const above = k === 'ours' ? '| – | – | – |' : `| ${x(ours.cpuPerUpload, r.cpuPerUpload)} | ${(ours.cpuPerUpload - r.cpuPerUpload).toFixed(2)} | ${x(ours.p95, r.p95)} |`;
+      return `| ${load} | ${k} | ${x(r.cpuPerUpload, raw.cpuPerUpload)} | ${x(r.p95, raw.p95)} ${above}`;
+    }),
+  )
   .join('\n')}
 `);
