@@ -19,19 +19,19 @@ import {
   TIMESTAMP,
   DATE,
 } from '@duckdb/node-api';
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { crashPoint } from '../../core/crash-point.js';
-import { duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
+import { concatenatedCsv } from './concatenated-csv.js';
+import { CANONICAL_HEADER, duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
 import { compileCount, compileExport, compileSelect, duckDbDialect } from '../../core/sql.js';
 import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
 import type { CompiledQuery, ExportSpec, ParamType, QuerySpec, Scalar, TypedParam } from '../../core/query-spec.js';
 
 export const MANIFEST = '_loads';
-/** The writer's temporary table for a shared read of small files (STAGE_SQL). */
-const STAGE = '_load_stage';
 
 /** DuckDB writes one file; named like BigQuery's first shard, so clients see one naming scheme. */
 export const FIRST_EXPORT_FILE = '000000000000.csv.gz';
@@ -48,8 +48,9 @@ const canonicalColumns = Object.entries(duckDbCanonicalCsvColumns())
   .map(([name, type]) => `'${name}': '${type}'`)
   .join(', ');
 
-const CSV_OPTIONS = `header = true, auto_detect = false, columns = {${canonicalColumns}},
+const csvOptions = (columns: string): string => `header = true, auto_detect = false, columns = {${columns}},
   delim = ',', quote = '"', escape = '"', nullstr = '', strict_mode = true`;
+const CSV_OPTIONS = csvOptions(canonicalColumns);
 
 const DATA_COLUMNS = COLUMNS.map((c) => c.name).join(', ');
 
@@ -60,18 +61,16 @@ SELECT ${DATA_COLUMNS}, make_date(year, month, day), $object, $generation, _sour
 FROM read_csv($path, ${CSV_OPTIONS})`;
 
 /**
- * Small files, many per statement: one read_csv of all their paths into a temporary table, each
- * row's lineage joined from the path it came from. The join is a LEFT one so that a row whose path
- * matched no file (were DuckDB to report a path differently) has no lineage and fails the table's
- * NOT NULL instead of being dropped.
+ * Small files, many per statement: their records concatenated into one CSV (concatenatedCsv), each
+ * prefixed with its file's 1-based index in the batch, and that one file inserted, each row's
+ * lineage taken from the batch's lists by its index. DuckDB spends about as much CPU per file of a
+ * multi-file read_csv as on a file's 100 rows (docs/benchmarks.md, "The loader's path"). An index
+ * out of the lists' range gives NULL lineage, which fails the table's NOT NULL.
  */
-const STAGE_SQL = `
-CREATE OR REPLACE TEMP TABLE ${STAGE} AS
-SELECT ${DATA_COLUMNS}, make_date(year, month, day) AS flight_date, batch.object AS _source_object,
-       batch.generation AS _source_generation, _source_line, $loadedAt::TIMESTAMP AS _loaded_at
-FROM read_csv($paths, filename = true, ${CSV_OPTIONS}) csv
-LEFT JOIN (SELECT unnest($paths) AS path, unnest($objects) AS object, unnest($generations) AS generation) batch
-  ON csv.filename = batch.path`;
+const LOAD_CONCATENATED_SQL = `
+INSERT INTO ${TABLE}
+SELECT ${DATA_COLUMNS}, make_date(year, month, day), ($objects)[_file], ($generations)[_file], _source_line, $loadedAt::TIMESTAMP
+FROM read_csv($path, ${csvOptions(`'_file': 'INTEGER', ${canonicalColumns}`)})`;
 
 /**
  * Files up to this size load together in one statement: per statement DuckDB spends milliseconds of
@@ -175,9 +174,9 @@ export class DuckDbWarehouse implements Warehouse {
   ) {}
 
   /**
-   * Where COPY writes an export before it goes to the bucket: beside the database file, so that
-   * what an export killed mid-way left is removed by the next open (below) instead of piling up in
-   * the OS temp directory.
+   * Where COPY writes an export before it goes to the bucket, and a batch's concatenated small files
+   * are read from: beside the database file, so that what an export or load killed mid-way left is
+   * removed by the next open (below) instead of piling up in the OS temp directory.
    */
   private get scratchDir(): string {
     return this.file === ':memory:' ? os.tmpdir() : `${this.file}.exports`;
@@ -274,27 +273,27 @@ export class DuckDbWarehouse implements Warehouse {
     return previous;
   }
 
-  /** Loads `items` with one read of all their files; rows per file, by fileKey (a file with none is absent). */
+  /** Loads `items` with one read of their files concatenated; rows per file, by fileKey. */
   private async loadTogether(db: DuckDBConnection, items: LoadItem[], loadedAt: string): Promise<Map<string, number>> {
-    await this.runPrepared(
-      db,
-      STAGE_SQL,
-      {
-        paths: listValue(items.map((i) => i.uri)),
-        objects: listValue(items.map((i) => i.object)),
-        generations: listValue(items.map((i) => BigInt(i.generation))),
-        loadedAt,
-      },
-      { paths: LIST(VARCHAR), objects: LIST(VARCHAR), generations: LIST(BIGINT), loadedAt: VARCHAR },
-    );
-    await db.run(`INSERT INTO ${TABLE} BY NAME SELECT * FROM ${STAGE}`);
-    // Without parameters `run` is one call, its result materialized.
-    const counts = rowsOf(
-      await db.run(`SELECT _source_object AS object, _source_generation::VARCHAR AS generation, count(*)::INTEGER AS rows FROM ${STAGE} GROUP BY ALL`),
-      COUNTS,
-    );
-    await db.run(`DROP TABLE ${STAGE}`);
-    return new Map(counts.rows.map((r) => [fileKey({ object: String(r.object), generation: String(r.generation) }), r.rows as number]));
+    const files = await Promise.all(items.map(async (i) => ({ name: i.uri, csv: await fs.readFile(i.uri) })));
+    const { csv, records } = concatenatedCsv(CANONICAL_HEADER.join(','), files);
+    await fs.mkdir(this.scratchDir, { recursive: true });
+    const batchFile = path.join(this.scratchDir, `load-${randomUUID()}.csv`);
+    try {
+      await fs.writeFile(batchFile, csv);
+      const result = await this.runPrepared(
+        db,
+        LOAD_CONCATENATED_SQL,
+        { path: batchFile, objects: listValue(items.map((i) => i.object)), generations: listValue(items.map((i) => BigInt(i.generation))), loadedAt },
+        { path: VARCHAR, objects: LIST(VARCHAR), generations: LIST(BIGINT), loadedAt: VARCHAR },
+      );
+      const expected = records.reduce((sum, n) => sum + n, 0);
+      // The per-file counts are the records counted in JavaScript; were DuckDB to read them differently, the batch fails whole.
+      if (Number(result.rowsChanged) !== expected) throw new Error(`read ${result.rowsChanged} rows of ${items.length} files holding ${expected} records`);
+    } finally {
+      await fs.rm(batchFile, { force: true });
+    }
+    return new Map(items.map((item, i) => [fileKey(item), records[i]!]));
   }
 
   async query(spec: QuerySpec): Promise<QueryResult> {
