@@ -18,9 +18,14 @@ describe('concatenatedCsv', () => {
   });
 
   it('ends a file’s last record without a newline, so the next file’s first record stays its own', () => {
-    const { csv, records } = concatenatedCsv('a', [file('x', 'a\r\n1'), file('y', 'a\n2\n')]);
-    expect(csv.toString()).toBe('_file,a\r\n1,1\r\n2,2\n');
+    const { csv, records } = concatenatedCsv('a', [file('x', 'a\r\n1'), file('y', 'a\r\n2\r\n')]);
+    expect(csv.toString()).toBe('_file,a\r\n1,1\r\n2,2\r\n');
     expect(records).toEqual([1, 1]);
+  });
+
+  it('writes its header and added newlines as the files end their lines (LF, as ingest writes them)', () => {
+    const { csv } = concatenatedCsv('a', [file('empty', ''), file('x', 'a\n1\n2'), file('y', 'a\n3\n')]);
+    expect(csv.toString()).toBe('_file,a\n2,1\n2,2\n3,3\n');
   });
 
   it('refuses a file that ends inside a quoted field, naming it', () => {

@@ -6,7 +6,9 @@
 
 const QUOTE = 0x22;
 const NEWLINE = 0x0a;
+const CR = 0x0d;
 const CRLF = Buffer.from('\r\n');
+const LF = Buffer.from('\n');
 
 /** Thrown for a file whose bytes are not whole CSV records, naming it; its batch then fails as a read of it would. */
 export class UnterminatedCsvError extends Error {
@@ -43,20 +45,35 @@ function recordEnds(csv: Buffer, name: string): number[] {
 }
 
 /**
+ * The newline of the first file whose header line has one. DuckDB reads the whole concatenation with
+ * the newline of its first line, so it is the files' own (ingest writes LF), not a fixed one; a
+ * batch mixing LF and CRLF files fails its read and is bisected.
+ */
+function newlineOf(files: readonly { csv: Buffer }[], ends: number[][]): Buffer {
+  for (const [i, { csv }] of files.entries()) {
+    const end = ends[i]![0];
+    if (end !== undefined && csv[end - 1] === NEWLINE) return csv[end - 2] === CR ? CRLF : LF;
+  }
+  return LF;
+}
+
+/**
  * `header` (without its newline) then the records of `files`, each after its own header line,
  * prefixed by its file's index; with the number of records taken from each file. A strict read of
  * the result gives one row per record or fails, so these are the rows each file adds.
  */
 export function concatenatedCsv(header: string, files: readonly { name: string; csv: Buffer }[]): { csv: Buffer; records: number[] } {
-  const chunks: Buffer[] = [Buffer.from(`_file,${header}\r\n`)];
-  const records = files.map(({ name, csv }, i) => {
+  const ends = files.map(({ name, csv }) => recordEnds(csv, name));
+  const newline = newlineOf(files, ends);
+  const chunks: Buffer[] = [Buffer.from(`_file,${header}`), newline];
+  const records = files.map(({ csv }, i) => {
     const prefix = Buffer.from(`${i + 1},`);
-    const ends = recordEnds(csv, name);
-    for (let r = 1; r < ends.length; r++) {
-      chunks.push(prefix, csv.subarray(ends[r - 1], ends[r]));
-      if (csv[ends[r]! - 1] !== NEWLINE) chunks.push(CRLF);
+    const fileEnds = ends[i]!;
+    for (let r = 1; r < fileEnds.length; r++) {
+      chunks.push(prefix, csv.subarray(fileEnds[r - 1], fileEnds[r]));
+      if (csv[fileEnds[r]! - 1] !== NEWLINE) chunks.push(newline);
     }
-    return Math.max(ends.length - 1, 0);
+    return Math.max(fileEnds.length - 1, 0);
   });
   return { csv: Buffer.concat(chunks), records };
 }
