@@ -78,7 +78,7 @@ FROM read_csv($path, ${csvOptions(`'_file': 'INTEGER', ${canonicalColumns}`)})`;
  * file, or one of unknown size, loads alone, on all of DuckDB's threads and with no staging copy.
  */
 const SHARED_READ_MAX_BYTES = 1024 * 1024;
-/** Files per shared read: bounds the staging table at this many × SHARED_READ_MAX_BYTES of CSV. */
+/** Files per shared read: bounds its concatenated file (and the memory building it) at this many × SHARED_READ_MAX_BYTES. */
 const SHARED_READ_MAX_FILES = 128;
 
 const MANIFEST_INSERT_SQL = `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`;
