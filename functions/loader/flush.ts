@@ -10,6 +10,7 @@
  * held again) and the flush goes on.
  */
 import type { Logger } from 'pino';
+import { batches } from '../core/batches.js';
 import { WarehouseJobRetryableError, WarehouseUnavailableError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
 import type { UploadLedger } from '../core/uploads.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
@@ -189,29 +190,6 @@ async function hold(deps: FlushDeps, lease: HeldLease, files: PendingFile[], e: 
 function flushOutcome(report: FlushReport, files: number): FlushOutcome {
   const settled = report.loaded + report.duplicates;
   return settled === files ? 'ok' : settled === 0 ? 'failed' : 'partial';
-}
-
-/**
- * Consecutive batches of at most `maxFiles` files and `maxBytes` bytes, in
- * order; a file over `maxBytes` on its own is a batch of one. A file of
- * unknown size (a marker from before sizes were recorded) counts as a full batch.
- */
-export function batches(files: readonly PendingFile[], maxFiles: number, maxBytes: number): PendingFile[][] {
-  const out: PendingFile[][] = [];
-  let current: PendingFile[] = [];
-  let bytes = 0;
-  for (const file of files) {
-    const size = file.bytes ?? maxBytes;
-    if (current.length && (current.length >= maxFiles || bytes + size > maxBytes)) {
-      out.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(file);
-    bytes += size;
-  }
-  if (current.length) out.push(current);
-  return out;
 }
 
 export async function flushPending(deps: FlushDeps): Promise<FlushReport> {

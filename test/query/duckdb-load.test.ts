@@ -54,6 +54,21 @@ describe('DuckDbWarehouse.load', () => {
     expect(await total()).toBe(30 + 7 + 5 + 4);
   });
 
+  it('gives each file its own rows when a batch of small files, LF-ended as ingest writes them, takes several shared reads', async () => {
+    // Sized near the small-file bound, so the batch's bytes, not its count, split it into reads.
+    const near = 900 * 1024;
+    const batch = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const item = await file(`in/${i}.csv`, String(i + 1), 3 + i);
+        await fs.writeFile(item.uri, (await fs.readFile(item.uri, 'utf8')).replaceAll('\r\n', '\n'));
+        return { ...item, bytes: near };
+      }),
+    );
+    const outcomes = await warehouse.load(batch);
+    expect(outcomes.map((o) => o.rows)).toEqual(batch.map((_, i) => 3 + i));
+    expect(await byFile()).toEqual(Object.fromEntries(batch.map((f, i) => [`${f.object}#${f.generation}`, 3 + i])));
+  });
+
   it('loads nothing of a batch with a bad file, and all of it once the file is gone', async () => {
     const good = [await file('in/a.csv', '1', 10), await file('in/b.csv', '2', 20)];
     const bad = { object: 'in/bad.csv', generation: '3', uri: path.join(dir, 'bad.csv') };

@@ -24,6 +24,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { batches } from '../../core/batches.js';
 import { crashPoint } from '../../core/crash-point.js';
 import { concatenatedCsv } from './concatenated-csv.js';
 import { CANONICAL_HEADER, duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
@@ -78,8 +79,10 @@ FROM read_csv($path, ${csvOptions(`'_file': 'INTEGER', ${canonicalColumns}`)})`;
  * file, or one of unknown size, loads alone, on all of DuckDB's threads and with no staging copy.
  */
 const SHARED_READ_MAX_BYTES = 1024 * 1024;
-/** Files per shared read: bounds its concatenated file (and the memory building it) at this many × SHARED_READ_MAX_BYTES. */
+/** Files per shared read. */
 const SHARED_READ_MAX_FILES = 128;
+/** Bytes per shared read: bounds its concatenated file, and the memory that builds it (the files read, and their join). */
+const SHARED_READ_MAX_TOTAL_BYTES = 16 * 1024 * 1024;
 
 const MANIFEST_INSERT_SQL = `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`;
 
@@ -212,7 +215,7 @@ export class DuckDbWarehouse implements Warehouse {
   /**
    * One transaction per batch: one manifest lookup (an index lookup, so its cost does not grow
    * with the manifest), the new files' rows, one manifest insert. Small new files are read
-   * together, SHARED_READ_MAX_FILES per statement; a large one, or a batch's only new file, alone.
+   * together, up to SHARED_READ_MAX_FILES and SHARED_READ_MAX_TOTAL_BYTES per statement; a large one, or a batch's only new file, alone.
    */
   private async loadNow(items: LoadItem[]): Promise<LoadOutcome[]> {
     const db = this.connection(this.writer);
@@ -224,8 +227,8 @@ export class DuckDbWarehouse implements Warehouse {
       const small = fresh.filter((i) => i.bytes !== undefined && i.bytes <= SHARED_READ_MAX_BYTES);
       const shared = small.length > 1 ? small : [];
       const rows = new Map<string, number>();
-      for (let i = 0; i < shared.length; i += SHARED_READ_MAX_FILES) {
-        for (const [key, count] of await this.loadTogether(db, shared.slice(i, i + SHARED_READ_MAX_FILES), loadedAt)) rows.set(key, count);
+      for (const group of batches(shared, SHARED_READ_MAX_FILES, SHARED_READ_MAX_TOTAL_BYTES)) {
+        for (const [key, count] of await this.loadTogether(db, group, loadedAt)) rows.set(key, count);
       }
       const together = new Set(shared);
       const alone = fresh.filter((i) => !together.has(i));
