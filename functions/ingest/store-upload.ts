@@ -158,8 +158,7 @@ export async function stageUpload(
 
 async function stageWhole(deps: { store: ObjectStore; limits: ValidationLimits }, bytes: Buffer, meta: UploadMeta, fileName: string | undefined, signal?: AbortSignal): Promise<StagedUpload> {
   validationStarted('main');
-  const { validationThreads: _t, validationThreadMinBytes: _m, ...limits } = deps.limits;
-  const { canonical, rows } = checkWhole(bytes, limits);
+  const { canonical, rows } = checkWhole(bytes, deps.limits);
   const canonicalBytes = canonical.length === 1 ? canonical[0]! : Buffer.concat(canonical);
   const labels = provenance(meta, fileName);
   let content: StagedUpload['content'] = { bytes: canonicalBytes };
