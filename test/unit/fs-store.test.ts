@@ -85,6 +85,16 @@ describe('FsObjectStore', () => {
     }
   });
 
+  it('replacing an inline object removes the file uri() wrote out for it', async () => {
+    const first = await store.write('u.csv', bytes(10, 1));
+    const second = await store.write('u.csv', bytes(10, 2), { ifGenerationMatch: first.generation });
+    expect(contentFiles()).toEqual([]);
+    same(fs.readFileSync(store.uri('u.csv', second.generation)), bytes(10, 2));
+    expect(contentFiles()).toHaveLength(1);
+    await store.write('u.csv', bytes(10, 3), { ifGenerationMatch: second.generation });
+    expect(contentFiles()).toEqual([]);
+  });
+
   it('a deleted object is gone, even to a read of the generation a stat just saw', async () => {
     const info = await store.write('d.json', Buffer.from('{"a":1}'));
     expect(await store.stat('d.json')).toMatchObject({ generation: info.generation });

@@ -324,7 +324,8 @@ export class FsObjectStore implements ObjectStore {
     fields: Pick<ObjectInfo, 'size' | 'md5Hash' | 'contentType' | 'metadata'> & Preconditions,
   ): Promise<ObjectInfo> {
     const info = await this.locked(name, async () => {
-      const current = this.entry(name)?.info;
+      const currentEntry = this.entry(name, fields.ifGenerationMatch === '0');
+      const current = currentEntry?.info;
       try {
         this.checkPrecondition(name, current, fields);
       } catch (e) {
@@ -351,7 +352,12 @@ export class FsObjectStore implements ObjectStore {
           throw e;
         }
       }
-      if (current) removeIfExists(this.contentPath(name, current.generation));
+      if (current) {
+        const replaced = this.contentPath(name, current.generation);
+        // An inline object has a file of its own only once uri() has written one: most never do, and unlinking a
+        // missing file costs an ENOENT error with its stack, where the existence check throws nothing.
+        if (!currentEntry.inline || fss.existsSync(replaced)) removeIfExists(replaced);
+      }
       return next;
     });
     for (const listener of this.listeners) await notify(listener, info);
@@ -362,9 +368,15 @@ export class FsObjectStore implements ObjectStore {
     if (this.lastStat?.name === name) this.lastStat = undefined;
   }
 
-  /** The live generation, if the object exists. */
-  private entry(name: string): Entry | undefined {
-    const file = readFileIfExists(this.metaPath(name));
+  /**
+   * The live generation, if the object exists. `expectAbsent` (a create): reading a missing file costs an ENOENT
+   * error with its stack, twice an existing file's read; an existence check first throws nothing, and its answer
+   * is as good as the read's, both taken under the name's lock.
+   */
+  private entry(name: string, expectAbsent = false): Entry | undefined {
+    const meta = this.metaPath(name);
+    if (expectAbsent && !fss.existsSync(meta)) return undefined;
+    const file = readFileIfExists(meta);
     return file && parseEntry(file);
   }
 
