@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +55,23 @@ describe('FsObjectStore', () => {
       expect(direct).toMatchObject({ size, md5Hash: streamed.md5Hash, contentType: 'text/csv', metadata: { k: 'v' } });
       same(await buffer(store.read(`d/${size}`)), data);
       await expect(store.write(`d/${size}`, data, { ifGenerationMatch: '0' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    }
+  });
+
+  it('gives each object the MD5 of its bytes, and none when the writer asks for none (a staging object), keeping the same bytes', async () => {
+    for (const size of [300, SMALL_OBJECT_BYTES * 3 + 17]) {
+      const data = bytes(size, 3);
+      const md5 = createHash('md5').update(data).digest('base64');
+      expect(await store.write(`m/${size}`, source(data))).toMatchObject({ md5Hash: md5 });
+      expect(await store.write(`m/${size}.buffer`, data)).toMatchObject({ md5Hash: md5 });
+      for (const [name, body] of [[`n/${size}`, source(data)], [`n/${size}.buffer`, data]] as const) {
+        const info = await store.write(name, body, { md5: false, contentType: 'text/csv' });
+        expect(info).toMatchObject({ size, contentType: 'text/csv' });
+        expect(info.md5Hash).toBeUndefined();
+        expect((await store.stat(name))?.md5Hash).toBeUndefined();
+        same(await buffer(store.read(name)), data);
+        expect((await store.copy(name, `c/${name}`)).md5Hash).toBeUndefined();
+      }
     }
   });
 

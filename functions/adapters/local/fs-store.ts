@@ -144,15 +144,16 @@ export class FsObjectStore implements ObjectStore {
   async write(name: string, source: Readable | Buffer, options: WriteOptions = {}): Promise<ObjectInfo> {
     checkName(name);
     if (Buffer.isBuffer(source)) {
-      return this.commit(name, { bytes: source }, { size: source.length, md5Hash: createHash('md5').update(source).digest('base64'), ...this.fields(options) });
+      const md5Hash = options.md5 === false ? undefined : createHash('md5').update(source).digest('base64');
+      return this.commit(name, { bytes: source }, { size: source.length, md5Hash, ...this.fields(options) });
     }
     ensureDir(this.tmpDir);
     const tmp = path.join(this.tmpDir, randomBytes(12).toString('hex'));
-    const md5 = createHash('md5');
+    const md5 = options.md5 === false ? undefined : createHash('md5');
     let size = 0;
     const measure = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        md5.update(chunk);
+        md5?.update(chunk);
         size += chunk.length;
         done(null, chunk);
       },
@@ -170,7 +171,7 @@ export class FsObjectStore implements ObjectStore {
       throw e;
     }
     const held = sink.held;
-    return this.commit(name, held ? { bytes: held } : { tmp }, { size, md5Hash: md5.digest('base64'), ...this.fields(options) });
+    return this.commit(name, held ? { bytes: held } : { tmp }, { size, md5Hash: md5?.digest('base64'), ...this.fields(options) });
   }
 
   private fields(options: WriteOptions): Pick<ObjectInfo, 'contentType' | 'metadata'> & Preconditions {
