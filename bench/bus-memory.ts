@@ -34,7 +34,8 @@ const until = async (done: () => boolean): Promise<void> => {
 async function measure(mode: 'in-flight' | 'backing-off'): Promise<number> {
   const dir = await tempDir('bus-memory-');
   const log = createLogger('silent');
-  const bus = new DurableLocalBus(path.join(dir, 'bus'), log);
+  // Each delivery held in flight at once: the flow control's bound lifted to N.
+  const bus = new DurableLocalBus(path.join(dir, 'bus'), log, N);
   const store = new FsObjectStore(path.join(dir, 'buckets'), 'b');
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));

@@ -150,6 +150,34 @@ describe('the durable local bus', () => {
     expect(await b.pending('sub')).toBe(0);
   });
 
+  it('has at most maxOutstanding deliveries in flight, like Pub/Sub’s flow control, and delivers the backlog behind them in order', async () => {
+    const b = new DurableLocalBus(await tempDir(), quietLogger(), 3);
+    open.push(b);
+    let inFlight = 0;
+    let most = 0;
+    const started: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await b.subscribe(spec(), async (m) => {
+      started.push(m.data.toString());
+      most = Math.max(most, ++inFlight);
+      await held;
+      inFlight -= 1;
+    });
+    for (let i = 0; i < 10; i++) await b.publish('objects', Buffer.from(String(i)));
+    try {
+      await eventually(async () => (started.length >= 3 ? true : undefined));
+      // Every message is due; the others wait for a delivery to end.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(started).toEqual(['0', '1', '2']);
+    } finally {
+      release();
+    }
+    await eventually(async () => ((await b.pending('sub')) === 0 ? true : undefined));
+    expect(started).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+    expect(most).toBe(3);
+  });
+
   it('backs off exponentially between the configured bounds', () => {
     expect([1, 2, 3, 4, 10].map((a) => backoffMs(a, { minBackoffMs: 10, maxBackoffMs: 50 }))).toEqual([10, 20, 40, 50, 50]);
   });

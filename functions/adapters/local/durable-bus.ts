@@ -87,12 +87,16 @@ class LocalSubscription implements Subscription {
    */
   private readonly subscriberContext = new AsyncResource('LocalSubscription');
 
+  /** Ids of messages due while `maxOutstanding` deliveries are in flight, oldest first. */
+  private readonly due = new Set<string>();
+
   constructor(
     private readonly bus: DurableLocalBus,
     readonly spec: SubscriptionSpec,
     private readonly dir: string,
     private readonly handler: MessageHandler,
     private readonly log: Logger | undefined,
+    private readonly maxOutstanding: number,
   ) {}
 
   async start(): Promise<void> {
@@ -111,13 +115,30 @@ class LocalSubscription implements Subscription {
     const timer: NodeJS.Timeout = this.subscriberContext.runInAsyncScope(() =>
       setTimeout(() => {
         this.timers.delete(timer);
-        const delivery = this.deliver(id)
-          .catch((error: unknown) => this.retryLater(id, error))
-          .finally(() => this.inFlight.delete(delivery));
-        this.inFlight.add(delivery);
+        this.due.add(id);
+        this.deliverDue();
       }, Math.max(0, notBefore - Date.now())),
     );
     this.timers.add(timer);
+  }
+
+  /**
+   * Starts due deliveries up to `maxOutstanding` at once, as Pub/Sub's subscriber flow control does:
+   * a backlog of any size (read at start-up, or a burst of uploads) waits as ids, not as thousands of
+   * handlers all at work at once, each holding its message and its own writes.
+   */
+  private deliverDue(): void {
+    for (const id of this.due) {
+      if (this.closed || this.inFlight.size >= this.maxOutstanding) return;
+      this.due.delete(id);
+      const delivery = this.deliver(id)
+        .catch((error: unknown) => this.retryLater(id, error))
+        .finally(() => {
+          this.inFlight.delete(delivery);
+          this.deliverDue();
+        });
+      this.inFlight.add(delivery);
+    }
   }
 
   private async deliver(id: string): Promise<void> {
@@ -186,6 +207,8 @@ class LocalSubscription implements Subscription {
     this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    // Their files stay: the next subscriber delivers them.
+    this.due.clear();
     await Promise.allSettled([...this.inFlight]);
   }
 }
@@ -198,6 +221,8 @@ export class DurableLocalBus implements EventBus {
   constructor(
     private readonly root: string,
     private readonly log?: Logger,
+    /** Deliveries in flight per subscription at most; the Pub/Sub client's default flow control (`flowControl.maxMessages`). */
+    private readonly maxOutstanding = 1000,
   ) {}
 
   /**
@@ -234,7 +259,7 @@ export class DurableLocalBus implements EventBus {
   async subscribe(spec: SubscriptionSpec, handler: MessageHandler): Promise<Subscription> {
     if (this.active.has(spec.name)) throw new Error(`subscription ${spec.name} already has a subscriber`);
     await this.createSubscription(spec);
-    const subscription = new LocalSubscription(this, spec, this.queueDir(spec.name), handler, this.log);
+    const subscription = new LocalSubscription(this, spec, this.queueDir(spec.name), handler, this.log, this.maxOutstanding);
     this.active.set(spec.name, subscription);
     await subscription.start();
     return {
