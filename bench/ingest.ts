@@ -401,8 +401,8 @@ const SERVERS = ALL_SERVERS.filter((k) => k !== 'pipeline floor' || process.env.
 /** The pipeline floor's way to hand DuckDB a batch (bench/pipeline-floor.ts); both are measured in-process either way. */
 const FLOOR_LOADER = (process.env.BENCH_FLOOR_LOADER ?? 'read_csv') as LoaderName;
 if (!LOADER_NAMES.includes(FLOOR_LOADER)) throw new Error(`BENCH_FLOOR_LOADER must be one of ${LOADER_NAMES.join(', ')}`);
-/** Runs of each loader in the pipeline floor's DuckDB part alone, alternating. */
-const FLOOR_LOAD_RUNS = envInt('BENCH_FLOOR_LOAD_RUNS', 2);
+/** Runs of each loader in the pipeline floor's DuckDB part alone, alternating (each about 5 s of the bench's time). */
+const FLOOR_LOAD_RUNS = envInt('BENCH_FLOOR_LOAD_RUNS', 1);
 
 interface SmallRow {
   load: string;
