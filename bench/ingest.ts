@@ -566,7 +566,10 @@ ${floorLoad ? floorLoadText(floorLoad, small[0]!.results['pipeline floor']) : ''
 function floorLoadText({ batchSizes, cpuPerFile }: FloorLoadReport, closedLoop: SmallResult): string {
   const sorted = [...batchSizes].sort((a, b) => a - b);
   const files = batchSizes.reduce((n, b) => n + b, 0);
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = (xs: number[]): number => {
+    const x = [...xs].sort((a, b) => a - b);
+    return (x[Math.floor((x.length - 1) / 2)]! + x[Math.ceil((x.length - 1) / 2)]!) / 2;
+  };
   const cheaper = LOADER_NAMES.reduce((a, b) => (median(cpuPerFile[a]) <= median(cpuPerFile[b]) ? a : b));
   const load = median(cpuPerFile[cheaper]);
   return `
@@ -576,6 +579,6 @@ The pipeline floor's load alone, in this process (no server): the closed loop's 
 |---|--:|--:|
 ${LOADER_NAMES.map((l) => `| ${l}${l === FLOOR_LOADER ? ' (the server\'s)' : ''} | ${cpuPerFile[l].map((x) => x.toFixed(2)).join(' / ')} | ${median(cpuPerFile[l]).toFixed(2)} |`).join('\n')}
 
-Cheaper here: ${cheaper}${cheaper === FLOOR_LOADER ? '' : ` (the server used ${FLOOR_LOADER}: BENCH_FLOOR_LOADER=${cheaper} measures the floor with it)`}. Of the pipeline floor's ${closedLoop.cpuPerUpload.toFixed(2)} ms per upload in the closed loop, its load takes ${load.toFixed(2)} (${((100 * load) / closedLoop.cpuPerUpload).toFixed(0)}%); the rest, ${(closedLoop.cpuPerUpload - load).toFixed(2)} ms, is HTTP, Express, validation and the durable write.
+Cheaper here: ${cheaper}${cheaper === FLOOR_LOADER ? '' : ` (the server used ${FLOOR_LOADER}: BENCH_FLOOR_LOADER=${cheaper} measures the floor with it)`}, ${load.toFixed(2)} ms per file, ${((100 * load) / closedLoop.cpuPerUpload).toFixed(0)}% of the pipeline floor's ${closedLoop.cpuPerUpload.toFixed(2)} ms per upload in the closed loop. There its main thread (HTTP, Express, validation, the durable write, the loader's JavaScript) took ${closedLoop.mainPerUpload.toFixed(2)} ms per upload and its other threads (DuckDB's, V8's) ${(closedLoop.cpuPerUpload - closedLoop.mainPerUpload).toFixed(2)}.
 `;
 }

@@ -4,8 +4,9 @@
  * our handlers run under `npm start`): the body read whole, checked by our validator as the
  * small-body path does (checkWhole), its canonical bytes made durable once (a temp file renamed;
  * synchronous, as our local store does), a JSON answer. In the same process a loader takes what
- * arrived while its previous batch loaded and loads it in one transaction (bench/pipeline-floor.ts,
- * `LOADER`: read_csv or appender). No bus, no records, no gateway, no logs, no metrics.
+ * arrived while its previous batch loaded (and in a gather of 50 ms, as ours) and loads it in one
+ * transaction (bench/pipeline-floor.ts, `LOADER`: read_csv or appender). No bus, no records, no
+ * gateway, no logs, no metrics.
  * `GET /stats`, once the loader is idle: rows and files in DuckDB, uploads taken, and the batch
  * sizes since the last call. Prints its port. `SINK`: where its files and database go.
  */
@@ -24,11 +25,18 @@ const pending: FloorFile[] = [];
 let batchSizes: number[] = [];
 let taken = 0;
 let loading: Promise<void> | undefined;
+/**
+ * Each batch first waits this long for more files, as our loader's flush does under `npm start`
+ * (FLUSH_GATHER_MS, 50 by default): a transaction costs DuckDB milliseconds of CPU however few
+ * files it holds, so without it a slow arrival rate would load one file per transaction.
+ */
+const GATHER_MS = Number(process.env.FLUSH_GATHER_MS ?? 50);
 
 /** One batch at a time; what arrives meanwhile is the next. A failed load ends the process: a floor that loses rows measures nothing. */
 function kick(): void {
   loading ??= (async () => {
     while (pending.length) {
+      await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
       const batch = pending.splice(0, FLOOR_BATCH_FILES);
       batchSizes.push(batch.length);
       await db.load(batch);
