@@ -33,6 +33,12 @@ export interface WriteOptions extends Preconditions {
   metadata?: Record<string, string>;
   /** Aborting the signal aborts the upload; nothing is left behind. */
   signal?: AbortSignal;
+  /**
+   * false: nobody compares this object's bytes by MD5 (a staging object, copied and deleted), so
+   * the local store, which computes md5Hash itself on the event loop, leaves it out, as GCS does
+   * for a composite object. GCS computes it server-side whatever this says.
+   */
+  md5?: false;
 }
 
 export interface CopyOptions extends Preconditions {

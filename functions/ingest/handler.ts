@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { IngestLimits } from '../core/config.js';
 import { guardRequest } from '../core/crash-guard.js';
 import { newUploadId, UPLOAD_ID } from '../core/ids.js';
-import { bodySource, discardUnreadBody, isRead, methodNotAllowed, notFound, READ_METHODS, sendError, sendProblem, UNAVAILABLE_RETRY_SECONDS } from '../core/http.js';
+import { bodySource, discardUnreadBody, isRead, methodNotAllowed, notFound, READ_METHODS, sendError, sendJson, sendProblem, UNAVAILABLE_RETRY_SECONDS } from '../core/http.js';
 import { httpRequestLog, traceFields, type Logger } from '../core/logger.js';
 import { Problem } from '../core/problem.js';
 import { idempotencyIndex, uploadView, type IdempotencyIndex } from '../core/uploads.js';
@@ -123,10 +123,10 @@ async function upload(ing: Ingest, req: Request, res: Response, log: Logger, upl
   }, samePayload);
   if (replayed) {
     // The first request's answer; this one's body was read only to check it is the same payload.
-    res.status(200).location(reply.location).setHeader('Idempotent-Replayed', 'true').json(reply.body);
+    sendJson(res, 200, reply.body, { Location: reply.location, 'Idempotent-Replayed': 'true' });
     return 200;
   }
-  res.status(reply.status).location(reply.location).json(reply.body);
+  sendJson(res, reply.status, reply.body, { Location: reply.location });
   return reply.status;
 }
 

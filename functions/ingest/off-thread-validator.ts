@@ -7,11 +7,14 @@
  * validation threads (VALIDATION_THREADS) and the file is declared large enough
  * (VALIDATION_THREAD_MIN_BYTES); docs/benchmarks.md says when that pays.
  *
- * Memory: each chunk is copied into a buffer of CHUNK_BYTES that is moved
- * (transferred) to the thread and moved back once read, to be used again; the
- * canonical chunks move over once. At most IN_FLIGHT_BYTES are on their way
- * to the thread at a time, so a fast client cannot queue a file in memory
- * ahead of the checks.
+ * Memory: the file's chunks are copied into buffers of CHUNK_BYTES, each moved
+ * (transferred) to the thread once full and moved back once read, to be used
+ * again; the canonical CSV comes back in chunks of the same size, each moved
+ * over once. At most IN_FLIGHT_BYTES are on their way to the thread at a
+ * time, so a fast client cannot queue a file in memory ahead of the checks.
+ * The chunks are larger than a socket's (64 KiB): each message, each write of
+ * the staging file and each stream stage it passes costs per chunk, not per
+ * byte (docs/benchmarks.md, "Fewer, larger chunks").
  */
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -23,7 +26,7 @@ import { validationStarted } from '../ops/events.js';
 import { CsvValidator, InvalidCsvError, type ValidationLimits } from './validator.js';
 
 export type ToThread =
-  | { id: number; limits: ValidationLimits }
+  | { id: number; limits: ValidationLimits; outputChunkBytes: number }
   | { id: number; chunk: ArrayBuffer; length: number }
   | { id: number; end: true }
   | { id: number; cancel: true };
@@ -35,10 +38,10 @@ export type FromThread =
   | { id: number; invalid: { faults: CsvFault[]; faultCount: number; rows: number; status: 413 | 422 } }
   | { id: number; error: string };
 
-const CHUNK_BYTES = 64 * 1024;
-const IN_FLIGHT_BYTES = 8 * CHUNK_BYTES;
+const CHUNK_BYTES = 256 * 1024;
+const IN_FLIGHT_BYTES = 2 * CHUNK_BYTES;
 /** Spare chunk buffers a thread keeps: enough for the uploads it usually has at once. */
-const SPARE_CHUNKS = 32;
+const SPARE_CHUNKS = 8;
 
 let bundled: string | undefined;
 
@@ -77,7 +80,7 @@ class ValidatorThread {
   open(id: number, session: OffThreadValidator, limits: ValidationLimits): void {
     if (this.sessions.size === 0) this.worker.ref();
     this.sessions.set(id, session);
-    this.post({ id, limits });
+    this.post({ id, limits, outputChunkBytes: CHUNK_BYTES });
   }
 
   close(id: number): void {
@@ -88,11 +91,15 @@ class ValidatorThread {
     this.worker.postMessage(message, transfer);
   }
 
-  /** Copies `bytes` (at most CHUNK_BYTES) into a chunk buffer and moves it to the thread. */
-  send(id: number, bytes: Buffer): void {
-    const chunk = this.spare.pop() ?? new ArrayBuffer(CHUNK_BYTES);
-    bytes.copy(new Uint8Array(chunk));
-    this.post({ id, chunk, length: bytes.length }, [chunk]);
+  /** An empty chunk buffer, to fill and send. */
+  chunk(): Uint8Array {
+    return new Uint8Array(this.spare.pop() ?? new ArrayBuffer(CHUNK_BYTES));
+  }
+
+  /** Moves the first `length` bytes of a chunk buffer to the thread. */
+  send(id: number, chunk: Uint8Array, length: number): void {
+    const buffer = chunk.buffer as ArrayBuffer;
+    this.post({ id, chunk: buffer, length }, [buffer]);
   }
 
   /** A chunk buffer the thread has read, to be used again. */
@@ -137,6 +144,9 @@ export class OffThreadValidator extends Transform {
   private readonly id = ++lastId;
   private readonly thread: ValidatorThread;
   private inFlight = 0;
+  /** The chunk buffer being filled, and how much of it is. */
+  private filling?: Uint8Array;
+  private filled = 0;
   /** The write waiting for room in flight. */
   private waiting?: TransformCallback;
   private flushed?: TransformCallback;
@@ -148,15 +158,28 @@ export class OffThreadValidator extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    for (let at = 0; at < chunk.length; at += CHUNK_BYTES) this.thread.send(this.id, chunk.subarray(at, at + CHUNK_BYTES));
-    this.inFlight += chunk.length;
+    for (let at = 0; at < chunk.length; ) {
+      this.filling ??= this.thread.chunk();
+      const copied = chunk.copy(this.filling, this.filled, at);
+      at += copied;
+      this.filled += copied;
+      if (this.filled === CHUNK_BYTES) this.sendFilled();
+    }
     if (this.inFlight < IN_FLIGHT_BYTES) done();
     else this.waiting = done;
   }
 
   override _flush(done: TransformCallback): void {
+    if (this.filled > 0) this.sendFilled();
     this.flushed = done;
     this.thread.post({ id: this.id, end: true });
+  }
+
+  private sendFilled(): void {
+    this.thread.send(this.id, this.filling!, this.filled);
+    this.inFlight += this.filled;
+    this.filling = undefined;
+    this.filled = 0;
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {

@@ -165,7 +165,7 @@ async function stageWhole(deps: { store: ObjectStore; limits: ValidationLimits }
   // The canonical form adds each row's line number: past what a staged file may hold, it is staged as an object.
   if (canonicalBytes.length > HELD_UPLOAD_BYTES) {
     content = { staging: `${STAGING_PREFIX}${meta.uploadId}.csv` };
-    await deps.store.write(content.staging, canonicalBytes, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
+    await deps.store.write(content.staging, canonicalBytes, { contentType: 'text/csv', metadata: labels, md5: false, ...(signal ? { signal } : {}) });
   }
   return staged(meta, fileName, labels, { content, bytes: bytes.length, rows, sha256: sha256Hex(bytes), canonicalSha256: sha256Hex(canonicalBytes) });
 }
@@ -185,7 +185,7 @@ async function stageStream(
   let written: Promise<unknown> | undefined;
   const sink = new SpillingSink(HELD_UPLOAD_BYTES, () => {
     const spill = new PassThrough();
-    written = deps.store.write(staging, spill, { contentType: 'text/csv', metadata: labels, ...(signal ? { signal } : {}) });
+    written = deps.store.write(staging, spill, { contentType: 'text/csv', metadata: labels, md5: false, ...(signal ? { signal } : {}) });
     return { stream: spill, done: written };
   });
   try {

@@ -28,7 +28,7 @@ function start(id: number, validator: CsvValidator): void {
 }
 
 port.on('message', (m: ToThread) => {
-  if ('limits' in m) return start(m.id, new CsvValidator(m.limits));
+  if ('limits' in m) return start(m.id, new CsvValidator(m.limits, m.outputChunkBytes));
   const validator = sessions.get(m.id);
   if (!validator) return; // failed, or cancelled, already
   // A chunk's buffer goes back once its write has called back: CsvValidator keeps no view of a chunk

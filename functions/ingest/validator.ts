@@ -93,12 +93,13 @@ export class CsvCheck {
   private readonly parser: CsvRecords;
   private fatal?: InvalidCsvError;
 
-  /** `emit` is handed the canonical CSV in chunks of about 64 KiB. */
+  /** `emit` is handed the canonical CSV in chunks of about `outputChunkBytes`. */
   constructor(
     private readonly limits: ValidationLimits,
     emit: (chunk: Buffer) => void,
+    outputChunkBytes = OUTPUT_CHUNK,
   ) {
-    this.output = new ByteOutput(OUTPUT_CHUNK, emit);
+    this.output = new ByteOutput(outputChunkBytes, emit);
     this.parser = new CsvRecords(limits.maxRecordChars, {
       record: (record, line) => {
         if (!this.fatal) this.onRecord(record, line);
@@ -213,9 +214,9 @@ export class CsvCheck {
 export class CsvValidator extends Transform {
   private readonly check: CsvCheck;
 
-  constructor(limits: ValidationLimits = DEFAULT_LIMITS) {
-    super({ readableHighWaterMark: OUTPUT_CHUNK });
-    this.check = new CsvCheck(limits, (chunk) => this.push(chunk));
+  constructor(limits: ValidationLimits = DEFAULT_LIMITS, outputChunkBytes = OUTPUT_CHUNK) {
+    super({ readableHighWaterMark: outputChunkBytes });
+    this.check = new CsvCheck(limits, (chunk) => this.push(chunk), outputChunkBytes);
   }
 
   get rows(): number {

@@ -203,12 +203,11 @@ export async function flushPending(deps: FlushDeps): Promise<FlushReport> {
   let files: PendingFile[] = [];
   let held = false;
   try {
-    files = await new PendingFiles(deps.store).list(MAX_BATCH_FILES);
-    const now = (deps.now ?? Date.now)();
-    const due = files.filter((f) => !f.retryAt || Date.parse(f.retryAt) <= now);
+    const due = await new PendingFiles(deps.store).due(MAX_BATCH_FILES, (deps.now ?? Date.now)());
+    files = due.files;
     // Still held back by BigQuery, so the flush is `held` while they wait: the loads-held alert keeps its flushes.
-    report.held += files.length - due.length;
-    for (const batch of batches(due, MAX_BATCH_FILES, maxBatchBytes)) await loadGroup(deps, lease, batch, report);
+    report.held += due.waiting;
+    for (const batch of batches(files, MAX_BATCH_FILES, maxBatchBytes)) await loadGroup(deps, lease, batch, report);
   } catch (e) {
     if (e instanceof WarehouseUnavailableError) {
       held = true;

@@ -12,32 +12,28 @@ import { crashPointAfterReply } from '../core/crash-point.js';
 import { fromCloudEvent, parseNotification, UndecodableMessageError } from '../core/notification.js';
 import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
-import { markLoading, PendingFiles } from './pending.js';
+import { markLoading, PendingFiles, type PendingFile } from './pending.js';
 import { RECONCILE_TASK, reconcileOnSchedule } from './reconcile.js';
 import { deadLetter } from '../ops/events.js';
 
 const uploadIdOf = (object: Record<string, unknown>): string | undefined => (object.metadata as Record<string, string> | undefined)?.uploadId;
 
+/** The file a notification announces, if the loader takes it; undefined for another event or prefix. */
+function announcedFile(data: unknown): Omit<PendingFile, 'failures'> | undefined {
+  const message = fromCloudEvent(data);
+  const { eventType, name, generation, object } = parseNotification(message.attributes, message.data);
+  if (eventType !== 'OBJECT_FINALIZE' || !name.startsWith(INCOMING_PREFIX)) return undefined;
+  const uploadId = uploadIdOf(object);
+  const bytes = Number(object.size);
+  return { object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) };
+}
+
 export function loaderHandler(rt: Runtime) {
   const pending = new PendingFiles(rt.store);
-  return async (event: CloudEvent<unknown>): Promise<void> => {
-    let notification;
+  const record = async (file: Omit<PendingFile, 'failures'>): Promise<void> => {
+    const { object: name, generation, uploadId } = file;
     try {
-      const message = fromCloudEvent(event.data);
-      notification = parseNotification(message.attributes, message.data);
-    } catch (e) {
-      if (!(e instanceof UndecodableMessageError)) throw e;
-      // Retrying cannot make it decodable: acknowledge it and keep a copy where people look.
-      rt.log.error({ eventId: event.id, err: e }, 'undecodable notification; sent to the dead-letter topic');
-      await rt.bus.publish(rt.config.deadLetterTopic, Buffer.from(JSON.stringify(event.data ?? null)), { source: 'loader', reason: e.message, eventId: event.id });
-      return;
-    }
-    const { eventType, name, generation } = notification;
-    if (eventType !== 'OBJECT_FINALIZE' || !name.startsWith(INCOMING_PREFIX)) return;
-    const uploadId = uploadIdOf(notification.object);
-    const bytes = Number(notification.object.size);
-    try {
-      if (await pending.add({ object: name, generation, ...(uploadId ? { uploadId } : {}), ...(Number.isSafeInteger(bytes) ? { bytes } : {}) })) {
+      if (await pending.add(file)) {
         rt.log.info({ uploadId, object: name, generation }, 'file pending load');
         // A late copy of a loaded file's notification adds a marker the flush settles as a duplicate; the upload stays loaded.
         if (uploadId) await markLoading(rt.ledger, uploadId, generation);
@@ -49,6 +45,22 @@ export function loaderHandler(rt: Runtime) {
     }
     await rt.flush();
     crashPointAfterReply('after-ack');
+  };
+  const undecodable = async (event: CloudEvent<unknown>, e: UndecodableMessageError): Promise<void> => {
+    // Retrying cannot make it decodable: acknowledge it and keep a copy where people look.
+    rt.log.error({ eventId: event.id, err: e }, 'undecodable notification; sent to the dead-letter topic');
+    await rt.bus.publish(rt.config.deadLetterTopic, Buffer.from(JSON.stringify(event.data ?? null)), { source: 'loader', reason: e.message, eventId: event.id });
+  };
+  // Not async itself: once the file is known, the event and its parse are no one's, so a delivery
+  // waiting on its flush (for as long as a flush lasts) holds the few fields of its file, not the notification.
+  return (event: CloudEvent<unknown>): Promise<void> => {
+    let file;
+    try {
+      file = announcedFile(event.data);
+    } catch (e) {
+      return e instanceof UndecodableMessageError ? undecodable(event, e) : Promise.reject(e as Error);
+    }
+    return file ? record(file) : Promise.resolve();
   };
 }
 

@@ -92,6 +92,14 @@ function parse(body: string): LeaseRecord {
 }
 
 /**
+ * A record stamped further ahead of this clock than any holder writes (its start at most its now,
+ * its expiry at most its now plus the TTL), by more than a TTL of skew: this clock was set back
+ * since (a laptop's clock corrected after a sleep, or by hand). Waiting for the clock to reach the
+ * stamp would stop every flush for as long as the jump; the lease counts as expired instead.
+ */
+const setBack = (last: LeaseRecord, at: number, { ttlMs }: LeaseTimes): boolean => last.startedAt > at + ttlMs || last.expiresAt > at + 2 * ttlMs;
+
+/**
  * Takes the lease if nobody holds it (released, or expired) and the last
  * flush started at least `spacingMs` ago; undefined otherwise.
  */
@@ -101,7 +109,7 @@ export async function acquireFlushLease(store: ObjectStore, times: LeaseTimes, n
     if (current) {
       const last = parse(await text(store.read(name, { generation: current.generation })));
       const at = now();
-      if (last.expiresAt > at || at - last.startedAt < times.spacingMs) return undefined;
+      if (!setBack(last, at, times) && (last.expiresAt > at || at - last.startedAt < times.spacingMs)) return undefined;
     }
     const record: LeaseRecord = { owner: randomUUID(), startedAt: now(), expiresAt: now() + times.ttlMs };
     const info = await store.write(name, Buffer.from(JSON.stringify(record)), { contentType: 'application/json', ifGenerationMatch: current?.generation ?? '0' });

@@ -61,22 +61,35 @@ export class PendingFiles {
     }
   }
 
-  /** The oldest pending files first (marker generations grow with time), at most `limit`. */
+  /** The oldest pending files first (marker generations grow with time), at most `limit`, due or not. */
   async list(limit: number): Promise<PendingFile[]> {
+    return (await this.due(limit, Number.POSITIVE_INFINITY)).files;
+  }
+
+  /**
+   * The oldest files due at `now` first, at most `limit`, and how many backing-off files were passed
+   * over to find them: however many wait out a back-off, they take no place a due file could have.
+   */
+  async due(limit: number, now: number): Promise<{ files: PendingFile[]; waiting: number }> {
     const markers = [];
     for await (const info of this.store.list(PENDING_PREFIX)) markers.push(info);
     markers.sort((a, b) => (BigInt(a.generation) < BigInt(b.generation) ? -1 : 1));
     const files: PendingFile[] = [];
-    for (const info of markers.slice(0, limit)) {
+    let waiting = 0;
+    for (const info of markers) {
+      if (files.length >= limit) break;
+      let file: PendingFile;
       try {
         // A marker without its fields in its metadata (written before they went there, or too long) is read.
-        const fields = info.metadata[FIELDS_KEY] ?? (await text(this.store.read(info.name, { generation: info.generation })));
-        files.push(JSON.parse(fields) as PendingFile);
+        file = JSON.parse(info.metadata[FIELDS_KEY] ?? (await text(this.store.read(info.name, { generation: info.generation })))) as PendingFile;
       } catch {
         // Removed or rewritten since the listing: another flush has it.
+        continue;
       }
+      if (file.retryAt && Date.parse(file.retryAt) > now) waiting += 1;
+      else files.push(file);
     }
-    return files;
+    return { files, waiting };
   }
 
   async recordFailure(file: PendingFile, error: string): Promise<PendingFile> {

@@ -134,6 +134,28 @@ describe('flush lease', () => {
     expect(await acquireFlushLease(store, { spacingMs: 0, ttlMs: 1000 }, now)).toBeDefined();
   });
 
+  it('is not locked out when the clock is set back: a lease stamped more than a TTL ahead counts as expired', async () => {
+    let clock = 10_000_000;
+    const now = () => clock;
+    const times = { spacingMs: 5_000, ttlMs: 1_000 };
+    // Held, and the clock goes back less than a TTL (skew between instances): still held, still spaced.
+    const held = (await acquireFlushLease(store, times, now))!;
+    clock -= 900;
+    expect(await acquireFlushLease(store, times, now)).toBeUndefined();
+    await held.release();
+    expect(await acquireFlushLease(store, times, now)).toBeUndefined();
+    // Set back an hour with the lease held, then with it released: each taken at once, not an hour later.
+    clock += 10_000;
+    const before = (await acquireFlushLease(store, times, now))!;
+    clock -= 3_600_000;
+    const after = await acquireFlushLease(store, times, now);
+    expect(after).toBeDefined();
+    expect(await before.renew()).toBe(false);
+    await after!.release();
+    clock -= 3_600_000;
+    expect(await acquireFlushLease(store, times, now)).toBeDefined();
+  });
+
   it('keeps a lease whose renewals overlap (the heartbeat and a job start at once)', async () => {
     const held = (await acquireFlushLease(store, { spacingMs: 0, ttlMs: 60_000 }))!;
     expect(await Promise.all([held.renew(), held.renew(), held.renew()])).toEqual([true, true, true]);

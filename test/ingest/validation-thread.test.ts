@@ -2,13 +2,17 @@
  * Where each upload is validated under the default VALIDATION_THREAD_MIN_BYTES, as an operator
  * sees it in /metrics (flights_ingest_validations_total{thread}): a file declared small stays on
  * the main thread, one declared large or of unknown length (chunked) goes to the worker thread;
- * inline and signed alike. Every upload is also checked to be stored whole, wherever it ran.
+ * inline and signed alike. Every upload is also checked to be stored whole, wherever it ran, and
+ * one from the thread to be stored as exactly the canonical CSV the main thread would write.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VALIDATION_THREAD_MIN_BYTES } from '../../functions/core/config.js';
+import { checkWhole, DEFAULT_LIMITS } from '../../functions/ingest/validator.js';
 import { uploadFile } from '../../tools/upload-client.js';
 import { writeFlightsCsv } from '../support/flight-files.js';
 import { flightsCsv } from '../support/generate-flights.js';
@@ -73,6 +77,30 @@ describe('validation placed by the declared size of the upload', () => {
     expect(result.status).toBe(201);
     expect(await result.json()).toMatchObject({ rows: bigRows });
     expect({ main, worker }).toEqual({ main: 0, worker: 1 });
+  });
+
+  it('stores exactly the canonical CSV of a file validated on the worker thread, with the SHA-256 of the file as sent', async () => {
+    // Rows not uploaded before (the same rows again would be a duplicate), as generated and with the columns reversed.
+    const file = (seed: number): Promise<Buffer> => writeFlightsCsv(path.join(dir, `canonical-${seed}.csv`), bigRows, seed).then(() => fs.readFile(path.join(dir, `canonical-${seed}.csv`)));
+    const bytes = await file(21);
+    // Every field of every row is moved.
+    const reversed = Buffer.from(
+      (await file(22))
+        .toString()
+        .split('\n')
+        .map((line) => (line ? line.split(',').reverse().join(',') : line))
+        .join('\n'),
+    );
+    for (const body of [bytes, reversed]) {
+      const { result, worker } = await placed(() => post(body));
+      expect(result.status).toBe(201);
+      expect(worker).toBe(1);
+      const stored = (await result.json()) as { object: string; sha256: string; rows: number };
+      expect(stored).toMatchObject({ rows: bigRows, sha256: createHash('sha256').update(body).digest('hex') });
+      const { canonical } = checkWhole(body, DEFAULT_LIMITS);
+      const object = await buffer(p.rt.store.read(stored.object));
+      expect(object.equals(Buffer.concat(canonical)), `${object.length} bytes stored, ${Buffer.concat(canonical).length} canonical`).toBe(true);
+    }
   });
 
   it('places a signed upload by the size its URL was issued for', async () => {

@@ -133,6 +133,38 @@ describe('DuckDbWarehouse.load of many small files in one read', () => {
     expect((await warehouse.load(good)).map((o) => o.rows)).toEqual([10, 20]);
   });
 
+  it('names the file at fault and its own line when a shared read fails, as its read alone does, never the concatenation', async () => {
+    const db = path.join(dir, 'flights.duckdb');
+    const onFile = new DuckDbWarehouse(db);
+    await onFile.init();
+    try {
+      // Records spanning lines before the bad one: DuckDB counts records, so must the line it is mapped to.
+      const before = await file('in/a.csv', '1', 5);
+      await fs.writeFile(before.uri, (await fs.readFile(before.uri, 'utf8')).replace(/,([^,\r\n]*),(\d+)\r\n/, ',"two\nlines",$2\r\n'));
+      before.bytes = (await fs.stat(before.uri)).size;
+      const bad = await file('in/bad.csv', '2', 6);
+      const lines = (await fs.readFile(bad.uri, 'utf8')).split('\r\n');
+      lines[4] = lines[4]!.replace(/^\d+/, 'abcd');
+      await fs.writeFile(bad.uri, lines.join('\r\n'));
+      const after = await file('in/c.csv', '3', 3);
+      const alone = await onFile.load([bad]).catch((e: Error) => e.message);
+      expect(alone).toMatch(/CSV Error on Line: 5\nOriginal Line: \nabcd,/);
+      const shared = await onFile.load([before, bad, after]).catch((e: Error) => e.message);
+      expect(shared).toContain(bad.uri);
+      expect(shared).toMatch(/CSV Error on Line: 5\nOriginal Line: \nabcd,/);
+      expect(shared).not.toContain(`${db}.exports`);
+      // A fault DuckDB gives no line for: the files read together, not the scratch file.
+      const open = { object: 'in/lf.csv', generation: '4', uri: path.join(dir, 'lf.csv'), bytes: 0 };
+      await fs.writeFile(open.uri, `${csvHeader(CANONICAL_HEADER)}x,y\n`);
+      const unnamed = await onFile.load([before, open, after]).catch((e: Error) => e.message);
+      expect(unnamed).toContain(`one of 3 files read together (${before.uri} … ${after.uri})`);
+      expect(unnamed).not.toContain(`${db}.exports`);
+      expect(await total()).toBe(0);
+    } finally {
+      await onFile.close();
+    }
+  });
+
   it('loads nothing of a shared read with a file that ends inside a quoted field, which would swallow the next file’s rows', async () => {
     const good = [await file('in/a.csv', '1', 10), await file('in/b.csv', '2', 20)];
     const text = `${csvHeader(CANONICAL_HEADER)}"open\r\n`;

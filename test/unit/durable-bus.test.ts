@@ -1,7 +1,14 @@
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DurableLocalBus, backoffMs } from '../../functions/adapters/local/durable-bus.js';
+import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
+import { notificationMessage, toCloudEvent } from '../../functions/core/notification.js';
+import { uploadLedger } from '../../functions/core/uploads.js';
+import { loaderHandler } from '../../functions/loader/handler.js';
+import type { Runtime } from '../../functions/runtime.js';
 import { loadConfig } from '../../functions/core/config.js';
 import type { BusMessage, SubscriptionSpec } from '../../functions/core/ports.js';
 import { subscriptionFor } from '../../functions/core/topology.js';
@@ -125,7 +132,7 @@ describe('the durable local bus', () => {
     await publisher.createSubscription(spec('first'));
     // As if the subscriptions had been made long ago, so the publisher may keep its listing.
     const past = new Date(Date.now() - 60_000);
-    await fs.utimes(path.join(dir, 'subscriptions'), past, past);
+    fs.utimesSync(path.join(dir, 'subscriptions'), past, past);
     await publisher.publish('objects', Buffer.from('one'), {});
     await publisher.publish('objects', Buffer.from('two'), {});
     expect(await publisher.pending('first')).toBe(2);
@@ -145,5 +152,70 @@ describe('the durable local bus', () => {
 
   it('backs off exponentially between the configured bounds', () => {
     expect([1, 2, 3, 4, 10].map((a) => backoffMs(a, { minBackoffMs: 10, maxBackoffMs: 50 }))).toEqual([10, 20, 40, 50, 50]);
+  });
+});
+
+describe('what a waiting delivery holds', () => {
+  const gc: () => void = (() => {
+    v8.setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  })();
+  const used = (): number => {
+    gc();
+    gc();
+    const { heapUsed, arrayBuffers } = process.memoryUsage();
+    return heapUsed + arrayBuffers;
+  };
+  const N = 100;
+
+  /** Bytes held per notification of `metadataBytes` of upload metadata, waiting in flight to the loader (its flush held) or backing off after a failed delivery. */
+  async function heldPerDelivery(metadataBytes: number, waiting: 'in flight' | 'backing off'): Promise<number> {
+    const dir = await tempDir();
+    const b = bus(path.join(dir, 'bus'));
+    const store = new FsObjectStore(path.join(dir, 'buckets'), 'b');
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached = 0;
+    const flush = (): Promise<void> => (reached++, waiting === 'in flight' ? held : Promise.reject(new Error('flush failed')));
+    const rt = { store, bus: b, log: quietLogger(), ledger: uploadLedger(store), config: { deadLetterTopic: 'dead' }, flush } as unknown as Runtime;
+    const loader = loaderHandler(rt);
+    const s = { ...spec('loader'), minBackoffMs: 600_000, maxBackoffMs: 600_000 };
+    await b.subscribe(s, (m) => loader(toCloudEvent(m, 'local', s.topic, s.name) as never));
+    const before = used();
+    const time = new Date().toISOString();
+    for (let i = 0; i < N; i++) {
+      const info = { bucket: 'b', name: `incoming/${i}.csv`, generation: String(1000 + i), metageneration: '1', size: 100, contentType: 'text/csv', timeCreated: time, updated: time };
+      const { data, attributes } = notificationMessage('OBJECT_FINALIZE', { ...info, metadata: { uploadId: `up${i}`, note: String(i).padEnd(metadataBytes, 'x') } });
+      await b.publish('objects', data, attributes);
+    }
+    await eventually(async () => (reached === N ? true : undefined));
+    // A nack rewrites its message file after the handler failed: every one has, once none is in flight.
+    const queue = path.join(dir, 'bus', 'queues', 'loader');
+    const nacked = () => fs.readdirSync(queue).filter((f) => f.endsWith('.json') && JSON.parse(fs.readFileSync(path.join(queue, f), 'utf8')).notBefore > 0).length;
+    if (waiting === 'backing off') await eventually(async () => (nacked() === N ? true : undefined));
+    const bytes = (used() - before) / N;
+    release();
+    await b.close();
+    return bytes;
+  }
+
+  // Copies of the notification a delivery keeps: the growth per delivery when each notification is 16 KiB longer.
+  const copiesKept = async (waiting: 'in flight' | 'backing off'): Promise<number> => ((await heldPerDelivery(16_384, waiting)) - (await heldPerDelivery(0, waiting))) / 16_384;
+
+  it('in flight to the loader while its flush runs: the notification once, as the bus delivered it (it was held seven times)', async () => {
+    expect(await copiesKept('in flight')).toBeLessThan(1.5);
+  });
+
+  it('backing off after a failed delivery: none, the message file has it (it was held 1.4 times: in base64, and its attributes)', async () => {
+    expect(await copiesKept('backing off')).toBeLessThan(0.5);
+  });
+
+  it('hands over data in memory of its own, not a slice of a shared pool a waiting delivery would keep whole', async () => {
+    const b = bus(await tempDir());
+    const got: BusMessage[] = [];
+    await b.subscribe(spec(), async (m) => void got.push(m));
+    await b.publish('objects', Buffer.from('{"name":"incoming/a.csv"}'));
+    await eventually(async () => (got.length === 1 ? true : undefined));
+    expect(got[0]!.data.buffer.byteLength).toBe(got[0]!.data.length);
   });
 });

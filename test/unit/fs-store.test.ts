@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,6 +57,23 @@ describe('FsObjectStore', () => {
     }
   });
 
+  it('gives each object the MD5 of its bytes, and none when the writer asks for none (a staging object), keeping the same bytes', async () => {
+    for (const size of [300, SMALL_OBJECT_BYTES * 3 + 17]) {
+      const data = bytes(size, 3);
+      const md5 = createHash('md5').update(data).digest('base64');
+      expect(await store.write(`m/${size}`, source(data))).toMatchObject({ md5Hash: md5 });
+      expect(await store.write(`m/${size}.buffer`, data)).toMatchObject({ md5Hash: md5 });
+      for (const [name, body] of [[`n/${size}`, source(data)], [`n/${size}.buffer`, data]] as const) {
+        const info = await store.write(name, body, { md5: false, contentType: 'text/csv' });
+        expect(info).toMatchObject({ size, contentType: 'text/csv' });
+        expect(info.md5Hash).toBeUndefined();
+        expect((await store.stat(name))?.md5Hash).toBeUndefined();
+        same(await buffer(store.read(name)), data);
+        expect((await store.copy(name, `c/${name}`)).md5Hash).toBeUndefined();
+      }
+    }
+  });
+
   it('a replaced generation is gone, inline or not', async () => {
     for (const size of [10, SMALL_OBJECT_BYTES + 1]) {
       const first = await store.write(`r${size}`, source(bytes(size, 1)));
@@ -65,6 +83,16 @@ describe('FsObjectStore', () => {
       await expect(buffer(store.read(`r${size}`, { generation: first.generation }))).rejects.toBeInstanceOf(ObjectNotFoundError);
       same(await buffer(store.read(`r${size}`)), bytes(size, 2));
     }
+  });
+
+  it('replacing an inline object removes the file uri() wrote out for it', async () => {
+    const first = await store.write('u.csv', bytes(10, 1));
+    const second = await store.write('u.csv', bytes(10, 2), { ifGenerationMatch: first.generation });
+    expect(contentFiles()).toEqual([]);
+    same(fs.readFileSync(store.uri('u.csv', second.generation)), bytes(10, 2));
+    expect(contentFiles()).toHaveLength(1);
+    await store.write('u.csv', bytes(10, 3), { ifGenerationMatch: second.generation });
+    expect(contentFiles()).toEqual([]);
   });
 
   it('a deleted object is gone, even to a read of the generation a stat just saw', async () => {

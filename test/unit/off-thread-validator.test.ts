@@ -61,13 +61,14 @@ describe('OffThreadValidator', () => {
   });
 
   it('writes the same canonical CSV and counts the same rows as on the main thread, however the chunks fall', async () => {
-    const csv = Buffer.from(flightsCsv(900, 3));
-    const expected = await outcome(new CsvValidator(IN_PROCESS), [csv]);
-    expect(expected).toMatchObject({ rows: 900 });
-    for (const size of [1, 1000, 64 * 1024, 200 * 1024]) {
+    // Several of the thread's chunk buffers (256 KiB) long, so that chunks are gathered into them, cut across them and held back.
+    const csv = Buffer.from(flightsCsv(9000, 3));
+    const expected = await outcome(new CsvValidator({ ...IN_PROCESS, maxRows: 9000 }), [csv]);
+    expect(expected).toMatchObject({ rows: 9000 });
+    for (const size of [1, 1000, 64 * 1024, 200 * 1024, 700 * 1024]) {
       const chunks = size === 1 ? chunked(csv.subarray(0, 4000), 1) : chunked(csv, size);
       const want = size === 1 ? await outcome(new CsvValidator(IN_PROCESS), chunks) : expected;
-      expect(await outcome(new OffThreadValidator(THREADED), chunks)).toEqual(want);
+      expect(await outcome(new OffThreadValidator({ ...THREADED, maxRows: 9000 }), chunks)).toEqual(want);
     }
   });
 

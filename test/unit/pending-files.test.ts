@@ -47,4 +47,30 @@ describe('PendingFiles', () => {
     expect(await pending.list(10)).toEqual([{ object: 'incoming/a.csv', generation: '1', failures: 1, lastError: longError }, old]);
     expect(reads).toHaveLength(2);
   });
+
+  it('gives due files up to the limit however many older ones back off, counting those it passed, from the listing alone', async () => {
+    const pending = new PendingFiles(store);
+    const now = Date.parse('2026-12-01T00:00:00Z');
+    const backingOff = [];
+    for (let i = 0; i < 5; i++) {
+      await pending.add({ object: `incoming/held-${i}.csv`, generation: String(i) });
+      backingOff.push(`incoming/held-${i}.csv`);
+    }
+    for (const file of await pending.list(10)) await pending.recordHeld(file, 'internalError', new Date(now + 60_000));
+    await pending.add({ object: 'incoming/due-0.csv', generation: '10' });
+    // One whose back-off has ended is due again.
+    const [over] = (await pending.list(10)).filter((f) => f.object === 'incoming/held-0.csv');
+    await pending.recordHeld(over!, 'internalError', new Date(now - 1));
+    await pending.add({ object: 'incoming/due-1.csv', generation: '11' });
+    await pending.add({ object: 'incoming/due-2.csv', generation: '12' });
+    reads = [];
+
+    // Four backing-off markers are the oldest (a rewrite makes a marker newer): the flush once took its list from `list`, and with a limit of 3 found only them.
+    expect((await pending.list(3)).map((f) => f.object)).toEqual(backingOff.slice(1, 4));
+    const due = await pending.due(3, now);
+    expect(due.files.map((f) => f.object)).toEqual(['incoming/due-0.csv', 'incoming/held-0.csv', 'incoming/due-1.csv']);
+    expect(due.waiting).toBe(4);
+    expect((await pending.due(10, now)).files).toHaveLength(4);
+    expect(reads).toEqual([]);
+  });
 });

@@ -77,3 +77,33 @@ export function concatenatedCsv(header: string, files: readonly { name: string; 
   });
   return { csv: Buffer.concat(chunks), records };
 }
+
+/**
+ * DuckDB's error on a read of a concatenation (concatenatedCsv's `csv`, at `path`, of `files` holding
+ * `records` each) as the read of the file at fault would give it: that file's name and line where
+ * DuckDB names a line (it counts records, the header being line 1, here as in a file read alone), the
+ * line without its file-index prefix. Where it names none, the files read together in place of the
+ * concatenation's path, which is a scratch file of no meaning to anyone and is gone by now.
+ */
+export function errorOfFiles(message: string, path: string, files: readonly { name: string }[], records: readonly number[]): string {
+  const at = /CSV Error on Line: (\d+)/.exec(message);
+  const found = at ? recordAt(records, Number(at[1]) - 2) : undefined;
+  if (!at || !found) {
+    const read = files.length === 1 ? files[0]!.name : `one of ${files.length} files read together (${files[0]?.name} … ${files.at(-1)?.name})`;
+    return message.replaceAll(path, read);
+  }
+  return message
+    .replace(at[0], `CSV Error on Line: ${found.record + 2}`)
+    .replace(`Original Line: \n${found.index + 1},`, 'Original Line: \n')
+    .replaceAll(path, files[found.index]!.name);
+}
+
+/** The file (its index) and its own 0-based record of the concatenation's `record`th; undefined for the header. */
+function recordAt(records: readonly number[], record: number): { index: number; record: number } | undefined {
+  let rest = record;
+  for (const [index, n] of records.entries()) {
+    if (rest < n) return rest >= 0 ? { index, record: rest } : undefined;
+    rest -= n;
+  }
+  return undefined;
+}

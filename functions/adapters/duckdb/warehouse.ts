@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { batches } from '../../core/batches.js';
 import { crashPoint } from '../../core/crash-point.js';
-import { concatenatedCsv } from './concatenated-csv.js';
+import { concatenatedCsv, errorOfFiles } from './concatenated-csv.js';
 import { CANONICAL_HEADER, duckDbCanonicalCsvColumns, duckDbTableDdl, COLUMNS, QUERYABLE_COLUMNS, TABLE } from '../../core/schema.js';
 import { compileCount, compileExport, compileSelect, duckDbDialect } from '../../core/sql.js';
 import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
@@ -292,7 +292,10 @@ export class DuckDbWarehouse implements Warehouse {
         LOAD_CONCATENATED_SQL,
         { path: batchFile, objects: listValue(items.map((i) => i.object)), generations: listValue(items.map((i) => BigInt(i.generation))), loadedAt },
         { path: VARCHAR, objects: LIST(VARCHAR), generations: LIST(BIGINT), loadedAt: VARCHAR },
-      );
+      ).catch((e: Error) => {
+        // A new error, not the message changed: the stack repeats the message, and a log prints both.
+        throw new Error(errorOfFiles(e.message, batchFile, files, records));
+      });
       const expected = records.reduce((sum, n) => sum + n, 0);
       // The per-file counts are the records counted in JavaScript; were DuckDB to read them differently, the batch fails whole.
       if (Number(result.rowsChanged) !== expected) throw new Error(`read ${result.rowsChanged} rows of ${items.length} files holding ${expected} records`);

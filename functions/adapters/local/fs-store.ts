@@ -141,15 +141,16 @@ export class FsObjectStore implements ObjectStore {
   async write(name: string, source: Readable | Buffer, options: WriteOptions = {}): Promise<ObjectInfo> {
     checkName(name);
     if (Buffer.isBuffer(source)) {
-      return this.commit(name, { bytes: source }, { size: source.length, md5Hash: createHash('md5').update(source).digest('base64'), ...this.fields(options) });
+      const md5Hash = options.md5 === false ? undefined : createHash('md5').update(source).digest('base64');
+      return this.commit(name, { bytes: source }, { size: source.length, md5Hash, ...this.fields(options) });
     }
     ensureDir(this.tmpDir);
     const tmp = path.join(this.tmpDir, randomBytes(12).toString('hex'));
-    const md5 = createHash('md5');
+    const md5 = options.md5 === false ? undefined : createHash('md5');
     let size = 0;
     const measure = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        md5.update(chunk);
+        md5?.update(chunk);
         size += chunk.length;
         done(null, chunk);
       },
@@ -167,7 +168,7 @@ export class FsObjectStore implements ObjectStore {
       throw e;
     }
     const held = sink.held;
-    return this.commit(name, held ? { bytes: held } : { tmp }, { size, md5Hash: md5.digest('base64'), ...this.fields(options) });
+    return this.commit(name, held ? { bytes: held } : { tmp }, { size, md5Hash: md5?.digest('base64'), ...this.fields(options) });
   }
 
   private fields(options: WriteOptions): Pick<ObjectInfo, 'contentType' | 'metadata'> & Preconditions {
@@ -323,7 +324,8 @@ export class FsObjectStore implements ObjectStore {
     fields: Pick<ObjectInfo, 'size' | 'md5Hash' | 'contentType' | 'metadata'> & Preconditions,
   ): Promise<ObjectInfo> {
     const info = await this.locked(name, async () => {
-      const current = this.entry(name)?.info;
+      const currentEntry = this.entry(name, fields.ifGenerationMatch === '0');
+      const current = currentEntry?.info;
       try {
         this.checkPrecondition(name, current, fields);
       } catch (e) {
@@ -350,7 +352,12 @@ export class FsObjectStore implements ObjectStore {
           throw e;
         }
       }
-      if (current) removeIfExists(this.contentPath(name, current.generation));
+      if (current) {
+        const replaced = this.contentPath(name, current.generation);
+        // An inline object has a file of its own only once uri() has written one: most never do, and unlinking a
+        // missing file costs an ENOENT error with its stack, where the existence check throws nothing.
+        if (!currentEntry.inline || fss.existsSync(replaced)) removeIfExists(replaced);
+      }
       return next;
     });
     for (const listener of this.listeners) await notify(listener, info);
@@ -361,9 +368,15 @@ export class FsObjectStore implements ObjectStore {
     if (this.lastStat?.name === name) this.lastStat = undefined;
   }
 
-  /** The live generation, if the object exists. */
-  private entry(name: string): Entry | undefined {
-    const file = readFileIfExists(this.metaPath(name));
+  /**
+   * The live generation, if the object exists. `expectAbsent` (a create): reading a missing file costs an ENOENT
+   * error with its stack, twice an existing file's read; an existence check first throws nothing, and its answer
+   * is as good as the read's, both taken under the name's lock.
+   */
+  private entry(name: string, expectAbsent = false): Entry | undefined {
+    const meta = this.metaPath(name);
+    if (expectAbsent && !fss.existsSync(meta)) return undefined;
+    const file = readFileIfExists(meta);
     return file && parseEntry(file);
   }
 
