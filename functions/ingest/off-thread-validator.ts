@@ -39,7 +39,7 @@ export type FromThread =
   | { id: number; error: string };
 
 const CHUNK_BYTES = 256 * 1024;
-const IN_FLIGHT_BYTES = 2 * CHUNK_BYTES;
+const IN_FLIGHT_BYTES = 4 * CHUNK_BYTES;
 /** Spare chunk buffers a thread keeps: enough for the uploads it usually has at once. */
 const SPARE_CHUNKS = 8;
 
@@ -152,7 +152,8 @@ export class OffThreadValidator extends Transform {
   private flushed?: TransformCallback;
 
   constructor(limits: ValidationLimits & { validationThreads: number }) {
-    super();
+    // Room for a canonical chunk the thread sends while the last one is being written.
+    super({ readableHighWaterMark: CHUNK_BYTES });
     this.thread = pickThread(limits.validationThreads);
     this.thread.open(this.id, this, limits);
   }

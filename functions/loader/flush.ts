@@ -9,6 +9,7 @@
  * stops the flush, a job's own failure holds back its batch (bisected once
  * held again) and the flush goes on.
  */
+import { text } from 'node:stream/consumers';
 import type { Logger } from 'pino';
 import { batches } from '../core/batches.js';
 import { WarehouseJobRetryableError, WarehouseUnavailableError, type EventBus, type LoadOutcome, type ObjectStore, type Warehouse } from '../core/ports.js';
@@ -74,11 +75,41 @@ export interface FlushReport {
   jobs: number;
 }
 
+interface QuarantineReport {
+  object: string;
+  generation: string;
+  uploadId?: string;
+  failures: number;
+  reason: string;
+  at: string;
+}
+
+/**
+ * The report of this very file's quarantine, if one was cut short after it deleted the file (a crash
+ * before its marker went): the flush that found the marker again failed on the file being gone, and
+ * the report keeps why it was quarantined in the first place.
+ */
+async function earlierReport(store: ObjectStore, name: string, file: PendingFile): Promise<QuarantineReport | undefined> {
+  try {
+    const report = JSON.parse(await text(store.read(name))) as QuarantineReport;
+    return report.object === file.object && report.generation === file.generation ? report : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function quarantine(deps: FlushDeps, file: PendingFile): Promise<void> {
   const { store, bus, ledger, log, settings } = deps;
   const target = `${QUARANTINE_PREFIX}${file.object.slice(INCOMING_PREFIX.length)}`;
-  const reason = `could not be loaded after ${file.failures} attempts: ${file.lastError ?? 'unknown error'}`;
-  const report = { object: file.object, generation: file.generation, uploadId: file.uploadId, failures: file.failures, reason, at: new Date().toISOString() };
+  const report = (await earlierReport(store, `${target}.report.json`, file)) ?? {
+    object: file.object,
+    generation: file.generation,
+    uploadId: file.uploadId,
+    failures: file.failures,
+    reason: `could not be loaded after ${file.failures} attempts: ${file.lastError ?? 'unknown error'}`,
+    at: new Date().toISOString(),
+  };
+  const { reason } = report;
   await store.copy(file.object, target, { ifSourceGenerationMatch: file.generation, metadata: { reason: reason.slice(0, 1024) } }).catch((e: Error) => {
     log.warn({ err: e, object: file.object }, 'quarantine copy failed; the report still records the reason');
   });

@@ -7,6 +7,7 @@ import { text } from 'node:stream/consumers';
 import { loadConfig } from '../../functions/core/config.js';
 import { flushPending } from '../../functions/loader/flush.js';
 import { acquireFlushLease } from '../../functions/loader/lease.js';
+import { PendingFiles } from '../../functions/loader/pending.js';
 import { loaderHandler } from '../../functions/loader/handler.js';
 import { subscriptionFor } from '../../functions/core/topology.js';
 import { createRuntime } from '../../functions/runtime.js';
@@ -88,6 +89,40 @@ describe('the loader', () => {
     await eventually(async () => (dead.length ? true : undefined));
     expect(JSON.parse(dead[0]!)).toMatchObject({ object, reason: record.reason });
     expect(await count(p)).toBe(0);
+  });
+});
+
+describe('a quarantine cut short', () => {
+  it('keeps the reason it was quarantined for when a crash left its marker after the file was gone', async () => {
+    const rt = await createRuntime(loadConfig({ DATA_DIR: await tempDir() }), quietLogger());
+    try {
+      const dead: Record<string, string>[] = [];
+      const publish = rt.bus.publish.bind(rt.bus);
+      rt.bus.publish = async (topic, data, attributes = {}) => (topic === 'dead' ? String(dead.push(attributes)) : publish(topic, data, attributes));
+      const flush = () => flushPending({ store: rt.store, bus: rt.bus, warehouse: rt.warehouse, ledger: rt.ledger, log: quietLogger(), settings: { spacingMs: 0, leaseMs: 10_000, maxBatchBytes: Infinity, maxFailures: 1, deadLetterTopic: 'dead' } });
+      const object = 'incoming/2013/01/01/poison.csv';
+      await rt.ledger.create('poison', { uploadId: 'poison', status: 'stored', object, bytes: 10, rows: 1, sha256: '', createdAt: '', updatedAt: '' });
+      const info = await rt.store.write(object, Readable.from(['year,month\nnot,a number\n']), { metadata: { uploadId: 'poison' } });
+      const pending = new PendingFiles(rt.store);
+      const file = { object, generation: info.generation, uploadId: 'poison' };
+      await pending.add(file);
+      expect(await flush()).toMatchObject({ quarantined: 1 });
+      const { reason } = (await rt.ledger.get('poison'))!;
+      expect(reason).toMatch(/^could not be loaded after 1 attempts: .*not/s);
+      const reportName = 'quarantine/2013/01/01/poison.csv.report.json';
+      const report = await text(rt.store.read(reportName));
+
+      // The state a kill between the quarantine's delete of the file and its removal of the marker leaves.
+      await pending.add(file);
+      await pending.recordFailure({ ...file, failures: 0 }, 'the error of the last attempt');
+      expect(await flush()).toMatchObject({ quarantined: 1 });
+      expect(await pending.list(10)).toEqual([]);
+      expect(await text(rt.store.read(reportName))).toBe(report);
+      expect(await rt.ledger.get('poison')).toMatchObject({ status: 'failed', reason });
+      expect(dead.map((a) => a.reason)).toEqual([reason!.slice(0, 1024), reason!.slice(0, 1024)]);
+    } finally {
+      await rt.close();
+    }
   });
 });
 

@@ -5,7 +5,7 @@
  * Preconditions travel as GCS query parameters, so GCS itself arbitrates
  * races between writers.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -69,6 +69,15 @@ const addQuery = (query: Record<string, string>): RequestInterceptor => ({
 
 const preconditionOpts = (p: Preconditions) => (p.ifGenerationMatch === undefined ? {} : { preconditionOpts: { ifGenerationMatch: p.ifGenerationMatch } });
 
+/** Passes the bytes on, adding them to `hash` as they go. */
+const hashing = (hash: Hash): Transform =>
+  new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+
 export class GcsObjectStore implements ObjectStore {
   private readonly storage: Storage;
 
@@ -85,30 +94,28 @@ export class GcsObjectStore implements ObjectStore {
    * resumable upload. The client retries a conditional write whose response
    * was lost; if the first attempt had succeeded, the retry meets its own
    * object and gets 412. So a 412 is read back: an object with our bytes
-   * (MD5) and our metadata is our write, and succeeds.
+   * (MD5) and our metadata is our write, and succeeds. Only a conditional
+   * write can meet a 412, so only one is hashed as it goes: a staging object
+   * of a 1 GB upload is not (MD5 costs ~1.8 s of CPU per GB on the event loop).
    */
   async write(name: string, source: Readable | Buffer, options: WriteOptions = {}): Promise<ObjectInfo> {
     const file = this.file(name);
     const contentType = options.contentType ?? 'application/octet-stream';
     const metadata = options.metadata ?? {};
     const upload = { ...preconditionOpts(options), metadata: { contentType, metadata } };
-    const md5 = createHash('md5');
+    const md5 = options.ifGenerationMatch === undefined ? undefined : createHash('md5');
     try {
       if (Buffer.isBuffer(source)) {
-        md5.update(source);
+        md5?.update(source);
         await file.save(source, { ...upload, resumable: false });
       } else {
-        const hashing = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            md5.update(chunk);
-            done(null, chunk);
-          },
-        });
-        await pipeline(source, hashing, file.createWriteStream({ ...upload, resumable: true }), ...(options.signal ? [{ signal: options.signal }] : []));
+        const sink = file.createWriteStream({ ...upload, resumable: true });
+        const signal = options.signal ? { signal: options.signal } : {};
+        await (md5 ? pipeline(source, hashing(md5), sink, signal) : pipeline(source, sink, signal));
       }
     } catch (e) {
       const mapped = mapError(e, `write gs://${this.bucket}/${name}`);
-      if (mapped instanceof PreconditionFailedError) {
+      if (md5 && mapped instanceof PreconditionFailedError) {
         const ours = await this.ifOurs(name, md5.digest('base64'), contentType, metadata);
         if (ours) return ours;
       }
