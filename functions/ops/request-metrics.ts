@@ -11,15 +11,11 @@ export const OTHER_ROUTE = 'other';
 
 export function observeRequests(req: Request, res: Response, next: NextFunction): void {
   const end = metrics.requestDuration.startTimer();
-  let done = false;
-  const record = (status: number): void => {
-    if (done) return;
-    done = true;
-    const labels = { method: req.method, route: (res.locals.route as string | undefined) ?? OTHER_ROUTE, status: String(status) };
+  // A response emits 'close' after 'finish' too (Node 16 on), so this one listener sees every end.
+  res.once('close', () => {
+    const labels = { method: req.method, route: (res.locals.route as string | undefined) ?? OTHER_ROUTE, status: String(res.writableFinished ? res.statusCode : 499) };
     metrics.requests.inc(labels);
     end(labels);
-  };
-  res.once('finish', () => record(res.statusCode));
-  res.once('close', () => record(res.writableFinished ? res.statusCode : 499));
+  });
   next();
 }

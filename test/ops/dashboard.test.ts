@@ -1,5 +1,6 @@
 /** The dashboard's figures: windows over the sampled history, and the history surviving a restart. */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FRESHNESS_BUCKETS_SECONDS, LATENCY_BUCKETS_SECONDS, SLOS } from '../../functions/core/slo.js';
@@ -146,6 +147,22 @@ describe('dashboard over the pipeline', () => {
       const page = await fetch(`${p.url}/dashboard`);
       expect(await page.text()).toContain('/dashboard/uplot.js');
       expect((await fetch(`${p.url}/dashboard/uplot.js`)).headers.get('content-type')).toMatch(/javascript/);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it('counts an upload whose client left before the answer as 499', async () => {
+    const p = await startTestPipeline();
+    try {
+      const socket = net.connect(Number(new URL(p.url).port), '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\nYear,Month');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      socket.destroy();
+      const left = async (): Promise<true | undefined> =>
+        scrape(await (await fetch(`${p.url}/metrics`)).text()).some((m) => m.name === 'flights_http_requests_total' && m.labels.route === '/upload' && m.labels.status === '499') || undefined;
+      await eventually(left);
     } finally {
       await p.stop();
     }

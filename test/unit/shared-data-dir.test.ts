@@ -6,19 +6,27 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SharedDuckDbWarehouse } from '../../functions/adapters/duckdb/shared.js';
 import { withFileLock } from '../../functions/adapters/local/file-lock.js';
+import { FsObjectStore } from '../../functions/adapters/local/fs-store.js';
+import { CANONICAL_HEADER } from '../../functions/core/schema.js';
+import { uploadLedger } from '../../functions/core/uploads.js';
+import { flushPending } from '../../functions/loader/flush.js';
+import { PendingFiles } from '../../functions/loader/pending.js';
 import { parseQuery } from '../../functions/query/grammar.js';
-import { tempDir } from '../support/pipeline.js';
+import { quietLogger, tempDir } from '../support/pipeline.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Runs an ES module snippet (TypeScript imports allowed) in a child process; resolves with its stdout. */
-function runChild(code: string, onLine?: (line: string) => void): Promise<string> {
+/** Runs an ES module snippet (TypeScript imports allowed) in a child process; resolves with its stdout. `onStdin` gets its stdin to write to. */
+function runChild(code: string, onLine?: (line: string) => void, onStdin?: (stdin: Writable) => void): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    if (onStdin) onStdin(child.stdin);
+    else child.stdin.end();
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -55,6 +63,43 @@ describe('SharedDuckDbWarehouse', () => {
     expect(released).toBe(true);
     expect(count).toBe(0);
     await holder;
+    await warehouse.close();
+  });
+});
+
+describe('a flush while another process holds the database past the lock timeout', () => {
+  it('charges no file: the files stay pending, uncharged, and load once the database is free', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'warehouse.duckdb');
+    const warehouse = new SharedDuckDbWarehouse(file, 0, 100);
+    await warehouse.init();
+    const store = new FsObjectStore(path.join(dir, 'buckets'), 'b');
+    const pending = new PendingFiles(store);
+    for (const name of ['incoming/a.csv', 'incoming/b.csv']) {
+      const info = await store.write(name, Buffer.from(`${CANONICAL_HEADER.join(',')}\n`), { contentType: 'text/csv' });
+      await pending.add({ object: info.name, generation: info.generation, bytes: info.size });
+    }
+    const flush = () =>
+      flushPending({ store, bus: { publish: async () => 'dead-lettered' } as never, warehouse, ledger: uploadLedger(store), log: quietLogger(), settings: { spacingMs: 0, leaseMs: 10_000, maxBatchBytes: Infinity, maxFailures: 1, deadLetterTopic: 'dead' } });
+    let opened!: () => void;
+    const isOpen = new Promise<void>((resolve) => (opened = resolve));
+    let release!: () => void;
+    const holder = runChild(
+      `import { DuckDBInstance } from '@duckdb/node-api';
+       const db = await DuckDBInstance.create(${JSON.stringify(file)});
+       console.log('open');
+       await new Promise((r) => process.stdin.once('data', r));
+       db.closeSync();`,
+      (line) => line === 'open' && opened(),
+      (stdin) => (release = () => stdin.end('go\n')),
+    );
+    await isOpen;
+    // Quarantining (maxFailures 1) both acknowledged files for another process's long hold lost their rows to their users.
+    expect(await flush()).toMatchObject({ ran: true, loaded: 0, quarantined: 0, jobs: 1 });
+    expect((await pending.list(10)).map((f) => f.failures)).toEqual([0, 0]);
+    release();
+    await holder;
+    expect(await flush()).toMatchObject({ loaded: 2, quarantined: 0 });
     await warehouse.close();
   });
 });

@@ -15,7 +15,7 @@
  * and is not routed through here.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ExportOutcome, ExportTarget, LoadItem, LoadOutcome, QueryResult, Warehouse } from '../../core/ports.js';
+import { WarehouseUnavailableError, type ExportOutcome, type ExportTarget, type LoadItem, type LoadOutcome, type QueryResult, type Warehouse } from '../../core/ports.js';
 import type { ExportSpec, QuerySpec } from '../../core/query-spec.js';
 import { DuckDbWarehouse } from './warehouse.js';
 
@@ -88,7 +88,9 @@ export class SharedDuckDbWarehouse implements Warehouse {
         return db;
       } catch (e) {
         await db.close();
-        if (!LOCKED.test((e as Error).message) || Date.now() > deadline) throw e;
+        if (!LOCKED.test((e as Error).message)) throw e;
+        // Another process's trouble, no file's: the loader holds its files for the next flush instead of charging them.
+        if (Date.now() > deadline) throw new WarehouseUnavailableError(`another process has held the warehouse file for over ${this.lockTimeoutMs} ms: ${(e as Error).message}`, { cause: e });
         // Jitter, so processes waiting for the same release do not collide again in step.
         await sleep(delayMs * (0.5 + Math.random()));
       }

@@ -10,13 +10,13 @@
  * written with synchronous calls (small-files.ts says why).
  */
 import { AsyncResource } from 'node:async_hooks';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { atomicWriteFileSync, readFileIfExists, removeIfExists } from './small-files.js';
 import type { Backlog, BusMessage, EventBus, MessageHandler, Subscription, SubscriptionSpec } from '../../core/ports.js';
 import { compileFilter, type AttributeFilter } from '../../core/pubsub-filter.js';
+import { randomHex } from '../../core/ids.js';
 
 interface StoredMessage {
   id: string;
@@ -29,7 +29,7 @@ interface StoredMessage {
 }
 
 let sequence = 0;
-const messageId = (): string => `${Date.now().toString().padStart(15, '0')}-${(sequence++).toString().padStart(6, '0')}-${randomBytes(4).toString('hex')}`;
+const messageId = (): string => `${Date.now().toString().padStart(15, '0')}-${(sequence++).toString().padStart(6, '0')}-${randomHex(4)}`;
 
 /** The `.json` files of `dir`; none if it does not exist yet. */
 function jsonFiles(dir: string): string[] {

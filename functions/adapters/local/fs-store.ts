@@ -4,9 +4,10 @@
  * generation and is replaced atomically (write + rename), so a reader sees an
  * object either whole or not at all, and a crash mid-write leaves only an
  * unreferenced file. An object up to INLINE_OBJECT_BYTES (a JSON record, a
- * small CSV) is kept inside its metadata file instead, after the JSON line:
+ * marker) is kept inside its metadata file instead, after the JSON line:
  * one file to create per write instead of two, which is most of what a write
- * costs here. Metadata and objects up to SMALL_OBJECT_BYTES are written and
+ * costs here. A CSV is not: the warehouse reads it by path (uri), which wrote
+ * an inline one out again, an atomic replacement more per stored file. Metadata and objects up to SMALL_OBJECT_BYTES are written and
  * read with synchronous calls (small-files.ts says why); larger objects stream.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -58,8 +59,10 @@ function checkName(name: string): void {
 /** Objects up to this size are held in memory while written and written and read in one call. */
 export const SMALL_OBJECT_BYTES = 256 * 1024;
 
-/** Objects up to this size are stored inside their metadata file. */
+/** Objects up to this size are stored inside their metadata file, CSV excepted (see above). */
 export const INLINE_OBJECT_BYTES = 64 * 1024;
+
+const inlined = (bytes: Buffer, contentType: string): boolean => bytes.length <= INLINE_OBJECT_BYTES && contentType !== 'text/csv';
 
 /** The live generation's metadata and, for an inline object, its bytes. */
 interface Entry {
@@ -337,7 +340,7 @@ export class FsObjectStore implements ObjectStore {
       const { ifGenerationMatch: _ignored, ...rest } = fields;
       const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(current?.generation), metageneration: '1', timeCreated: now, updated: now, ...rest };
       const header = JSON.stringify(next);
-      if ('bytes' in content && content.bytes.length <= INLINE_OBJECT_BYTES) {
+      if ('bytes' in content && inlined(content.bytes, next.contentType)) {
         atomicWriteFileSync(this.metaPath(name), Buffer.concat([Buffer.from(`${header}\n`), content.bytes]));
       } else {
         const file = this.contentPath(name, next.generation);
