@@ -1,6 +1,6 @@
 /**
  * Small uploads before and after a change: `BEFORE_TREE=<checkout> npx tsx bench/small-ab.ts`.
- * Runs `npm start` from that checkout and from this one (or `AFTER_TREE`), alternately (`SMALL_AB_RUNS` pairs,
+ * Runs `npm start` from that checkout and from this one (or `AFTER_TREE`; its server with `SMALL_AB_AFTER_ENV`, if set), alternately (`SMALL_AB_RUNS` pairs,
  * each pair in the opposite order to the last), each on a fresh data directory under
  * `BENCH_DIR` (default: the OS temp dir), and drives each with the same closed loop of
  * 100-row files (`SMALL_AB_UPLOADS`, 16 always in flight, after `SMALL_AB_WARM_UP` unmeasured ones) as bench/ingest.ts. Per run:
@@ -20,6 +20,8 @@ import { envInt, percentiles, startServer, type ServerProcess } from './support.
 const before = process.env.BEFORE_TREE;
 if (!before) throw new Error('BEFORE_TREE must name a checkout (with node_modules) to compare with');
 const after = path.resolve(process.env.AFTER_TREE ?? '.');
+/** Settings for the after side's server only (`NAME=value,…`): AFTER_TREE=BEFORE_TREE then compares a setting, e.g. `DUCKDB_THREADS=1`. */
+const afterEnv = Object.fromEntries((process.env.SMALL_AB_AFTER_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
 const runs = envInt('SMALL_AB_RUNS', 3);
 const uploads = envInt('SMALL_AB_UPLOADS', 800);
 const CONCURRENCY = 16;
@@ -116,7 +118,7 @@ const files = Array.from({ length: WARM_UP + uploads }, (_, i) => Buffer.from(fl
 
 async function measure(side: Result['side'], root: string): Promise<Result> {
   const dataDir = await fs.mkdtemp(path.join(work, `${side}-`));
-  const server: ServerProcess = await startServer({ dataDir, logFile: path.join(work, `${side}.log`), root, env: { LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: String(CONCURRENCY) } });
+  const server: ServerProcess = await startServer({ dataDir, logFile: path.join(work, `${side}.log`), root, env: { LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: String(CONCURRENCY), ...(side === 'after' ? afterEnv : {}) } });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   try {
     for (const body of files.slice(0, WARM_UP)) await upload(server.url, body, agent);
@@ -176,7 +178,7 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 const of = (side: Result['side'], k: keyof Omit<Result, 'side' | 'threads'>): number[] => results.filter((r) => r.side === side).map((r) => r[k]);
-console.log(`Closed loop, ${uploads} 100-row uploads, ${CONCURRENCY} in flight, ${runs} interleaved pairs; before: ${before}, after: ${after}
+console.log(`Closed loop, ${uploads} 100-row uploads, ${CONCURRENCY} in flight, ${runs} interleaved pairs; before: ${before}, after: ${after}${process.env.SMALL_AB_AFTER_ENV ? ` with ${process.env.SMALL_AB_AFTER_ENV}` : ''}
 
 | side | p50 ms | p95 ms | uploads/s | server CPU per upload ms | not 201 |
 |---|--:|--:|--:|--:|--:|
