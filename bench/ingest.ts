@@ -32,6 +32,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
 import { flightLines, flightsCsv, KAGGLE_HEADER } from '../test/support/generate-flights.js';
+import { checkWhole, DEFAULT_LIMITS } from '../functions/ingest/validator.js';
+import { LOADER_NAMES, measureLoad, type LoaderName } from './pipeline-floor.js';
 import { bareRead, envInt, NPM_START_ARGS } from './support.js';
 
 const MB = 1e6;
@@ -210,6 +212,8 @@ interface SmallResult {
   statuses: Record<number, number>;
   rps: number;
   cpuPerUpload: number;
+  /** Of which the main thread's (the event loop); the rest is DuckDB's, V8's and libuv's threads. */
+  mainPerUpload: number;
 }
 
 async function timedUpload(url: string, file: Files[number], agent: http.Agent, run: Run, since: number): Promise<void> {
@@ -272,14 +276,15 @@ async function measure(url: string, pid: number, warmUp: Files, load: (agent: ht
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   if (warmUp.length > 0) await closedLoop(url, warmUp, CONCURRENCY, agent);
   await idle(pid);
-  const cpu0 = await cpuMs(pid);
+  const [cpu0, main0] = [await cpuMs(pid), await cpuMs(pid, true)];
   const run = await load(agent);
   await idle(pid);
   const cpuPerUpload = ((await cpuMs(pid)) - cpu0) / run.latencies.length;
+  const mainPerUpload = ((await cpuMs(pid, true)) - main0) / run.latencies.length;
   agent.destroy();
   const latencies = run.latencies.sort((a, b) => a - b);
   const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: run.statuses, rps: latencies.length / run.seconds, cpuPerUpload };
+  return { p50: q(0.5), p95: q(0.95), p99: q(0.99), statuses: run.statuses, rps: latencies.length / run.seconds, cpuPerUpload, mainPerUpload };
 }
 
 /** The small-file baseline's server, in a process of its own so that its CPU time is its own: each body to a new file, then 201. */
@@ -357,9 +362,10 @@ server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
 const resolve = createRequire(import.meta.url).resolve;
 const MODULES = { EXPRESS: resolve('express'), FRAMEWORK: resolve('@google-cloud/functions-framework'), FRAMEWORK_TESTING: resolve('@google-cloud/functions-framework/testing') };
 
-async function startScriptServer(script: string, env: Record<string, string> = {}): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+/** A baseline server in a process of its own (node `args`), writing under a fresh `SINK`; it prints its port once listening. */
+async function startBaseline(args: readonly string[], env: Record<string, string> = {}): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const sink = await fs.mkdtemp(path.join(work, 'small-sink-'));
-  const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, SINK: sink, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, SINK: sink, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
   return {
     url: `http://127.0.0.1:${port}`,
@@ -374,6 +380,8 @@ async function startScriptServer(script: string, env: Record<string, string> = {
 }
 
 const CONCURRENCY = 16;
+/** Rows per small file. */
+const SMALL_ROWS = 100;
 const CLOSED_LOOP_UPLOADS = 1600;
 /** Open-loop arrival rates (uploads/s), each for OPEN_LOOP_SECONDS. */
 const RATES = [50, 100, 200];
@@ -386,28 +394,85 @@ const OPEN_LOOP_SECONDS = 5;
  */
 const WARM_UP = envInt('BENCH_WARM_UP', 1000);
 
-const SERVERS = ['raw', 'floor', 'Express floor', 'framework floor', 'ours'] as const;
-type SmallServer = (typeof SERVERS)[number];
+const ALL_SERVERS = ['raw', 'floor', 'Express floor', 'framework floor', 'pipeline floor', 'ours'] as const;
+type SmallServer = (typeof ALL_SERVERS)[number];
+/** `BENCH_PIPELINE_FLOOR=0` leaves the pipeline floor out (about a minute less). */
+const SERVERS = ALL_SERVERS.filter((k) => k !== 'pipeline floor' || process.env.BENCH_PIPELINE_FLOOR !== '0');
+/** The pipeline floor's way to hand DuckDB a batch (bench/pipeline-floor.ts); both are measured in-process either way. */
+const FLOOR_LOADER = (process.env.BENCH_FLOOR_LOADER ?? 'read_csv') as LoaderName;
+if (!LOADER_NAMES.includes(FLOOR_LOADER)) throw new Error(`BENCH_FLOOR_LOADER must be one of ${LOADER_NAMES.join(', ')}`);
+/** Runs of each loader in the pipeline floor's DuckDB part alone, alternating (each about 5 s of the bench's time). */
+const FLOOR_LOAD_RUNS = envInt('BENCH_FLOOR_LOAD_RUNS', 1);
 
 interface SmallRow {
   load: string;
   results: Record<SmallServer, SmallResult>;
 }
 
+/** The pipeline floor's DuckDB part alone, in this process, at the batch sizes its server saw in the closed loop. */
+interface FloorLoadReport {
+  batchSizes: number[];
+  cpuPerFile: Record<LoaderName, number[]>;
+}
+
+interface FloorStats {
+  rows: number;
+  files: number;
+  taken: number;
+  batchSizes: number[];
+}
+
+async function floorStats(url: string): Promise<FloorStats> {
+  return (await fetch(`${url}/stats`)).json() as Promise<FloorStats>;
+}
+
+/**
+ * The pipeline floor through every load, warmed once as ours is: its results, and the batch sizes
+ * its loader took in the closed loop (the first load). Every upload must be in DuckDB once.
+ */
+async function pipelineFloorLoads(loads: Load[], warmUp: Files): Promise<{ results: SmallResult[]; closedLoopBatches: number[] }> {
+  const floor = await startBaseline([...NPM_START_ARGS.slice(0, -1), path.join(ROOT, 'bench/pipeline-floor-server.ts')], { LOADER: FLOOR_LOADER });
+  const results: SmallResult[] = [];
+  const batches: number[][] = [];
+  for (const [i, l] of loads.entries()) {
+    // The stats call empties the server's list of batch sizes, so what follows the load is the load's own.
+    results.push(await measure(floor.url, floor.pid, i === 0 ? warmUp : [], async (agent) => (await floorStats(floor.url), l.run(floor.url, l.files, agent))));
+    batches.push((await floorStats(floor.url)).batchSizes);
+  }
+  const { rows, files, taken } = await floorStats(floor.url);
+  await floor.stop();
+  const sent = warmUp.length + loads.reduce((n, l) => n + l.files.length, 0);
+  if (taken !== sent || files !== sent || rows !== sent * SMALL_ROWS) throw new Error(`pipeline floor: ${taken} of ${sent} uploads taken, ${files} files and ${rows} rows in DuckDB, not ${sent} and ${sent * SMALL_ROWS}`);
+  return { results, closedLoopBatches: batches[0]! };
+}
+
+/** Both loaders alone, alternating, on the closed loop's files as the validator leaves them, in the batch sizes the server took. */
+async function floorLoadAlone(files: Files, batchSizes: number[]): Promise<FloorLoadReport> {
+  const canonical = await Promise.all(
+    files.map(async ({ f }, i) => ({ object: `incoming/${i}.csv`, generation: BigInt(i + 1), canonical: Buffer.concat(checkWhole(await fs.readFile(f), DEFAULT_LIMITS).canonical) })),
+  );
+  const cpuPerFile: Record<LoaderName, number[]> = { read_csv: [], appender: [] };
+  for (let run = 0; run < FLOOR_LOAD_RUNS; run++) {
+    for (const loader of run % 2 ? [...LOADER_NAMES].reverse() : LOADER_NAMES) cpuPerFile[loader].push(await measureLoad(loader, canonical, batchSizes, work));
+  }
+  return { batchSizes, cpuPerFile };
+}
+
 /** Every upload to our server is a distinct file (the same bytes twice would be an idempotent replay); the baselines reuse them. */
-async function smallFileLoads(): Promise<SmallRow[]> {
+type Load = { name: string; files: Files; run: (url: string, files: Files, agent: http.Agent) => Promise<Run> };
+
+async function smallFileLoads(): Promise<{ rows: SmallRow[]; floorLoad?: FloorLoadReport }> {
   const total = WARM_UP + CLOSED_LOOP_UPLOADS + RATES.reduce((n, rate) => n + rate * OPEN_LOOP_SECONDS, 0);
   const files = await Promise.all(
     Array.from({ length: total }, async (_, i) => {
       const f = path.join(work, `small-${i}.csv`);
-      await fs.writeFile(f, flightsCsv(100, 1000 + i));
+      await fs.writeFile(f, flightsCsv(SMALL_ROWS, 1000 + i));
       return { f, size: (await fs.stat(f)).size };
     }),
   );
   let taken = 0;
   const take = (n: number): Files => files.slice(taken, (taken += n));
   const warmUp = take(WARM_UP);
-  type Load = { name: string; files: Files; run: (url: string, files: Files, agent: http.Agent) => Promise<Run> };
   const loads: Load[] = [
     { name: `closed loop, ${CONCURRENCY} uploads always in flight`, files: take(CLOSED_LOOP_UPLOADS), run: (url, batch, agent) => closedLoop(url, batch, CONCURRENCY, agent) },
     ...RATES.map((rate) => ({
@@ -416,7 +481,7 @@ async function smallFileLoads(): Promise<SmallRow[]> {
       run: (url: string, batch: Files, agent: http.Agent) => openLoop(url, batch, rate, CONCURRENCY, agent),
     })),
   ];
-  const results = Object.fromEntries(SERVERS.map((k) => [k, []])) as unknown as Record<SmallServer, SmallResult[]>;
+  const results = Object.fromEntries(ALL_SERVERS.map((k) => [k, []])) as unknown as Record<SmallServer, SmallResult[]>;
   const steps = JSON.stringify(DURABLE_STEPS);
   for (const [name, script, env] of [
     ['raw', RAW_SMALL_SERVER, {}],
@@ -424,21 +489,38 @@ async function smallFileLoads(): Promise<SmallRow[]> {
     ['Express floor', FLOOR_SMALL_SERVER, { STEPS: steps, RUNTIME: 'express', ...MODULES }],
     ['framework floor', FLOOR_SMALL_SERVER, { STEPS: steps, RUNTIME: 'functions-framework', ...MODULES }],
   ] as const) {
-    const baseline = await startScriptServer(script, env);
+    const t0 = performance.now();
+    const baseline = await startBaseline(['-e', script], env);
     for (const l of loads) results[name].push(await measure(baseline.url, baseline.pid, warmUp, (agent) => l.run(baseline.url, l.files, agent)));
     await baseline.stop();
+    console.error(`${name}: ${seconds(t0).toFixed(0)} s`);
   }
+  const t0 = performance.now();
   const server = await startServer({ MAX_CONCURRENT_UPLOADS: String(CONCURRENCY) });
   for (const [i, l] of loads.entries()) {
     results.ours.push(await measure(server.url, server.child.pid!, i === 0 ? warmUp : [], (agent) => l.run(server.url, l.files, agent)));
   }
   await server.stop();
-  return loads.map((l, i) => ({ load: l.name, results: Object.fromEntries(SERVERS.map((k) => [k, results[k][i]!])) as Record<SmallServer, SmallResult> }));
+  console.error(`ours: ${seconds(t0).toFixed(0)} s`);
+  let floorLoad: FloorLoadReport | undefined;
+  if (SERVERS.includes('pipeline floor')) {
+    const t1 = performance.now();
+    const floor = await pipelineFloorLoads(loads, warmUp);
+    results['pipeline floor'] = floor.results;
+    console.error(`pipeline floor: ${seconds(t1).toFixed(0)} s`);
+    const t2 = performance.now();
+    floorLoad = await floorLoadAlone(loads[0]!.files, floor.closedLoopBatches);
+    console.error(`its load alone: ${seconds(t2).toFixed(0)} s`);
+  }
+  return {
+    rows: loads.map((l, i) => ({ load: l.name, results: Object.fromEntries(SERVERS.map((k) => [k, results[k][i]!])) as Record<SmallServer, SmallResult> })),
+    ...(floorLoad ? { floorLoad } : {}),
+  };
 }
 
 // BENCH_SMALL=0: the large files only (a before/after of the inline path, without the minutes of small-file loads).
-const small = process.env.BENCH_SMALL === '0' ? [] : await smallFileLoads();
-const files100Bytes = Buffer.byteLength(flightsCsv(100, 1000));
+const { rows: small, floorLoad } = process.env.BENCH_SMALL === '0' ? { rows: [] } : await smallFileLoads();
+const files100Bytes = Buffer.byteLength(flightsCsv(SMALL_ROWS, 1000));
 await fs.rm(work, { recursive: true, force: true });
 console.log(`| size | server | rows | raw loopback → disk MB/s | bare reader MB/s | bare csv-parse MB/s | upload MB/s (status) | upload ÷ bare reader | server CPU s (main thread) | server RSS idle MB | max sampled RSS during upload MB | VmHWM at the answer MB |
 |---|---|---|---|---|---|---|---|---|---|---|---|
@@ -450,15 +532,16 @@ Servers writing to ${fsType} (${work}).
 Floor: a server that makes, per upload, the ${DURABLE_STEPS.length} atomic file replacements (write a temp file, rename it) our design makes, and nothing else:
 the floor of any design durable at each of those steps (${DURABLE_STEPS.map((d) => d.step).join('; ')}).
 Express floor: the same steps in an Express route (our handlers' runtime under \`npm start\`, behind the local gateway). Framework floor: the same steps in an HTTP function under the functions-framework (their runtime in the cloud).
+Pipeline floor: the least work of the same job (bench/pipeline-floor-server.ts): in an Express route, the body checked by our validator (checkWhole) and its canonical bytes made durable once (temp file, rename), 201; in the same process a loader that loads what arrived, one batch while the previous one loads, into DuckDB exactly once (one transaction with its manifest rows; ${FLOOR_LOADER}). No bus, no records, no logs, no metrics.
 Ours: POST /upload (validate, store, notify; the loader in the same process). Open-loop latency counts from each upload's scheduled start.
 
-| load | server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms |
+| load | server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms (main thread) |
 |---|---|---|--:|--:|--:|--:|--:|
 ${small
   .flatMap((row) =>
     SERVERS.map((k) => {
       const r = row.results[k];
-      return `| ${row.load} | ${k} | ${Object.entries(r.statuses).map(([s, n]) => `${n}× ${s}`).join(', ')} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.cpuPerUpload.toFixed(2)} |`;
+      return `| ${row.load} | ${k} | ${Object.entries(r.statuses).map(([s, n]) => `${n}× ${s}`).join(', ')} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.cpuPerUpload.toFixed(2)} (${r.mainPerUpload.toFixed(2)}) |`;
     }),
   )
   .join('\n')}
@@ -477,4 +560,25 @@ ${small
     }),
   )
   .join('\n')}
-`);
+${floorLoad ? floorLoadText(floorLoad, small[0]!.results['pipeline floor']) : ''}`);
+
+/** The pipeline floor's load alone beside its closed-loop CPU per upload: which part of the floor is DuckDB's. */
+function floorLoadText({ batchSizes, cpuPerFile }: FloorLoadReport, closedLoop: SmallResult): string {
+  const sorted = [...batchSizes].sort((a, b) => a - b);
+  const files = batchSizes.reduce((n, b) => n + b, 0);
+  const median = (xs: number[]): number => {
+    const x = [...xs].sort((a, b) => a - b);
+    return (x[Math.floor((x.length - 1) / 2)]! + x[Math.ceil((x.length - 1) / 2)]!) / 2;
+  };
+  const cheaper = LOADER_NAMES.reduce((a, b) => (median(cpuPerFile[a]) <= median(cpuPerFile[b]) ? a : b));
+  const load = median(cpuPerFile[cheaper]);
+  return `
+The pipeline floor's load alone, in this process (no server): the closed loop's ${files} files as the validator leaves them, loaded in the ${batchSizes.length} batches its server took (files per batch: median ${sorted[Math.floor(sorted.length / 2)]}, ${sorted[0]}–${sorted.at(-1)}), into a fresh database; CPU of this process (DuckDB's threads included) per file, ${FLOOR_LOAD_RUNS} alternating runs each.
+
+| loader | CPU ms per file (runs) | median |
+|---|--:|--:|
+${LOADER_NAMES.map((l) => `| ${l}${l === FLOOR_LOADER ? ' (the server\'s)' : ''} | ${cpuPerFile[l].map((x) => x.toFixed(2)).join(' / ')} | ${median(cpuPerFile[l]).toFixed(2)} |`).join('\n')}
+
+Cheaper here: ${cheaper}${cheaper === FLOOR_LOADER ? '' : ` (the server used ${FLOOR_LOADER}: BENCH_FLOOR_LOADER=${cheaper} measures the floor with it)`}, ${load.toFixed(2)} ms per file, ${((100 * load) / closedLoop.cpuPerUpload).toFixed(0)}% of the pipeline floor's ${closedLoop.cpuPerUpload.toFixed(2)} ms per upload in the closed loop. There its main thread (HTTP, Express, validation, the durable write, the loader's JavaScript) took ${closedLoop.mainPerUpload.toFixed(2)} ms per upload and its other threads (DuckDB's, V8's) ${(closedLoop.cpuPerUpload - closedLoop.mainPerUpload).toFixed(2)}.
+`;
+}

@@ -68,7 +68,7 @@ FROM read_csv($path, ${CSV_OPTIONS})`;
  * multi-file read_csv as on a file's 100 rows (docs/benchmarks.md, "The loader's path"). An index
  * out of the lists' range gives NULL lineage, which fails the table's NOT NULL.
  */
-const LOAD_CONCATENATED_SQL = `
+export const LOAD_CONCATENATED_SQL = `
 INSERT INTO ${TABLE}
 SELECT ${DATA_COLUMNS}, make_date(year, month, day), ($objects)[_file], ($generations)[_file], _source_line, $loadedAt::TIMESTAMP
 FROM read_csv($path, ${csvOptions(`'_file': 'INTEGER', ${canonicalColumns}`)})`;
@@ -84,7 +84,12 @@ const SHARED_READ_MAX_FILES = 128;
 /** Bytes per shared read: bounds its concatenated file, and the memory that builds it (the files read, and their join). */
 const SHARED_READ_MAX_TOTAL_BYTES = 16 * 1024 * 1024;
 
-const MANIFEST_INSERT_SQL = `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`;
+/** One row per file loaded; its primary key is what makes a second load of the same file fail instead of adding rows. */
+export const MANIFEST_DDL = `CREATE TABLE IF NOT EXISTS ${MANIFEST} (
+  object VARCHAR NOT NULL, generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (object, generation))`;
+
+export const MANIFEST_INSERT_SQL = `INSERT INTO ${MANIFEST} SELECT unnest($objects), unnest($generations), unnest($rows), $loadedAt::TIMESTAMP`;
 
 /** The manifest rows of a batch's objects (any generation); exported so a test can check its plan uses the index. */
 export const MANIFEST_LOOKUP_SQL = `SELECT object, generation::VARCHAR AS generation, rows FROM ${MANIFEST} WHERE object = ANY($objects)`;
@@ -196,9 +201,7 @@ export class DuckDbWarehouse implements Warehouse {
     // about a quarter of a large load's CPU (docs/benchmarks.md, Loader). Read connections keep the default.
     await this.writer.run('SET SESSION preserve_insertion_order = false');
     await this.writer.run(duckDbTableDdl());
-    await this.writer.run(`CREATE TABLE IF NOT EXISTS ${MANIFEST} (
-      object VARCHAR NOT NULL, generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
-      PRIMARY KEY (object, generation))`);
+    await this.writer.run(MANIFEST_DDL);
     // DuckDB 1.5 does not scan the two-column primary key for a lookup; a one-column index on `object` it does
     // (EXPLAIN: Index Scan), so a batch's manifest lookup costs the same with 200k files loaded as with none.
     await this.writer.run(`CREATE INDEX IF NOT EXISTS ${MANIFEST}_object ON ${MANIFEST} (object)`);
@@ -279,7 +282,7 @@ export class DuckDbWarehouse implements Warehouse {
   /** Loads `items` with one read of their files concatenated; rows per file, by fileKey. */
   private async loadTogether(db: DuckDBConnection, items: LoadItem[], loadedAt: string): Promise<Map<string, number>> {
     // Read synchronously: each is small (at most SHARED_READ_MAX_BYTES, SHARED_READ_MAX_TOTAL_BYTES together), and an
-    // asynchronous read costs four trips through libuv's pool and their promises, about 0.15 ms of CPU per file (docs/benchmarks.md).
+    // asynchronous read costs four trips through libuv's pool and their promises, about 0.15 ms of CPU per file (docs/benchmarks.md, "Where a batch's CPU goes in DuckDB").
     const files = items.map((i) => ({ name: i.uri, csv: readFileSync(i.uri) }));
     const { csv, records } = concatenatedCsv(CANONICAL_HEADER.join(','), files);
     await fs.mkdir(this.scratchDir, { recursive: true });
