@@ -154,3 +154,63 @@ describe('FsObjectStore', () => {
     expect(callsBeforeTimer).toBeLessThan(100);
   });
 });
+
+describe('FsObjectStore start-up cleanup', () => {
+  const objects = (...parts: string[]): string => path.join(root, 'b', 'objects', ...parts);
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('removes content files a killed process left unreferenced, keeping live, inline uri() and fresh files', async () => {
+    // Live objects: a CSV with its own file, a replaced one, an inline record whose uri() file was written out.
+    const live = await store.write('in/live.csv', bytes(300, 1), { contentType: 'text/csv' });
+    const first = await store.write('in/replaced.csv', bytes(300, 2), { contentType: 'text/csv' });
+    const firstBytes = fs.readFileSync(store.uri('in/replaced.csv', first.generation));
+    const replaced = await store.write('in/replaced.csv', bytes(300, 3), { contentType: 'text/csv', ifGenerationMatch: first.generation });
+    const record = await store.write('r/rec.json', bytes(10, 4));
+    const recordFile = store.uri('r/rec.json', record.generation);
+    const deleted = await store.write('in/deleted.csv', bytes(300, 5), { contentType: 'text/csv' });
+    const deletedBytes = fs.readFileSync(store.uri('in/deleted.csv', deleted.generation));
+    await store.delete('in/deleted.csv');
+
+    // What kills left: a replaced generation not yet removed, a new generation whose metadata never landed,
+    // a deleted object's bytes, and a new object's bytes with no metadata at all.
+    fs.writeFileSync(objects('in', `replaced.csv#${first.generation}`), firstBytes);
+    fs.writeFileSync(objects('in', `live.csv#${BigInt(live.generation) + 1n}`), bytes(300, 6));
+    fs.writeFileSync(objects('in', `deleted.csv#${deleted.generation}`), deletedBytes);
+    fs.writeFileSync(objects('in', 'never.csv#1700000000000000'), bytes(300, 7));
+    // Not a generation's file: left alone.
+    fs.writeFileSync(objects('in', 'notes.txt'), 'x');
+    fs.writeFileSync(objects('in', 'live.csv#draft'), 'x');
+
+    await sleep(30); // file times come from a clock coarser than Date.now()
+    const before = new Date();
+    await sleep(30);
+    // Another process sharing the directory, mid-commit: a new object's bytes, and a copy, whose hard link keeps the
+    // source's old modification time (its change time is new).
+    fs.writeFileSync(objects('in', `fresh.csv#${BigInt(live.generation) + 5n}`), bytes(300, 8));
+    fs.linkSync(store.uri('in/live.csv', live.generation), objects('in', `copied.csv#${BigInt(live.generation) + 6n}`));
+
+    const removed = await store.removeTempFiles(before);
+
+    expect(contentFiles().sort()).toEqual(
+      [
+        `copied.csv#${BigInt(live.generation) + 6n}`,
+        `fresh.csv#${BigInt(live.generation) + 5n}`,
+        `live.csv#${live.generation}`,
+        'live.csv#draft',
+        'notes.txt',
+        `replaced.csv#${replaced.generation}`,
+      ]
+        .map((f) => path.join('in', f))
+        .concat(path.join('r', `rec.json#${record.generation}`))
+        .sort(),
+    );
+    expect(removed).toBe(4);
+    same(await buffer(store.read('in/live.csv')), bytes(300, 1));
+    same(await buffer(store.read('in/replaced.csv')), bytes(300, 3));
+    same(await buffer(store.read('r/rec.json')), bytes(10, 4));
+    same(fs.readFileSync(recordFile), bytes(10, 4));
+    expect(await store.stat('in/deleted.csv')).toBeUndefined();
+    // A second start finds nothing more to remove.
+    expect(await store.removeTempFiles(before)).toBe(0);
+  });
+});

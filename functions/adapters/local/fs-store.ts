@@ -3,7 +3,7 @@
  * are a file of their own; a small JSON metadata file names the live
  * generation and is replaced atomically (write + rename), so a reader sees an
  * object either whole or not at all, and a crash mid-write leaves only an
- * unreferenced file. An object up to INLINE_OBJECT_BYTES (a JSON record, a
+ * unreferenced file (start-up cleanup, removeTempFiles, removes it). An object up to INLINE_OBJECT_BYTES (a JSON record, a
  * marker) is kept inside its metadata file instead, after the JSON line:
  * one file to create per write instead of two, which is most of what a write
  * costs here. A CSV is not: the warehouse reads it by path (uri), which wrote
@@ -284,24 +284,62 @@ export class FsObjectStore implements ObjectStore {
   }
 
   /**
-   * Removes the temp files of writes that never committed (the process died mid-write) last
-   * modified before `before`: spilled uploads in tmp/ and half-done atomic replacements (`*.tmp`)
-   * beside metadata files; and what processes killed while taking or breaking a lock on an object left in locks/
-   * (file-lock.ts). Returns how many.
+   * Removes what writes that never committed (the process died mid-write) left, changed before `before`:
+   * spilled uploads in tmp/, half-done atomic replacements (`*.tmp`) beside metadata files, and generations'
+   * content files no metadata names (orphanedContent); and what processes killed while taking or breaking a lock
+   * on an object left in locks/ (file-lock.ts). Returns how many.
+   * The change time, not the modification time, dates a file: a copy hard-links the source's file, whose
+   * modification time may be long past while that copy is still being committed.
    */
   async removeTempFiles(before: Date): Promise<number> {
-    const stale = async (dir: string, pick: (f: string) => boolean): Promise<string[]> => {
-      const files = await fs.readdir(dir, { recursive: true }).catch(() => [] as string[]);
+    const stale = async (dir: string, candidates: string[]): Promise<string[]> => {
       const found: string[] = [];
-      for (const f of files.filter(pick)) {
+      for (const f of candidates) {
         const stat = await fs.stat(path.join(dir, f)).catch(() => undefined);
-        if (stat?.isFile() && stat.mtimeMs < before.getTime()) found.push(path.join(dir, f));
+        if (stat?.isFile() && stat.ctimeMs < before.getTime()) found.push(path.join(dir, f));
       }
       return found;
     };
-    const files = [...(await stale(this.tmpDir, () => true)), ...(await stale(this.metaDir, (f) => f.endsWith('.tmp')))];
+    const listed = (dir: string): Promise<string[]> => fs.readdir(dir, { recursive: true }).catch(() => [] as string[]);
+    const files = [
+      ...(await stale(this.tmpDir, await listed(this.tmpDir))),
+      ...(await stale(this.metaDir, (await listed(this.metaDir)).filter((f) => f.endsWith('.tmp')))),
+      ...(await stale(this.objectsDir, await this.orphanedContent(await listed(this.objectsDir)))),
+    ];
     for (const file of files) await fs.rm(file, { force: true });
     return files.length + (await removeLockLeftovers(this.locksDir));
+  }
+
+  /**
+   * Of the files under objects/, the `<name>#<generation>` ones whose object has no metadata or another live
+   * generation: a new generation whose metadata never landed, or a replaced or deleted one not yet removed.
+   * Each object's metadata is read once, however many files it has; one that cannot be parsed keeps its files.
+   */
+  private async orphanedContent(files: string[]): Promise<string[]> {
+    const byObject = new Map<string, { file: string; generation: string }[]>();
+    for (const file of files) {
+      const hash = file.lastIndexOf('#');
+      const name = file.slice(0, hash).split(path.sep).join('/');
+      const generation = file.slice(hash + 1);
+      if (hash < 1 || file[hash - 1] === path.sep || !/^\d+$/.test(generation)) continue;
+      const generations = byObject.get(name) ?? [];
+      generations.push({ file, generation });
+      byObject.set(name, generations);
+    }
+    const orphans: string[] = [];
+    let read = 0;
+    for (const [name, generations] of byObject) {
+      // Metadata reads never wait for the disk: let timers and I/O run between batches of them.
+      if (++read % 1000 === 0) await yieldToEventLoop();
+      let live: string | undefined;
+      try {
+        live = this.entry(name)?.info.generation;
+      } catch {
+        continue;
+      }
+      for (const { file, generation } of generations) if (generation !== live) orphans.push(file);
+    }
+    return orphans;
   }
 
   /** A file DuckDB can read: an inline object's bytes are written out on first use (and go with the object). */
