@@ -15,7 +15,7 @@ import { CANONICAL_HEADER } from '../functions/core/schema.js';
 import { csvHeader, csvLine } from '../functions/query/formats.js';
 import type { DuckDbWarehouse } from '../functions/adapters/duckdb/warehouse.js';
 import { generateRows } from '../test/query/fixture.js';
-import { envInt } from './support.js';
+import { envInt, median } from './support.js';
 
 const before = process.env.BEFORE_TREE;
 if (!before) throw new Error('BEFORE_TREE must name a checkout to compare with');
@@ -65,7 +65,6 @@ async function measure(side: Side, size: number, run: number): Promise<number> {
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loads = [os.loadavg()[0]!];
 console.log(`DuckDbWarehouse.load, ${fileCount} files of 100 rows, ${runs} interleaved pairs, manifest of ${manifestRows} rows first; before: ${roots.before}, after: ${roots.after}`);
 console.log('\n| files per load | before CPU ms/file (runs) | after CPU ms/file (runs) | after ÷ before (medians) |\n|--:|--:|--:|--:|');

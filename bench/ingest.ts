@@ -34,7 +34,7 @@ import { parse } from 'csv-parse';
 import { flightLines, flightsCsv, KAGGLE_HEADER } from '../test/support/generate-flights.js';
 import { checkWhole, DEFAULT_LIMITS } from '../functions/ingest/validator.js';
 import { LOADER_NAMES, measureLoad, type LoaderName } from './pipeline-floor.js';
-import { bareRead, envInt, NPM_START_ARGS } from './support.js';
+import { bareRead, envInt, median, NPM_START_ARGS, processCpuMs } from './support.js';
 
 const MB = 1e6;
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -158,12 +158,6 @@ async function sampleRss<T>(pid: number, work: Promise<T>): Promise<{ result: T;
   return { result, maxSampled, hwm: await memoryMb(pid, 'VmHWM') };
 }
 
-/** The server's CPU time so far (user + system, all threads), in ms; and its main thread's alone. */
-async function cpuMs(pid: number, mainThread = false): Promise<number> {
-  const fields = (await fs.readFile(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
 /** POST /upload as the server does it by default, and with validation on the main thread only. */
 const VARIANTS: { name: string; env: Record<string, string> }[] = [
   { name: 'POST /upload', env: {} },
@@ -183,11 +177,11 @@ for (const sizeMb of sizesMb) {
     const server = await startServer(variant.env);
     const pid = server.child.pid!;
     const idleRss = await memoryMb(pid, 'VmHWM');
-    const [cpu0, main0] = [await cpuMs(pid), await cpuMs(pid, true)];
+    const [cpu0, main0] = [await processCpuMs(pid), await processCpuMs(pid, true)];
     const t0 = performance.now();
     const { result: status, maxSampled, hwm } = await sampleRss(pid, upload(server.url, file, size));
     const ingest = seconds(t0);
-    const [cpu, main] = [(await cpuMs(pid)) - cpu0, (await cpuMs(pid, true)) - main0];
+    const [cpu, main] = [(await processCpuMs(pid)) - cpu0, (await processCpuMs(pid, true)) - main0];
     await server.stop();
     rows.push(
       `| ${sizeMb >= 1000 ? `${(sizeMb / 1000).toFixed(1)} GB` : `${sizeMb} MB`} | ${variant.name} | ${rowCount.toLocaleString('en')} | ${mbs(raw)} | ${mbs(bare)} | ${mbs(csvParse)} | ${mbs(ingest)} (${status}) | ${(bare / ingest).toFixed(2)}× | ${(cpu / 1000).toFixed(2)} (${(main / 1000).toFixed(2)}) | ${idleRss.toFixed(0)} | ${maxSampled.toFixed(0)} | ${hwm.toFixed(0)} |`,
@@ -261,9 +255,9 @@ async function openLoop(url: string, files: Files, rate: number, maxInFlight: nu
 /** Waits (at most a minute) until the process has used under 5% of a core for half a second: the loader has caught up. */
 async function idle(pid: number): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
-    const before = await cpuMs(pid);
+    const before = await processCpuMs(pid);
     await new Promise((r) => setTimeout(r, 500));
-    if ((await cpuMs(pid)) - before < 25) return;
+    if ((await processCpuMs(pid)) - before < 25) return;
   }
 }
 
@@ -276,11 +270,11 @@ async function measure(url: string, pid: number, warmUp: Files, load: (agent: ht
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   if (warmUp.length > 0) await closedLoop(url, warmUp, CONCURRENCY, agent);
   await idle(pid);
-  const [cpu0, main0] = [await cpuMs(pid), await cpuMs(pid, true)];
+  const [cpu0, main0] = [await processCpuMs(pid), await processCpuMs(pid, true)];
   const run = await load(agent);
   await idle(pid);
-  const cpuPerUpload = ((await cpuMs(pid)) - cpu0) / run.latencies.length;
-  const mainPerUpload = ((await cpuMs(pid, true)) - main0) / run.latencies.length;
+  const cpuPerUpload = ((await processCpuMs(pid)) - cpu0) / run.latencies.length;
+  const mainPerUpload = ((await processCpuMs(pid, true)) - main0) / run.latencies.length;
   agent.destroy();
   const latencies = run.latencies.sort((a, b) => a - b);
   const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
@@ -566,10 +560,6 @@ ${floorLoad ? floorLoadText(floorLoad, small[0]!.results['pipeline floor']) : ''
 function floorLoadText({ batchSizes, cpuPerFile }: FloorLoadReport, closedLoop: SmallResult): string {
   const sorted = [...batchSizes].sort((a, b) => a - b);
   const files = batchSizes.reduce((n, b) => n + b, 0);
-  const median = (xs: number[]): number => {
-    const x = [...xs].sort((a, b) => a - b);
-    return (x[Math.floor((x.length - 1) / 2)]! + x[Math.ceil((x.length - 1) / 2)]!) / 2;
-  };
   const cheaper = LOADER_NAMES.reduce((a, b) => (median(cpuPerFile[a]) <= median(cpuPerFile[b]) ? a : b));
   const load = median(cpuPerFile[cheaper]);
   return `

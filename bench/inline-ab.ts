@@ -16,7 +16,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { bareRead, envInt, startServer, writeFlightsFile } from './support.js';
+import { bareRead, envInt, median, processCpuMs, startServer, threadCpuMs, writeFlightsFile } from './support.js';
 
 const before = process.env.BEFORE_TREE;
 if (!before) throw new Error('BEFORE_TREE must name a checkout (with node_modules) to compare with');
@@ -39,23 +39,6 @@ interface Result {
   hwm: number;
 }
 
-/** utime + stime from a /proc stat file, in s (ticks of 10 ms). */
-async function statCpu(file: string): Promise<number> {
-  const fields = (await fs.readFile(file, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function threadCpu(pid: number): Promise<Map<string, number>> {
-  const byTid = new Map<string, number>();
-  for (const tid of await fs.readdir(`/proc/${pid}/task`)) {
-    await statCpu(`/proc/${pid}/task/${tid}/stat`).then(
-      (s) => byTid.set(tid, s),
-      () => undefined, // ended between the listing and the read: its time stays in the process total
-    );
-  }
-  return byTid;
-}
-
 function upload(url: string, file: string, size: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${url}/upload`, { method: 'POST', headers: { 'content-type': 'text/csv', 'content-length': String(size) } }, (res) => {
@@ -72,17 +55,17 @@ async function measure(sizeMb: number, side: Side, root: string, file: string, s
   const server = await startServer({ dataDir, logFile: path.join(work, `${side}.log`), root, env: { LOG_LEVEL: 'warn', MAX_UPLOAD_BYTES: String(2 ** 31) } });
   try {
     const load = os.loadavg()[0]!;
-    const [all0, threads0] = [await statCpu(`/proc/${server.pid}/stat`), await threadCpu(server.pid)];
+    const [all0, threads0] = [await processCpuMs(server.pid), await threadCpuMs(server.pid)];
     const t0 = performance.now();
     const status = await upload(server.url, file, size);
     const seconds = (performance.now() - t0) / 1000;
-    const [all1, threads1] = [await statCpu(`/proc/${server.pid}/stat`), await threadCpu(server.pid)];
+    const [all1, threads1] = [await processCpuMs(server.pid), await threadCpuMs(server.pid)];
     if (status !== 201) throw new Error(`${side}: POST /upload answered ${status}; see ${work}/${side}.log`);
     const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(await fs.readFile(`/proc/${server.pid}/status`, 'utf8'))![1]) / 1024;
-    const used = [...threads1].map(([tid, s]) => [tid, s - (threads0.get(tid) ?? 0)] as const);
+    const used = [...threads1].map(([tid, ms]) => [tid, (ms - (threads0.get(tid) ?? 0)) / 1000] as const);
     const main = used.find(([tid]) => tid === String(server.pid))![1];
     const validator = Math.max(0, ...used.filter(([tid]) => tid !== String(server.pid)).map(([, s]) => s));
-    const all = all1 - all0;
+    const all = (all1 - all0) / 1000;
     return { sizeMb, side, load, mbs: size / 1e6 / seconds, ofBare: bareS / seconds, cpu: { all, main, validator, rest: all - main - validator }, hwm };
   } finally {
     await server.stop();
@@ -115,10 +98,6 @@ for (const sizeMb of sizesMb) {
 }
 await fs.rm(work, { recursive: true, force: true });
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const perGb = (r: Result, s: number): string => ((s * 1000) / r.sizeMb).toFixed(1);
 console.log(`Inline uploads, ${runs} interleaved rounds per size; before: ${before}, after: ${after}
 

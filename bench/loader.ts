@@ -28,7 +28,7 @@ import path from 'node:path';
 import { DuckDbWarehouse } from '../functions/adapters/duckdb/warehouse.js';
 import { FsObjectStore } from '../functions/adapters/local/fs-store.js';
 import { loadConfig } from '../functions/core/config.js';
-import { ROOT, envInt, machine, since, startServer, tempDir, uploadFile, waitForLoad, writeFlightsFile, writeGenerated } from './support.js';
+import { ROOT, envInt, machine, median, since, startServer, tempDir, uploadFile, waitForLoad, writeFlightsFile, writeGenerated } from './support.js';
 
 const ROWS = envInt('LOADER_BENCH_ROWS', 1_000_000);
 const RUNS = envInt('LOADER_BENCH_RUNS', 3);
@@ -118,11 +118,6 @@ async function warehouseOnly(uri: string, dbFile: string, object: PipelineRun['o
   }
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 async function main(): Promise<void> {

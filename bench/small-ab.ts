@@ -15,7 +15,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { flightsCsv } from '../test/support/generate-flights.js';
-import { envInt, percentiles, startServer, type ServerProcess } from './support.js';
+import { envInt, median, percentiles, processCpuMs, startServer, threadCpuMs, type ServerProcess } from './support.js';
 
 const before = process.env.BEFORE_TREE;
 if (!before) throw new Error('BEFORE_TREE must name a checkout (with node_modules) to compare with');
@@ -29,28 +29,6 @@ const CONCURRENCY = 16;
 // first 800 uploads of a fresh server V8 compiles a few hundred functions (docs/benchmarks.md, "JIT warm-up").
 const WARM_UP = envInt('SMALL_AB_WARM_UP', 20);
 const work = await fs.mkdtemp(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'bench-small-ab-'));
-
-/** utime + stime from a /proc stat file, in ms (ticks of 10 ms). */
-async function statCpuMs(file: string): Promise<number> {
-  const fields = (await fs.readFile(file, 'utf8')).split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-/** Every thread of the process together. */
-const cpuMs = (pid: number): Promise<number> => statCpuMs(`/proc/${pid}/stat`);
-
-/** CPU ms of each live thread, by thread id. */
-async function threadCpuMs(pid: number): Promise<Map<string, number>> {
-  const byTid = new Map<string, number>();
-  for (const tid of await fs.readdir(`/proc/${pid}/task`)) {
-    try {
-      byTid.set(tid, await statCpuMs(`/proc/${pid}/task/${tid}/stat`));
-    } catch {
-      // The thread ended between the listing and the read: its time stays in the process total.
-    }
-  }
-  return byTid;
-}
 
 /** What a thread's stack says it is for; Node names all its threads `node`, and DuckDB's have no names of their own. */
 const ROLES: [RegExp, string][] = [
@@ -85,9 +63,9 @@ async function threadName(pid: number, tid: string, roles: Map<string, string>):
 /** Waits (at most a minute) until the server has used under 5% of a core for half a second. */
 async function idle(pid: number): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
-    const t0 = await cpuMs(pid);
+    const t0 = await processCpuMs(pid);
     await new Promise((r) => setTimeout(r, 500));
-    if ((await cpuMs(pid)) - t0 < 25) return;
+    if ((await processCpuMs(pid)) - t0 < 25) return;
   }
 }
 
@@ -123,7 +101,7 @@ async function measure(side: Result['side'], root: string): Promise<Result> {
   try {
     for (const body of files.slice(0, WARM_UP)) await upload(server.url, body, agent);
     await idle(server.pid);
-    const cpu0 = await cpuMs(server.pid);
+    const cpu0 = await processCpuMs(server.pid);
     const threads0 = await threadCpuMs(server.pid);
     const latencies: number[] = [];
     let failed = 0;
@@ -140,7 +118,7 @@ async function measure(side: Result['side'], root: string): Promise<Result> {
     );
     const seconds = (performance.now() - t0) / 1000;
     await idle(server.pid);
-    const cpuPerUpload = ((await cpuMs(server.pid)) - cpu0) / uploads;
+    const cpuPerUpload = ((await processCpuMs(server.pid)) - cpu0) / uploads;
     const threads = new Map<string, number>();
     const roles = threadRoles(server.pid);
     for (const [tid, ms] of await threadCpuMs(server.pid)) {
@@ -173,10 +151,6 @@ for (let run = 0; run < runs; run++) {
 }
 await fs.rm(work, { recursive: true, force: true });
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const of = (side: Result['side'], k: keyof Omit<Result, 'side' | 'threads'>): number[] => results.filter((r) => r.side === side).map((r) => r[k]);
 console.log(`Closed loop, ${uploads} 100-row uploads, ${CONCURRENCY} in flight, ${runs} interleaved pairs; before: ${before}, after: ${after}${process.env.SMALL_AB_AFTER_ENV ? ` with ${process.env.SMALL_AB_AFTER_ENV}` : ''}
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FsObjectStore } from '../functions/adapters/local/fs-store.js';
-import { envInt, since } from './support.js';
+import { envInt, median, since } from './support.js';
 
 const objects = envInt('SWEEP_OBJECTS', 100_000);
 const runs = envInt('SWEEP_RUNS', 5);
@@ -38,7 +38,6 @@ if (process.env.BEFORE_TREE) {
   sides.unshift(['before', new before.FsObjectStore(root, 'b')]);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 try {
   let start = performance.now();
   build();

@@ -31,6 +31,34 @@ export const envInt = (name: string, fallback: number): number => {
 /** Milliseconds since `start` (a performance.now() reading). */
 export const since = (start: number): number => performance.now() - start;
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** utime + stime from a /proc stat file, in ms (Linux; USER_HZ = 100). */
+export async function statCpuMs(file: string): Promise<number> {
+  const fields = (await fsp.readFile(file, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** A process's CPU time so far, in ms: all its threads, or with `mainThread` its main thread's alone. */
+export const processCpuMs = (pid: number, mainThread = false): Promise<number> => statCpuMs(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`);
+
+/** CPU ms of each live thread of a process, by thread id. */
+export async function threadCpuMs(pid: number): Promise<Map<string, number>> {
+  const byTid = new Map<string, number>();
+  for (const tid of await fsp.readdir(`/proc/${pid}/task`)) {
+    try {
+      byTid.set(tid, await statCpuMs(`/proc/${pid}/task/${tid}/stat`));
+    } catch {
+      // The thread ended between the listing and the read: its time stays in the process total.
+    }
+  }
+  return byTid;
+}
+
 /** Lines per written chunk: one write per line would make the generator, not the disk, the bottleneck. */
 const LINES_PER_CHUNK = 2_000;
 
