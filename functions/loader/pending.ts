@@ -10,7 +10,6 @@
 import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { PreconditionFailedError, type ObjectStore } from '../core/ports.js';
-import type { UploadLedger } from '../core/uploads.js';
 
 export interface PendingFile {
   object: string;
@@ -112,10 +111,3 @@ export class PendingFiles {
     await this.store.delete(markerName(file.object, file.generation)).catch(() => undefined);
   }
 }
-
-/**
- * Records that an upload's file is pending load, after its marker was added. A flush may have
- * loaded the file (and removed the marker) since; a `loaded` of this generation is then kept.
- */
-export const markLoading = (ledger: UploadLedger, uploadId: string, generation: string): Promise<unknown> =>
-  ledger.update(uploadId, (r) => (r.status === 'loaded' && r.generation === generation ? {} : { status: 'loading', generation }));
