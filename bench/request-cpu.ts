@@ -32,11 +32,11 @@ const nextFiles = (): Buffer[] => Array.from({ length: 2 * requests }, (_, i) =>
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>;
 
 /** A checkout's gateway, built as functions/local/pipeline.ts builds it, bar the subscriptions. */
-async function gatewayOf(tree: string, dataDir: string, upload: 'real' | 'echo'): Promise<{ app: RequestListener; close(): Promise<void> }> {
+async function gatewayOf(tree: string, dataDir: string, upload: 'real' | 'echo'): Promise<{ listen: Listen; close(): Promise<void> }> {
   const load = (file: string): Promise<Record<string, never>> => import(pathToFileURL(path.join(tree, 'functions', file)).href);
-  const [{ loadConfig }, { createRuntime }, { createLogger }, gateway, { ingestHandler }, { storageRoutes }, { gatewayAccess }, { operatorRoutes }, { MetricsHistory }, { sendJson }] =
+  const [{ loadConfig }, { createRuntime }, { createLogger }, gateway, { ingestHandler }, { storageRoutes }, { gatewayAccess }, { operatorRoutes }, { MetricsHistory }, { sendJson }, { listenWithTimeouts }] =
     await Promise.all(
-      ['core/config.ts', 'runtime.ts', 'core/logger.ts', 'local/gateway.ts', 'ingest/handler.ts', 'local/storage-routes.ts', 'ops/gateway-access.ts', 'ops/routes.ts', 'ops/history.ts', 'core/http.ts'].map(load),
+      ['core/config.ts', 'runtime.ts', 'core/logger.ts', 'local/gateway.ts', 'ingest/handler.ts', 'local/storage-routes.ts', 'ops/gateway-access.ts', 'ops/routes.ts', 'ops/history.ts', 'core/http.ts', 'local/listen.ts'].map(load),
     ) as any[];
   const config = loadConfig({ ...process.env, DATA_DIR: dataDir, AUTH: 'off', LOG_LEVEL: 'warn' });
   const rt = await createRuntime(config, createLogger('warn'));
@@ -51,16 +51,23 @@ async function gatewayOf(tree: string, dataDir: string, upload: 'real' | 'echo')
     access: await gatewayAccess(rt.config.auth, rt.log),
     operations: operatorRoutes(rt, new MetricsHistory(rt.config, rt.bus, 60_000)),
   });
-  return { app, close: () => rt.close() };
+  return { listen: () => listenWithTimeouts(app, 0, '127.0.0.1', 60_000), close: () => rt.close() };
 }
 
-const bare: RequestListener = (req, res) => {
+/** The checkout's server, listening on a loopback port. */
+type Listen = () => Promise<http.Server>;
+
+const bareListener: RequestListener = (req, res) => {
   req.resume();
   req.on('end', () => {
     const json = JSON.stringify({ ok: true });
     res.writeHead(201, { Location: '/uploads/x', 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(json)) });
     res.end(json);
   });
+};
+const bare: Listen = () => {
+  const server = http.createServer(bareListener);
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 };
 
 function post(port: number, agent: http.Agent, body: Buffer): Promise<number> {
@@ -74,11 +81,10 @@ function post(port: number, agent: http.Agent, body: Buffer): Promise<number> {
   });
 }
 
-/** CPU µs per request of `app`, after as many unmeasured requests. */
-async function measure(app: RequestListener): Promise<number> {
+/** CPU µs per request of the server `listen` starts, after as many unmeasured requests. */
+async function measure(listen: Listen): Promise<number> {
   const files = nextFiles();
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const server = await listen();
   const { port } = server.address() as { port: number };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
@@ -110,7 +116,7 @@ if (one) {
     else {
       const gateway = await gatewayOf(tree, dataDir, c === 'upload' ? 'real' : 'echo');
       try {
-        console.log(await measure(gateway.app));
+        console.log(await measure(gateway.listen));
       } finally {
         await gateway.close();
       }
