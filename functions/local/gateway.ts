@@ -82,8 +82,8 @@ export function createGateway(
   const observed: express.RequestHandler[] = [observeRequests, ...(allowOrigins ? [allowOrigins] : [])];
   const routes = routesFromSpec(specText);
   const access = options.access && new AccessControl({ ...options.access, schemes: securitySchemes(parse(specText) as SpecAccessView) });
-  // The API's operations come first: Express tries the layers in order, and a router that matches
-  // nothing hands the request on through setImmediate, a turn of the event loop per router passed.
+  // The API's operations come first: Express tries the layers in order, and enters each router it
+  // passes (the operators', the bucket's, the docs') to try that router's own.
   for (const route of routes) {
     const handler = functions[route.target];
     if (!handler) throw new Error(`${route.method.toUpperCase()} ${route.path}: no function named ${route.target}`);
