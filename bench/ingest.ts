@@ -292,24 +292,25 @@ server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
 
 /**
  * The durable steps our server makes per 100-row upload, each an atomic replacement of a file
- * (write a temp file, rename it over the name), counted with `strace -f -e trace=rename` on the
- * server (20 uploads one at a time, 2026-11-30) and sized from the files they left: the ingest's
- * five, then the loader's five. A step that names an earlier step's `file` replaces it, as ours
- * does. `withBody`: the step writes the CSV (plus `bytes` of metadata). Left out, so that the
- * floor stays a floor: the flush lease (about 4 per flush, shared by the files of a batch), the
- * deletions (the acknowledged message, the pending marker) and DuckDB's own insert.
+ * (write a temp file, rename it over the name; the CSV, whose name is new, written in place),
+ * counted with `strace -f -e trace=file` on the server (one upload, 2026-12-01) and sized from the
+ * files they left: the ingest's six, then the loader's five. A step that names an earlier step's
+ * `file` replaces it, as ours does. `withBody`: the step writes the CSV (plus `bytes`).
+ * `removedOnceLoaded`: the pipeline floor with these steps removes the file after its load, as
+ * ours removes the acknowledged message and the settled marker. Left out, so that the floors stay
+ * floors: the flush lease (a few per flush, shared by the files of a batch) and the reads.
  */
-const DURABLE_STEPS: { step: string; file: string; bytes: number; withBody?: boolean }[] = [
+const DURABLE_STEPS: { step: string; file: string; bytes: number; withBody?: boolean; removedOnceLoaded?: boolean }[] = [
   { step: 'content claim', file: 'claim', bytes: 550 },
   { step: 'upload record', file: 'record', bytes: 600 },
-  { step: 'promoted object (metadata line + CSV)', file: 'object', bytes: 800, withBody: true },
-  { step: 'bus message', file: 'message', bytes: 2000 },
+  { step: 'promoted object: its CSV', file: 'object', bytes: 0, withBody: true },
+  { step: 'promoted object: its metadata', file: 'object-meta', bytes: 470 },
+  { step: 'bus message', file: 'message', bytes: 1400, removedOnceLoaded: true },
   { step: 'claim completion', file: 'claim', bytes: 700 },
-  { step: "loader: message's delivery count", file: 'message', bytes: 2000 },
-  { step: 'loader: pending marker', file: 'marker', bytes: 500 },
-  { step: 'loader: record loading', file: 'record', bytes: 650 },
-  { step: 'loader: CSV written out for DuckDB', file: 'csv', bytes: 0, withBody: true },
-  { step: 'loader: record loaded', file: 'record', bytes: 650 },
+  { step: "loader: message's delivery count", file: 'message', bytes: 1400, removedOnceLoaded: true },
+  { step: 'loader: pending marker', file: 'marker', bytes: 650, removedOnceLoaded: true },
+  { step: 'loader: record loading', file: 'record', bytes: 640 },
+  { step: 'loader: record loaded', file: 'record', bytes: 655 },
 ];
 
 /**
@@ -388,10 +389,11 @@ const OPEN_LOOP_SECONDS = 5;
  */
 const WARM_UP = envInt('BENCH_WARM_UP', 1000);
 
-const ALL_SERVERS = ['raw', 'floor', 'Express floor', 'framework floor', 'pipeline floor', 'ours'] as const;
+const ALL_SERVERS = ['raw', 'floor', 'Express floor', 'framework floor', 'pipeline floor', 'pipeline floor, durable steps', 'ours'] as const;
 type SmallServer = (typeof ALL_SERVERS)[number];
-/** `BENCH_PIPELINE_FLOOR=0` leaves the pipeline floor out (about a minute less). */
-const SERVERS = ALL_SERVERS.filter((k) => k !== 'pipeline floor' || process.env.BENCH_PIPELINE_FLOOR !== '0');
+const PIPELINE_FLOORS: readonly SmallServer[] = ['pipeline floor', 'pipeline floor, durable steps'];
+/** `BENCH_PIPELINE_FLOOR=0` leaves the pipeline floors out (about two minutes less). */
+const SERVERS = ALL_SERVERS.filter((k) => !PIPELINE_FLOORS.includes(k) || process.env.BENCH_PIPELINE_FLOOR !== '0');
 /** The pipeline floor's way to hand DuckDB a batch (bench/pipeline-floor.ts); both are measured in-process either way. */
 const FLOOR_LOADER = (process.env.BENCH_FLOOR_LOADER ?? 'read_csv') as LoaderName;
 if (!LOADER_NAMES.includes(FLOOR_LOADER)) throw new Error(`BENCH_FLOOR_LOADER must be one of ${LOADER_NAMES.join(', ')}`);
@@ -424,8 +426,8 @@ async function floorStats(url: string): Promise<FloorStats> {
  * The pipeline floor through every load, warmed once as ours is: its results, and the batch sizes
  * its loader took in the closed loop (the first load). Every upload must be in DuckDB once.
  */
-async function pipelineFloorLoads(loads: Load[], warmUp: Files): Promise<{ results: SmallResult[]; closedLoopBatches: number[] }> {
-  const floor = await startBaseline([...NPM_START_ARGS.slice(0, -1), path.join(ROOT, 'bench/pipeline-floor-server.ts')], { LOADER: FLOOR_LOADER });
+async function pipelineFloorLoads(loads: Load[], warmUp: Files, env: Record<string, string> = {}): Promise<{ results: SmallResult[]; closedLoopBatches: number[] }> {
+  const floor = await startBaseline([...NPM_START_ARGS.slice(0, -1), path.join(ROOT, 'bench/pipeline-floor-server.ts')], { LOADER: FLOOR_LOADER, ...env });
   const results: SmallResult[] = [];
   const batches: number[][] = [];
   for (const [i, l] of loads.entries()) {
@@ -502,6 +504,11 @@ async function smallFileLoads(): Promise<{ rows: SmallRow[]; floorLoad?: FloorLo
     const floor = await pipelineFloorLoads(loads, warmUp);
     results['pipeline floor'] = floor.results;
     console.error(`pipeline floor: ${seconds(t1).toFixed(0)} s`);
+    const t3 = performance.now();
+    // Its canonical object is the floor's own durable write already.
+    const steps = DURABLE_STEPS.filter((d) => d.step !== 'promoted object: its CSV');
+    results['pipeline floor, durable steps'] = (await pipelineFloorLoads(loads, warmUp, { STEPS: JSON.stringify(steps) })).results;
+    console.error(`pipeline floor, durable steps: ${seconds(t3).toFixed(0)} s`);
     const t2 = performance.now();
     floorLoad = await floorLoadAlone(loads[0]!.files, floor.closedLoopBatches);
     console.error(`its load alone: ${seconds(t2).toFixed(0)} s`);
@@ -527,6 +534,7 @@ Floor: a server that makes, per upload, the ${DURABLE_STEPS.length} atomic file 
 the floor of any design durable at each of those steps (${DURABLE_STEPS.map((d) => d.step).join('; ')}).
 Express floor: the same steps in an Express route (our handlers' runtime under \`npm start\`, behind the local gateway). Framework floor: the same steps in an HTTP function under the functions-framework (their runtime in the cloud).
 Pipeline floor: the least work of the same job (bench/pipeline-floor-server.ts): in an Express route, the body checked by our validator (checkWhole) and its canonical bytes made durable once (temp file, rename), 201; in the same process a loader that loads what arrived, one batch while the previous one loads, into DuckDB exactly once (one transaction with its manifest rows; ${FLOOR_LOADER}). No bus, no records, no logs, no metrics.
+Pipeline floor, durable steps: the same, plus our other ${DURABLE_STEPS.length - 1} durable steps as bare file replacements (the floor's list above, the CSV being its own write), the message and marker files removed once loaded: the least a server pays for the job with our guarantees (a claim against duplicates, a status record, a notification and a pending marker that survive a crash), without our code's own work (JSON, the bus's and the loader's logic, the gateway, logs, metrics).
 Ours: POST /upload (validate, store, notify; the loader in the same process). Open-loop latency counts from each upload's scheduled start.
 
 | load | server | answers | uploads/s | p50 ms | p95 ms | p99 ms | server CPU per upload ms (main thread) |

@@ -7,6 +7,9 @@
  * arrived while its previous batch loaded (and in a gather of 50 ms, as ours) and loads it in one
  * transaction (bench/pipeline-floor.ts, `LOADER`: read_csv or appender). No bus, no records, no
  * gateway, no logs, no metrics.
+ * `STEPS` (bench/ingest.ts's durable steps, JSON): per upload, beside its object, these atomic file
+ * replacements too, made before the answer; those `removedOnceLoaded` are removed after its batch
+ * loads: the floor with our design's durable steps and none of its code.
  * `GET /stats`, once the loader is idle: rows and files in DuckDB, uploads taken, and the batch
  * sizes since the last call. Prints its port. `SINK`: where its files and database go.
  */
@@ -19,6 +22,14 @@ import { FLOOR_BATCH_FILES, openFloorDb, type FloorFile, type LoaderName } from 
 const sink = process.env.SINK!;
 const objects = path.join(sink, 'objects');
 fs.mkdirSync(objects);
+const steps = JSON.parse(process.env.STEPS ?? '[]') as { file: string; bytes: number; removedOnceLoaded?: boolean }[];
+for (const dir of new Set(steps.map((s) => s.file))) fs.mkdirSync(path.join(sink, dir));
+const removedOnceLoaded = [...new Set(steps.filter((s) => s.removedOnceLoaded).map((s) => s.file))];
+
+function replace(file: string, bytes: Buffer): void {
+  fs.writeFileSync(`${file}.tmp`, bytes);
+  fs.renameSync(`${file}.tmp`, file);
+}
 const db = await openFloorDb(sink, (process.env.LOADER ?? 'read_csv') as LoaderName);
 
 const pending: FloorFile[] = [];
@@ -40,6 +51,7 @@ function kick(): void {
       const batch = pending.splice(0, FLOOR_BATCH_FILES);
       batchSizes.push(batch.length);
       await db.load(batch);
+      for (const { generation } of batch) for (const dir of removedOnceLoaded) fs.unlinkSync(path.join(sink, dir, String(generation)));
     }
     loading = undefined;
   })().catch((e: unknown) => {
@@ -63,10 +75,10 @@ app.post('/upload', (req, res) => {
       return;
     }
     const n = taken++;
-    const file = path.join(objects, `${n}.csv`);
-    fs.writeFileSync(`${file}.tmp`, canonical);
-    fs.renameSync(`${file}.tmp`, file);
-    pending.push({ object: `incoming/${n}.csv`, generation: BigInt(n + 1), canonical });
+    replace(path.join(objects, `${n}.csv`), canonical);
+    const generation = BigInt(n + 1);
+    for (const step of steps) replace(path.join(sink, step.file, String(generation)), Buffer.alloc(step.bytes, 32));
+    pending.push({ object: `incoming/${n}.csv`, generation, canonical });
     kick();
     res.status(201).json({});
   });

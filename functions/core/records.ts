@@ -5,7 +5,6 @@
  * writers never lose each other's changes and nothing but the ObjectStore
  * port is needed.
  */
-import { text } from 'node:stream/consumers';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
 
 export interface Versioned<T> {
@@ -15,11 +14,9 @@ export interface Versioned<T> {
 
 export async function readJson<T>(store: ObjectStore, name: string): Promise<Versioned<T> | undefined> {
   for (let attempt = 0; ; attempt++) {
-    const info = await store.stat(name);
-    if (!info) return undefined;
     try {
-      const body = await text(store.read(name, { generation: info.generation }));
-      return { value: JSON.parse(body) as T, generation: info.generation };
+      const found = await store.readSmall(name);
+      return found && { value: JSON.parse(found.bytes.toString('utf8')) as T, generation: found.info.generation };
     } catch (e) {
       // Replaced or deleted between stat and read: look again, so a racing update is never taken for a missing record.
       if (!(e instanceof ObjectNotFoundError) || attempt >= 10) throw e;
@@ -29,7 +26,8 @@ export async function readJson<T>(store: ObjectStore, name: string): Promise<Ver
 
 /** Writes only if the object is still at `ifGenerationMatch` ('0': absent); throws PreconditionFailedError otherwise. */
 export async function writeJson(store: ObjectStore, name: string, value: unknown, ifGenerationMatch: string): Promise<string> {
-  const info = await store.write(name, Buffer.from(JSON.stringify(value)), { contentType: 'application/json', ifGenerationMatch });
+  // No MD5: nothing compares a record's bytes by it (GCS's read-back of a 412 uses the hash GCS computes itself).
+  const info = await store.write(name, Buffer.from(JSON.stringify(value)), { contentType: 'application/json', ifGenerationMatch, md5: false });
   return info.generation;
 }
 

@@ -18,6 +18,7 @@ import { INCOMING_PREFIX } from '../ingest/store-upload.js';
 import { crashPoint } from '../core/crash-point.js';
 import { acquireFlushLease, type HeldLease } from './lease.js';
 import { PendingFiles, type PendingFile } from './pending.js';
+import { markLoaded } from './upload-status.js';
 import { fileLoaded, fileQuarantined, loaderFlush, type FlushOutcome } from '../ops/events.js';
 
 /** BigQuery reads at most 10,000 source URIs per job. */
@@ -137,7 +138,7 @@ async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutco
     const loaded = outcome?.status === 'loaded';
     if (loaded) report.loaded += 1;
     else report.duplicates += 1;
-    const record = file.uploadId ? await deps.ledger.update(file.uploadId, () => ({ status: 'loaded', generation: file.generation, loadedRows: outcome?.rows, reason: undefined })) : undefined;
+    const record = file.uploadId ? await markLoaded(deps.store, deps.ledger, file.uploadId, file.generation, outcome?.rows) : undefined;
     await pending.remove(file);
     // Freshness counts a file once, when its rows first became queryable, not again for a repeated notification.
     const fromUploadSeconds = loaded && record ? (Date.now() - Date.parse(record.createdAt)) / 1000 : undefined;

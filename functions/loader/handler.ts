@@ -12,7 +12,8 @@ import { crashPointAfterReply } from '../core/crash-point.js';
 import { fromCloudEvent, parseNotification, UndecodableMessageError } from '../core/notification.js';
 import type { Runtime } from '../runtime.js';
 import { INCOMING_PREFIX } from '../ingest/store-upload.js';
-import { markLoading, PendingFiles, type PendingFile } from './pending.js';
+import { PendingFiles, type PendingFile } from './pending.js';
+import { markLoading } from './upload-status.js';
 import { RECONCILE_TASK, reconcileOnSchedule } from './reconcile.js';
 import { deadLetter } from '../ops/events.js';
 
@@ -36,7 +37,7 @@ export function loaderHandler(rt: Runtime) {
       if (await pending.add(file)) {
         rt.log.info({ uploadId, object: name, generation }, 'file pending load');
         // A late copy of a loaded file's notification adds a marker the flush settles as a duplicate; the upload stays loaded.
-        if (uploadId) await markLoading(rt.ledger, uploadId, generation);
+        if (uploadId) await markLoading(rt.store, rt.ledger, uploadId, generation);
       }
     } catch (e) {
       // Thrown on: Pub/Sub redelivers, then dead-letters after its max delivery attempts. One line per delivery, naming the file.

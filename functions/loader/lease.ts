@@ -8,7 +8,6 @@
  * expired (a holder that crashed, or a function instance that was stopped).
  */
 import { randomUUID } from 'node:crypto';
-import { text } from 'node:stream/consumers';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from '../core/ports.js';
 
 export const FLUSH_LEASE = 'loader/last-flush.json';
@@ -104,10 +103,11 @@ const setBack = (last: LeaseRecord, at: number, { ttlMs }: LeaseTimes): boolean 
  * flush started at least `spacingMs` ago; undefined otherwise.
  */
 export async function acquireFlushLease(store: ObjectStore, times: LeaseTimes, now: () => number = Date.now, name = FLUSH_LEASE): Promise<HeldLease | undefined> {
-  const current = await store.stat(name);
   try {
-    if (current) {
-      const last = parse(await text(store.read(name, { generation: current.generation })));
+    const found = await store.readSmall(name);
+    const current = found?.info;
+    if (found) {
+      const last = parse(found.bytes.toString('utf8'));
       const at = now();
       if (!setBack(last, at, times) && (last.expiresAt > at || at - last.startedAt < times.spacingMs)) return undefined;
     }

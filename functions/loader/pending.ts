@@ -9,8 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
-import { PreconditionFailedError, type ObjectStore } from '../core/ports.js';
-import type { UploadLedger } from '../core/uploads.js';
+import { PreconditionFailedError, type ObjectStore, type WriteOptions } from '../core/ports.js';
 
 export interface PendingFile {
   object: string;
@@ -39,11 +38,14 @@ const FIELDS_KEY = 'pendingFile';
 /** GCS takes a custom metadata value of at most 4 KiB; a marker with a longer error message is read instead. */
 const MAX_METADATA_VALUE_BYTES = 4096;
 
-/** A marker's body, and the write options that carry the same fields in its metadata when they fit. */
-function marker(file: PendingFile): { body: Buffer; options: { contentType: string; metadata?: Record<string, string> } } {
+/**
+ * A marker's body, and the write options that carry the same fields in its metadata when they fit.
+ * No MD5: nothing compares a marker's bytes by it (a retried write that finds it there needs no more).
+ */
+function marker(file: PendingFile): { body: Buffer; options: WriteOptions } {
   const fields = JSON.stringify(file);
   const body = Buffer.from(fields);
-  return { body, options: { contentType: 'application/json', ...(body.length <= MAX_METADATA_VALUE_BYTES ? { metadata: { [FIELDS_KEY]: fields } } : {}) } };
+  return { body, options: { contentType: 'application/json', md5: false, ...(body.length <= MAX_METADATA_VALUE_BYTES ? { metadata: { [FIELDS_KEY]: fields } } : {}) } };
 }
 
 export class PendingFiles {
@@ -112,10 +114,3 @@ export class PendingFiles {
     await this.store.delete(markerName(file.object, file.generation)).catch(() => undefined);
   }
 }
-
-/**
- * Records that an upload's file is pending load, after its marker was added. A flush may have
- * loaded the file (and removed the marker) since; a `loaded` of this generation is then kept.
- */
-export const markLoading = (ledger: UploadLedger, uploadId: string, generation: string): Promise<unknown> =>
-  ledger.update(uploadId, (r) => (r.status === 'loaded' && r.generation === generation ? {} : { status: 'loading', generation }));

@@ -21,7 +21,8 @@ import type { Runtime } from '../runtime.js';
 import { recoverLanded } from '../uploads/recovery.js';
 import { IDEMPOTENCY_PREFIX, UPLOADS_PREFIX, type IdempotencyEntry, type UploadLedger, type UploadRecord } from '../core/uploads.js';
 import { INCOMING_PREFIX, STAGING_PREFIX, type StoredUpload } from '../ingest/store-upload.js';
-import { markLoading, PendingFiles } from './pending.js';
+import { PendingFiles } from './pending.js';
+import { markLoading } from './upload-status.js';
 
 export interface ReconcileDeps {
   store: ObjectStore;
@@ -125,7 +126,7 @@ export async function reconcileIncoming(deps: ReconcileDeps, prefixes: string[],
       if (!(await pending.add({ object: info.name, generation: info.generation, ...(uploadId ? { uploadId } : {}) }))) continue;
       announced++;
       deps.log.warn({ object: info.name, generation: info.generation, uploadId }, 'incoming object not loaded; marked pending by the reconciler');
-      if (uploadId) await markLoading(deps.ledger, uploadId, info.generation);
+      if (uploadId) await markLoading(deps.store, deps.ledger, uploadId, info.generation);
     }
   }
   return announced;

@@ -124,6 +124,20 @@ describe('GcsObjectStore against the JSON API', () => {
     await expect(buffer(store.read('nope.csv'))).rejects.toBeInstanceOf(ObjectNotFoundError);
   });
 
+  it('reads a small object whole with its description: its metadata, then that generation’s bytes', async () => {
+    const record = Buffer.from(JSON.stringify({ uploadId: 'u-3', status: 'loaded' }));
+    const written = await store.write('uploads/u-3.json', record, { contentType: 'application/json', ifGenerationMatch: '0' });
+    fake.requests.length = 0;
+
+    const found = await store.readSmall('uploads/u-3.json');
+    expect(found?.bytes).toEqual(record);
+    expect(found?.info).toMatchObject({ name: 'uploads/u-3.json', generation: written.generation, size: record.length });
+    const gets = fake.find('GET', /^\/(download\/)?storage\/v1\/b\/flights-test\/o\/uploads%2Fu-3\.json$/);
+    expect(gets.map((r) => r.query.alt ?? 'metadata')).toEqual(['metadata', 'media']);
+    expect(gets[1]?.query.generation).toBe(written.generation);
+    expect(await store.readSmall('uploads/none.json')).toBeUndefined();
+  });
+
   it('deletes only the generation it was told to', async () => {
     const first = await store.write('d.csv', csv(1));
     const second = await store.write('d.csv', csv(2));

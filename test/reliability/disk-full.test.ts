@@ -23,14 +23,26 @@ afterEach(async () => {
   p = undefined;
 });
 
-/** Every later small-file write under `dir` fails as on a full disk, until the returned function is called. */
+const enospc = (op: string, file: unknown): Error => Object.assign(new Error(`ENOSPC: no space left on device, ${op} '${String(file)}'`), { code: 'ENOSPC' });
+
+/**
+ * Every later small-file write under `dir` fails as on a full disk, until the returned function is called;
+ * so does a rename into it, which a full disk refuses when the directory must grow (the bus counts a delivery by one).
+ */
 function fillDisk(dir: string): () => void {
   const write = fs.writeFileSync.bind(fs);
-  const spy = vi.spyOn(fs, 'writeFileSync').mockImplementation((file, ...rest) => {
-    if (String(file).startsWith(dir)) throw Object.assign(new Error(`ENOSPC: no space left on device, write '${String(file)}'`), { code: 'ENOSPC' });
-    return write(file, ...rest);
-  });
-  return () => spy.mockRestore();
+  const rename = fs.renameSync.bind(fs);
+  const spies = [
+    vi.spyOn(fs, 'writeFileSync').mockImplementation((file, ...rest) => {
+      if (String(file).startsWith(dir)) throw enospc('write', file);
+      return write(file, ...rest);
+    }),
+    vi.spyOn(fs, 'renameSync').mockImplementation((from, to) => {
+      if (String(to).startsWith(dir)) throw enospc('rename', to);
+      return rename(from, to);
+    }),
+  ];
+  return () => spies.forEach((spy) => spy.mockRestore());
 }
 
 const csv = flightsCsv(20, 11);

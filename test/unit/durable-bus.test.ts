@@ -92,6 +92,39 @@ describe('the durable local bus', () => {
     expect(got[0]!.deliveryAttempt).toBe(2);
   });
 
+  it('counts a delivery cut short by a crash (no ack, no nack): the next subscriber sees it as attempt 2', async () => {
+    const dir = await tempDir();
+    const first = bus(dir);
+    let release!: () => void;
+    const hung = new Promise<void>((resolve) => (release = resolve));
+    const attempts: number[] = [];
+    await first.subscribe(spec(), async (m) => {
+      attempts.push(m.deliveryAttempt);
+      await hung;
+    });
+    await first.publish('objects', Buffer.from('cut short'), {});
+    await eventually(async () => (attempts.length ? true : undefined));
+    // As after a crash: the first process never answers; another subscriber reads the directory afresh.
+    const got: BusMessage[] = [];
+    await bus(dir).subscribe(spec('sub'), async (m) => void got.push(m));
+    await eventually(async () => (got.length ? true : undefined));
+    expect(got[0]!.data.toString()).toBe('cut short');
+    expect(got[0]!.deliveryAttempt).toBe(2);
+    release();
+  });
+
+  it('keeps the count of a message nacked by a bus that counted inside the file (a data directory from before)', async () => {
+    const dir = await tempDir();
+    const queue = path.join(dir, 'queues', 'sub');
+    fs.mkdirSync(queue, { recursive: true });
+    const id = '001764547200000-000001-0a1b2c3d';
+    fs.writeFileSync(path.join(queue, `${id}.json`), JSON.stringify({ id, data: Buffer.from('old').toString('base64'), attributes: {}, publishTime: new Date().toISOString(), deliveryAttempt: 2, notBefore: 0 }));
+    const got: BusMessage[] = [];
+    await bus(dir).subscribe(spec(), async (m) => void got.push(m));
+    await eventually(async () => (got.length ? true : undefined));
+    expect(got[0]!.deliveryAttempt).toBe(3);
+  });
+
   it('keeps nothing for a topic nobody subscribes to, like Pub/Sub', async () => {
     const b = bus(await tempDir());
     await b.createSubscription(spec());

@@ -152,6 +152,17 @@ export class GcsObjectStore implements ObjectStore {
     }
   }
 
+  async readSmall(name: string): Promise<{ info: ObjectInfo; bytes: Buffer } | undefined> {
+    const info = await this.stat(name);
+    if (!info) return undefined;
+    try {
+      const [bytes] = await this.file(name, info.generation).download();
+      return { info, bytes };
+    } catch (e) {
+      throw mapError(e, `read gs://${this.bucket}/${name}#${info.generation}`);
+    }
+  }
+
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     let pageToken: string | undefined;
     do {

@@ -7,7 +7,11 @@
  * attributes Pub/Sub adds. A subscription's filter is applied at publish:
  * a message it does not match is never written for that subscription, so it
  * costs no file and no delivery. Message files are small: they are read and
- * written with synchronous calls (small-files.ts says why).
+ * written with synchronous calls (small-files.ts says why). A message file's
+ * name counts the deliveries started (`<id>.json`, then `<id>.<n>.json`): a
+ * delivery is recorded by renaming it, one call where rewriting it cost a file
+ * written and renamed, and a message published by this process is handed to
+ * its first delivery as published, not read back from its file.
  */
 import { AsyncResource } from 'node:async_hooks';
 import fs from 'node:fs';
@@ -23,9 +27,21 @@ interface StoredMessage {
   data: string;
   attributes: Record<string, string>;
   publishTime: string;
-  /** Deliveries started so far (counted before each one, so a crash mid-delivery counts). */
+  /** Deliveries started as of the last nack; the file's name counts those started since (countOf). */
   deliveryAttempt: number;
   notBefore: number;
+}
+
+/**
+ * A message's file after `started` deliveries have started (counted before each one, so a crash
+ * mid-delivery counts). Message ids hold no dot.
+ */
+const fileName = (id: string, started: number): string => (started ? `${id}.${started}.json` : `${id}.json`);
+
+/** The id and deliveries started that a message file's name records. */
+function countOf(file: string): { id: string; started: number } {
+  const [id = '', started] = file.slice(0, -'.json'.length).split('.');
+  return { id, started: Number(started ?? 0) };
 }
 
 let sequence = 0;
@@ -87,8 +103,13 @@ class LocalSubscription implements Subscription {
    */
   private readonly subscriberContext = new AsyncResource('LocalSubscription');
 
-  /** Ids of messages due while `maxOutstanding` deliveries are in flight, oldest first. */
-  private readonly due = new Set<string>();
+  /** Messages due while `maxOutstanding` deliveries are in flight, oldest first: id, and deliveries started. */
+  private readonly due = new Map<string, number>();
+  /**
+   * Messages this process published and has not delivered yet, as published, at most `maxOutstanding`
+   * of them (beyond, a delivery reads its file): their first delivery needs no read.
+   */
+  private readonly published = new Map<string, StoredMessage>();
 
   constructor(
     private readonly bus: DurableLocalBus,
@@ -101,21 +122,29 @@ class LocalSubscription implements Subscription {
 
   async start(): Promise<void> {
     for (const file of jsonFiles(this.dir).sort()) {
-      const stored = this.readStored(file.slice(0, -5));
-      if (stored) this.schedule(stored.id, stored.notBefore);
+      const { id, started } = countOf(file);
+      const stored = this.readStored(id, started);
+      if (stored) this.schedule(id, started, stored.notBefore);
     }
   }
 
+  /** A message just published, delivered now. */
+  publish(stored: StoredMessage): void {
+    if (this.closed) return;
+    if (this.published.size < this.maxOutstanding) this.published.set(stored.id, stored);
+    this.schedule(stored.id, 0, stored.notBefore);
+  }
+
   /**
-   * A waiting delivery keeps its id and time alone: the message file holds the rest, read when it
-   * is delivered, so thousands waiting (a backlog at start-up, nacked ones backing off) hold no copy.
+   * A waiting delivery keeps its id, count and time alone: the message file holds the rest, read when
+   * it is delivered, so thousands waiting (a backlog at start-up, nacked ones backing off) hold no copy.
    */
-  schedule(id: string, notBefore: number): void {
+  private schedule(id: string, started: number, notBefore: number): void {
     if (this.closed) return;
     const timer: NodeJS.Timeout = this.subscriberContext.runInAsyncScope(() =>
       setTimeout(() => {
         this.timers.delete(timer);
-        this.due.add(id);
+        this.due.set(id, started);
         this.deliverDue();
       }, Math.max(0, notBefore - Date.now())),
     );
@@ -128,41 +157,58 @@ class LocalSubscription implements Subscription {
    * handlers all at work at once, each holding its message and its own writes.
    */
   private deliverDue(): void {
-    for (const id of this.due) {
+    for (const [id, started] of this.due) {
       if (this.closed || this.inFlight.size >= this.maxOutstanding) return;
       this.due.delete(id);
-      const delivery = this.deliver(id)
-        .catch((error: unknown) => this.retryLater(id, error))
-        .finally(() => {
-          this.inFlight.delete(delivery);
-          this.deliverDue();
-        });
+      const delivery = this.deliver(id, started).finally(() => {
+        this.inFlight.delete(delivery);
+        this.deliverDue();
+      });
       this.inFlight.add(delivery);
     }
   }
 
-  private async deliver(id: string): Promise<void> {
+  /** `started`: deliveries started before this one, as the message file's name records them. Never throws. */
+  private async deliver(id: string, started: number): Promise<void> {
     if (this.closed) return;
-    const message = this.startDelivery(id);
+    let message: BusMessage | undefined;
+    try {
+      message = this.startDelivery(id, started);
+    } catch (error) {
+      this.retryLater(id, started, error);
+      return;
+    }
     if (!message) return;
     try {
       await this.handler(message);
-      removeIfExists(this.file(id));
+      removeIfExists(this.file(id, message.deliveryAttempt));
     } catch (error) {
-      await this.nack(message, error as Error);
+      try {
+        await this.nack(message, error as Error);
+      } catch (failure) {
+        this.retryLater(id, message.deliveryAttempt, failure);
+      }
     }
   }
 
   /**
-   * Counts the delivery in the message file and gives the message to hand over. The file's parsed
-   * form stays here: a delivery in flight holds the message's data once, as the handler has it.
+   * Counts the delivery in the message file's name and gives the message to hand over. The file's
+   * parsed form stays here: a delivery in flight holds the message's data once, as the handler has it.
    */
-  private startDelivery(id: string): BusMessage | undefined {
-    const stored = this.readStored(id);
+  private startDelivery(id: string, started: number): BusMessage | undefined {
+    const published = this.published.get(id);
+    this.published.delete(id);
+    const stored = published ?? this.readStored(id, started);
     if (!stored) return undefined;
-    stored.deliveryAttempt += 1;
-    this.bus.writeStored(this.dir, stored);
-    return { id, data: ownBuffer(stored.data), attributes: stored.attributes, publishTime: stored.publishTime, deliveryAttempt: stored.deliveryAttempt };
+    // A file last rewritten by a nack from before counts were in names keeps its count inside.
+    const attempt = Math.max(started, stored.deliveryAttempt) + 1;
+    try {
+      fs.renameSync(this.file(id, started), this.file(id, attempt));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    return { id, data: ownBuffer(stored.data), attributes: stored.attributes, publishTime: stored.publishTime, deliveryAttempt: attempt };
   }
 
   private async nack(message: BusMessage, error: Error): Promise<void> {
@@ -174,14 +220,14 @@ class LocalSubscription implements Subscription {
         CloudPubSubDeadLetterSourceSubscription: this.spec.name,
         CloudPubSubDeadLetterSourceLastError: error.message.slice(0, 1024),
       });
-      removeIfExists(this.file(message.id));
+      removeIfExists(this.file(message.id, message.deliveryAttempt));
       return;
     }
     const notBefore = Date.now() + backoffMs(message.deliveryAttempt, this.spec);
     this.log?.info({ messageId: message.id, subscription: this.spec.name, attempt: message.deliveryAttempt, err: error }, 'message nacked; will be redelivered');
     const { id, data, attributes, publishTime, deliveryAttempt } = message;
-    this.bus.writeStored(this.dir, { id, data: data.toString('base64'), attributes, publishTime, deliveryAttempt, notBefore });
-    this.schedule(id, notBefore);
+    atomicWriteFileSync(this.file(id, deliveryAttempt), JSON.stringify({ id, data: data.toString('base64'), attributes, publishTime, deliveryAttempt, notBefore }));
+    this.schedule(id, deliveryAttempt, notBefore);
   }
 
   /**
@@ -189,18 +235,18 @@ class LocalSubscription implements Subscription {
    * it was, so it is tried again after the longest backoff, when space may have returned. Nothing
    * here may throw: it runs on a timer, where an error would end the process.
    */
-  private retryLater(id: string, error: unknown): void {
+  private retryLater(id: string, started: number, error: unknown): void {
     this.log?.error({ messageId: id, subscription: this.spec.name, err: error }, 'could not record a delivery; retrying later');
-    this.schedule(id, Date.now() + this.spec.maxBackoffMs);
+    this.schedule(id, started, Date.now() + this.spec.maxBackoffMs);
   }
 
-  private readStored(id: string): StoredMessage | undefined {
-    const file = readFileIfExists(this.file(id));
+  private readStored(id: string, started: number): StoredMessage | undefined {
+    const file = readFileIfExists(this.file(id, started));
     return file && (JSON.parse(file.toString('utf8')) as StoredMessage);
   }
 
-  private file(id: string): string {
-    return path.join(this.dir, `${id}.json`);
+  private file(id: string, started: number): string {
+    return path.join(this.dir, fileName(id, started));
   }
 
   async close(): Promise<void> {
@@ -209,6 +255,7 @@ class LocalSubscription implements Subscription {
     this.timers.clear();
     // Their files stay: the next subscriber delivers them.
     this.due.clear();
+    this.published.clear();
     await Promise.allSettled([...this.inFlight]);
   }
 }
@@ -248,10 +295,11 @@ export class DurableLocalBus implements EventBus {
       deliveryAttempt: 0,
       notBefore: 0,
     };
+    let content: string | undefined;
     for (const spec of this.subscriptionsOf(topic)) {
       if (!filterOf(spec)(attributes)) continue;
-      this.writeStored(this.queueDir(spec.name), stored);
-      this.active.get(spec.name)?.schedule(stored.id, stored.notBefore);
+      atomicWriteFileSync(path.join(this.queueDir(spec.name), fileName(stored.id, 0)), (content ??= JSON.stringify(stored)));
+      this.active.get(spec.name)?.publish(stored);
     }
     return stored.id;
   }
@@ -290,11 +338,6 @@ export class DurableLocalBus implements EventBus {
   async close(): Promise<void> {
     await Promise.all([...this.active.values()].map((s) => s.close()));
     this.active.clear();
-  }
-
-  /** Atomic: a message file is either the old version or the new one. */
-  writeStored(dir: string, stored: StoredMessage): void {
-    atomicWriteFileSync(path.join(dir, `${stored.id}.json`), JSON.stringify(stored));
   }
 
   private subscriptionsOf(topic: string): SubscriptionSpec[] {
