@@ -78,16 +78,12 @@ export function createGateway(
 ): Express {
   const app = express();
   app.disable('x-powered-by');
-  // Operators' routes go first, so the dashboard polling itself never counts as API traffic.
-  if (options.operations) app.use(options.operations);
-  app.use(observeRequests);
   const allowOrigins = corsFor(options.corsOrigins ?? []);
-  if (allowOrigins) app.use(allowOrigins);
-  if (bucket) app.use(bucket);
-  app.get('/openapi.yaml', (_req, res) => void res.type('application/yaml').send(specText));
-  app.use(apiDocs(specText));
+  const observed: express.RequestHandler[] = [observeRequests, ...(allowOrigins ? [allowOrigins] : [])];
   const routes = routesFromSpec(specText);
   const access = options.access && new AccessControl({ ...options.access, schemes: securitySchemes(parse(specText) as SpecAccessView) });
+  // The API's operations come first: Express tries the layers in order, and enters each router it
+  // passes (the operators', the bucket's, the docs') to try that router's own.
   for (const route of routes) {
     const handler = functions[route.target];
     if (!handler) throw new Error(`${route.method.toUpperCase()} ${route.path}: no function named ${route.target}`);
@@ -95,8 +91,11 @@ export function createGateway(
       res.locals.route = route.path;
       next();
     };
-    app[route.method](expressPath(route.path), labelled, ...(access ? [access.guard(route.access)] : []), handler);
+    app[route.method](expressPath(route.path), ...observed, labelled, ...(access ? [access.guard(route.access)] : []), handler);
   }
+  // Operators' routes before the request metrics of the rest, so the dashboard polling itself never counts as API traffic.
+  if (options.operations) app.use(options.operations);
+  app.use(observed);
   for (const specPath of new Set(routes.map((r) => r.path))) {
     const allowed = routes.filter((r) => r.path === specPath).map((r) => r.method.toUpperCase());
     app.all(expressPath(specPath), (req, res) => {
@@ -104,6 +103,9 @@ export function createGateway(
       sendProblem(res, methodNotAllowed(req, allowed));
     });
   }
+  if (bucket) app.use(bucket);
+  app.get('/openapi.yaml', (_req, res) => void res.type('application/yaml').send(specText));
+  app.use(apiDocs(specText));
   app.use((req, res) => sendProblem(res, notFound(`No route for ${req.method} ${req.path}; see /openapi.yaml.`)));
   return app;
 }
