@@ -167,6 +167,20 @@ describe('FsObjectStore', () => {
     expect(callsBeforeTimer).toBeGreaterThanOrEqual(0);
     expect(callsBeforeTimer).toBeLessThan(100);
   });
+
+  it('lets timers and I/O run while it lists a long prefix (a flush listing a thousand pending markers)', async () => {
+    for (let i = 0; i < 1000; i++) await store.write(`m/${String(i).padStart(4, '0')}`, Buffer.from('{}'));
+    let listedBeforeTurn = -1;
+    let listed = 0;
+    // Queued once the listing has its names (it reads the directory asynchronously first): the loop's next turn.
+    for await (const info of store.list('m/')) {
+      if (listed++ === 0) setImmediate(() => (listedBeforeTurn = listed));
+      expect(info.name).toBe(`m/${String(listed - 1).padStart(4, '0')}`);
+    }
+    expect(listed).toBe(1000);
+    expect(listedBeforeTurn).toBeGreaterThan(0);
+    expect(listedBeforeTurn).toBeLessThan(1000);
+  });
 });
 
 describe('FsObjectStore start-up cleanup', () => {

@@ -87,6 +87,14 @@ function ownBuffer(base64: string): Buffer {
   return data;
 }
 
+/**
+ * Deliveries started in one turn of the event loop, at most. Each start reads or renames its message
+ * file and runs its handler up to its first wait; a thousand due at once (the deliveries a long flush
+ * held, ending together; a backlog at start-up) started in one go held the loop for up to half a
+ * second, and every upload arriving meanwhile waited (docs/benchmarks.md, "Bursts of deliveries").
+ */
+const STARTS_PER_TURN = 16;
+
 export function backoffMs(attempt: number, spec: Pick<SubscriptionSpec, 'minBackoffMs' | 'maxBackoffMs'>): number {
   return Math.min(spec.maxBackoffMs, spec.minBackoffMs * 2 ** Math.max(0, attempt - 1));
 }
@@ -102,6 +110,10 @@ class LocalSubscription implements Subscription {
    * instead of the delivery, and the scope would keep the request alive for as long as the loader works.
    */
   private readonly subscriberContext = new AsyncResource('LocalSubscription');
+
+  /** Deliveries started since the last turn of the event loop this subscription waited for (STARTS_PER_TURN). */
+  private startedThisTurn = 0;
+  private nextTurn?: NodeJS.Immediate;
 
   /** Messages due while `maxOutstanding` deliveries are in flight, oldest first: id, and deliveries started. */
   private readonly due = new Map<string, number>();
@@ -159,6 +171,8 @@ class LocalSubscription implements Subscription {
   private deliverDue(): void {
     for (const [id, started] of this.due) {
       if (this.closed || this.inFlight.size >= this.maxOutstanding) return;
+      if (this.startedThisTurn >= STARTS_PER_TURN) return this.resumeNextTurn();
+      this.startedThisTurn += 1;
       this.due.delete(id);
       const delivery = this.deliver(id, started).finally(() => {
         this.inFlight.delete(delivery);
@@ -166,6 +180,17 @@ class LocalSubscription implements Subscription {
       });
       this.inFlight.add(delivery);
     }
+  }
+
+  /** Starts the rest once the loop has turned: timers and I/O (uploads arriving) run first. */
+  private resumeNextTurn(): void {
+    this.nextTurn ??= this.subscriberContext.runInAsyncScope(() =>
+      setImmediate(() => {
+        this.nextTurn = undefined;
+        this.startedThisTurn = 0;
+        this.deliverDue();
+      }),
+    );
   }
 
   /** `started`: deliveries started before this one, as the message file's name records them. Never throws. */
@@ -252,6 +277,7 @@ class LocalSubscription implements Subscription {
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearTimeout(timer);
+    if (this.nextTurn) clearImmediate(this.nextTurn);
     this.timers.clear();
     // Their files stay: the next subscriber delivers them.
     this.due.clear();

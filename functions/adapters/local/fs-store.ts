@@ -56,6 +56,9 @@ function checkName(name: string): void {
   if (INVALID_NAME.test(name)) throw new Error(`invalid object name: ${JSON.stringify(name)}`);
 }
 
+/** Entries a listing reads between two turns of the event loop (about a millisecond of reads). */
+const LISTED_PER_TURN = 64;
+
 /** Objects up to this size are held in memory while written and written and read in one call. */
 export const SMALL_OBJECT_BYTES = 256 * 1024;
 
@@ -248,7 +251,10 @@ export class FsObjectStore implements ObjectStore {
       .map((f) => dir + f.slice(0, -'.json'.length).split(path.sep).join('/'))
       .filter((n) => n.startsWith(prefix))
       .sort();
-    for (const name of names) {
+    for (const [i, name] of names.entries()) {
+      // Metadata reads never wait for the disk: without a turn of the loop now and then, a flush listing a
+      // thousand pending markers held it for all of them.
+      if (i > 0 && i % LISTED_PER_TURN === 0) await yieldToEventLoop();
       const info = this.entry(name)?.info;
       if (info) yield info;
     }
