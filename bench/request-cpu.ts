@@ -1,25 +1,27 @@
 /**
- * The CPU one small `POST /upload` costs the process on its way through the local gateway, one
+ * The CPU one small `POST /upload` costs the server on its way through the local gateway, one
  * request at a time: `npx tsx bench/request-cpu.ts [checkout …]` (default: this one). For each
  * checkout, in turn and `REQUEST_CPU_RUNS` times over (each round in the opposite order to the last),
- * it builds the gateway as `npm start` does (operators' routes, request metrics, storage routes,
- * access control with AUTH=off, the spec's routes) around that checkout's own handlers, on a store
- * under `BENCH_DIR` (default: the OS temp dir), without the bus subscriptions, so no loader runs,
- * and sends it `REQUEST_CPU_REQUESTS` distinct 100-row files over one keep-alive connection after
- * as many unmeasured ones. Per request, process CPU (`process.cpuUsage`: this process's client
- * included, the same on every side) for two handlers behind the same gateway:
+ * a server process of its own (node with `npm start`'s flags) builds the gateway as `npm start` does
+ * (operators' routes, request metrics, storage routes, access control with AUTH=off, the spec's
+ * routes, the same HTTP server) around that checkout's own handlers, on a store under `BENCH_DIR`
+ * (default: the OS temp dir), without the bus subscriptions, so no loader runs. This process sends it
+ * `REQUEST_CPU_REQUESTS` distinct 100-row files over one keep-alive connection after as many
+ * unmeasured ones; the server counts its own CPU (`process.cpuUsage`, all its threads) over the
+ * measured ones. Two handlers behind the same gateway:
  * - `upload`: the real ingest handler (validation, staging, the store's writes);
  * - `echo`: a function that reads the body and answers 201 with `sendJson`: the gateway and HTTP
  *   alone, for a cut of their cost that the store's noise would hide;
- * and beside them a bare `node:http` server that does what `echo` does: the floor of this loop.
- * Each measurement runs in a process of its own (as `npm start` runs node), so that no checkout's
- * module state (an `AsyncLocalStorage` turns on promise hooks for the whole process) reaches another's.
+ * and beside them a bare `node:http` server that does what `echo` does: the floor.
+ * The client stays out of the server's process: in one process, its own HTTP objects would share
+ * Node's code paths with the server's and change what V8 makes of them.
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http, { type RequestListener } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { flightsCsv } from '../test/support/generate-flights.js';
 import { envInt, median, NPM_START_ARGS } from './support.js';
@@ -81,13 +83,46 @@ function post(port: number, agent: http.Agent, body: Buffer): Promise<number> {
   });
 }
 
-/** CPU µs per request of the server `listen` starts, after as many unmeasured requests. */
-async function measure(listen: Listen): Promise<number> {
+type Case = 'upload' | 'echo' | 'bare';
+const one = process.env.REQUEST_CPU_ONE;
+
+if (one) {
+  // The server: prints its port, then its CPU in µs since `start` for each `stop` on stdin; ends with stdin.
+  const [c, tree] = one.split('\t') as [Case, string];
+  const dataDir = await fs.mkdtemp(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'bench-request-cpu-'));
+  const gateway = c === 'bare' ? { listen: bare, close: async () => undefined } : await gatewayOf(tree, dataDir, c === 'upload' ? 'real' : 'echo');
+  const server = await gateway.listen();
+  console.log(`port ${(server.address() as { port: number }).port}`);
+  let t0 = process.cpuUsage();
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'start') t0 = process.cpuUsage();
+    if (line !== 'stop') continue;
+    const { user, system } = process.cpuUsage(t0);
+    console.log(`cpu ${user + system}`);
+  }
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await gateway.close();
+  await fs.rm(dataDir, { recursive: true, force: true });
+  process.exit(0);
+}
+
+/** CPU µs per request of `c` on `tree`'s server, after as many unmeasured requests. */
+async function measure(c: Case, tree: string): Promise<number> {
+  // npm start's V8 flags and loader, without its entry point: the flags up to `--import tsx`.
+  const args = [...NPM_START_ARGS.slice(0, NPM_START_ARGS.indexOf('tsx') + 1), new URL(import.meta.url).pathname];
+  const child = spawn(process.execPath, args, { env: { ...process.env, REQUEST_CPU_ONE: `${c}\t${tree}` }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  // A logger may write before the figures: only `port …` and `cpu …` lines are read.
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (prefix: string): Promise<number> => {
+    for (let line = await lines.next(); !line.done; line = await lines.next()) if (line.value.startsWith(prefix)) return Number(line.value.slice(prefix.length));
+    throw new Error(`the ${c} server for ${tree} ended early`);
+  };
   const files = nextFiles();
-  const server = await listen();
-  const { port } = server.address() as { port: number };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
+    const port = await next('port ');
     const send = async (from: number, to: number): Promise<void> => {
       for (let i = from; i < to; i++) {
         const status = await post(port, agent, files[i]!);
@@ -95,54 +130,31 @@ async function measure(listen: Listen): Promise<number> {
       }
     };
     await send(0, requests);
-    const t0 = process.cpuUsage();
+    child.stdin.write('start\n');
     await send(requests, 2 * requests);
-    const { user, system } = process.cpuUsage(t0);
-    return (user + system) / requests;
+    child.stdin.write('stop\n');
+    return (await next('cpu ')) / requests;
   } finally {
     agent.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    child.stdin.end();
+    await exited;
   }
-}
-
-type Case = 'upload' | 'echo' | 'bare';
-const one = process.env.REQUEST_CPU_ONE;
-
-if (one) {
-  const [c, tree] = one.split('\t') as [Case, string];
-  const dataDir = await fs.mkdtemp(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'bench-request-cpu-'));
-  try {
-    if (c === 'bare') console.log(await measure(bare));
-    else {
-      const gateway = await gatewayOf(tree, dataDir, c === 'upload' ? 'real' : 'echo');
-      try {
-        console.log(await measure(gateway.listen));
-      } finally {
-        await gateway.close();
-      }
-    }
-  } finally {
-    await fs.rm(dataDir, { recursive: true, force: true });
-  }
-  process.exit(0);
 }
 
 const results = new Map<string, number[]>();
-function record(c: Case, tree: string): void {
+async function record(c: Case, tree: string): Promise<void> {
+  const us = await measure(c, tree);
   const key = `${c}\t${tree}`;
-  // npm start's V8 flags and loader, without its entry point: the flags up to `--import tsx`. The figure is the last line (a logger may write before it).
-  const args = [...NPM_START_ARGS.slice(0, NPM_START_ARGS.indexOf('tsx') + 1), new URL(import.meta.url).pathname];
-  const us = Number(execFileSync(process.execPath, args, { env: { ...process.env, REQUEST_CPU_ONE: key }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop());
   results.set(key, [...(results.get(key) ?? []), us]);
   console.error(`${c} ${tree}: ${us.toFixed(0)} µs per request, load ${os.loadavg()[0]!.toFixed(1)}`);
 }
 
 for (let run = 0; run < runs; run++) {
-  record('bare', '-');
-  for (const tree of run % 2 ? [...trees].reverse() : trees) for (const c of ['echo', 'upload'] as const) record(c, tree);
+  await record('bare', '-');
+  for (const tree of run % 2 ? [...trees].reverse() : trees) for (const c of ['echo', 'upload'] as const) await record(c, tree);
 }
 
-console.log(`Process CPU per request, µs (median of ${runs} runs of ${requests} sequential 100-row uploads, client included; load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})
+console.log(`Server CPU per request, µs (median of ${runs} runs of ${requests} sequential 100-row uploads; load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})
 
 | case | checkout | µs per request (runs) | median |
 |---|---|--:|--:|

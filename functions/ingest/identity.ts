@@ -5,7 +5,7 @@
  * (`accounts.google.com:user@example.com`). Both are only trustworthy when the
  * function cannot be reached around them (IAM-private functions).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 const MAX_LENGTH = 200;
@@ -40,7 +40,7 @@ export function uploaderIdentity(headers: IncomingHttpHeaders): string | undefin
  */
 function apiKeyDigest(headers: IncomingHttpHeaders, url: string | undefined): string | undefined {
   const key = header(headers, 'x-api-key') ?? (url === undefined ? undefined : new URL(url, 'http://caller').searchParams.get('key') ?? undefined);
-  return key ? `api-key-sha256:${createHash('sha256').update(key).digest('hex').slice(0, 32)}` : undefined;
+  return key ? `api-key-sha256:${hash('sha256', key, 'hex').slice(0, 32)}` : undefined;
 }
 
 /**

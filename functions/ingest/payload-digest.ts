@@ -4,7 +4,7 @@
  * undone), so the same files in a new multipart envelope (a new boundary) are
  * the same payload. Nothing is stored.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShot } from 'node:crypto';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request } from 'express';
@@ -14,8 +14,8 @@ import { forEachFile, type Budgets } from './request-files.js';
 import type { FileBody } from './store-upload.js';
 
 async function sha256Of(body: FileBody): Promise<string> {
+  if ('bytes' in body) return oneShot('sha256', body.bytes, 'hex');
   const hash = createHash('sha256');
-  if ('bytes' in body) return hash.update(body.bytes).digest('hex');
   const sink = new Writable({
     write(chunk: Buffer, _e, done) {
       hash.update(chunk);

@@ -14,7 +14,7 @@
  * stream stages (stageWhole); whichever way, the file goes through the same
  * checks (validator.ts, CsvCheck) and ends as the same StagedUpload.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ObjectStore } from '../core/ports.js';
@@ -105,7 +105,8 @@ class Digest extends Transform {
   }
 }
 
-const sha256Hex = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+/** One-shot: a whole buffer needs no Hash object (crypto.hash, Node 20.12+). */
+const sha256Hex = (bytes: Buffer): string => hash('sha256', bytes, 'hex');
 
 /** What a staged file is labelled with in the store: where it came from. */
 function provenance(meta: UploadMeta, fileName: string | undefined): Record<string, string> {
