@@ -291,12 +291,12 @@ export class FsObjectStore implements ObjectStore {
   async delete(name: string, options: Preconditions = {}): Promise<void> {
     checkName(name);
     await this.locked(name, async () => {
-      const current = this.entry(name)?.info;
+      const current = this.entry(name);
       if (!current) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
-      this.checkPrecondition(name, current, options);
+      this.checkPrecondition(name, current.info, options);
       this.forget(name);
       fss.unlinkSync(this.metaPath(name));
-      removeIfExists(this.contentPath(name, current.generation));
+      this.removeContent(name, current);
     });
   }
 
@@ -410,16 +410,19 @@ export class FsObjectStore implements ObjectStore {
           throw e;
         }
       }
-      if (current) {
-        const replaced = this.contentPath(name, current.generation);
-        // An inline object has a file of its own only once uri() has written one: most never do, and unlinking a
-        // missing file costs an ENOENT error with its stack, where the existence check throws nothing.
-        if (!currentEntry.inline || fss.existsSync(replaced)) removeIfExists(replaced);
-      }
+      if (currentEntry) this.removeContent(name, currentEntry);
       return next;
     });
     for (const listener of this.listeners) await notify(listener, info);
     return info;
+  }
+
+  /** The file of a generation replaced or deleted. */
+  private removeContent(name: string, entry: Entry): void {
+    const file = this.contentPath(name, entry.info.generation);
+    // An inline object has a file of its own only once uri() has written one: most never do, and unlinking a
+    // missing file costs an ENOENT error with its stack, where the existence check throws nothing.
+    if (!entry.inline || fss.existsSync(file)) removeIfExists(file);
   }
 
   private forget(name: string): void {
