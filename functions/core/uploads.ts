@@ -4,7 +4,7 @@
  * instance shares them in the cloud as locally. Updates are compare-and-swap
  * on the object generation, so they need nothing but the ObjectStore port.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { ObjectNotFoundError, PreconditionFailedError, type ObjectStore } from './ports.js';
 import { processStart } from './process-start.js';
@@ -135,7 +135,7 @@ export class IdempotencyIndex<T> {
 
   /** The id is hashed so any client key is a safe object name. */
   private name(kind: IdempotencyKind, id: string): string {
-    const hashed = kind === 'key' ? createHash('sha256').update(id).digest('hex') : id;
+    const hashed = kind === 'key' ? hash('sha256', id, 'hex') : id;
     return `${IDEMPOTENCY_PREFIX}${kind}/${hashed}.json`;
   }
 

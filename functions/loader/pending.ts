@@ -7,7 +7,7 @@
  * listing returns (GCS's objects.list as much as the local store): a flush then
  * reads no marker, where it read each one after listing it.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { PreconditionFailedError, type ObjectStore, type WriteOptions } from '../core/ports.js';
 
@@ -31,7 +31,7 @@ export interface PendingFile {
 export const PENDING_PREFIX = 'loader/pending/';
 
 const markerName = (object: string, generation: string): string =>
-  `${PENDING_PREFIX}${createHash('sha256').update(`${object}#${generation}`).digest('hex').slice(0, 32)}.json`;
+  `${PENDING_PREFIX}${hash('sha256', `${object}#${generation}`, 'hex').slice(0, 32)}.json`;
 
 /** The custom metadata key a marker's fields go under. */
 const FIELDS_KEY = 'pendingFile';

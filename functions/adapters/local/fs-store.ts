@@ -10,7 +10,7 @@
  * an inline one out again, an atomic replacement more per stored file. Metadata and objects up to SMALL_OBJECT_BYTES are written and
  * read with synchronous calls (small-files.ts says why); larger objects stream.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import fss, { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -147,7 +147,7 @@ export class FsObjectStore implements ObjectStore {
   async write(name: string, source: Readable | Buffer, options: WriteOptions = {}): Promise<ObjectInfo> {
     checkName(name);
     if (Buffer.isBuffer(source)) {
-      const md5Hash = options.md5 === false ? undefined : createHash('md5').update(source).digest('base64');
+      const md5Hash = options.md5 === false ? undefined : hash('md5', source, 'base64');
       return this.commit(name, { bytes: source }, { size: source.length, md5Hash, ...this.fields(options) });
     }
     ensureDir(this.tmpDir);
@@ -458,7 +458,7 @@ export class FsObjectStore implements ObjectStore {
 
   /** Hashed, so lock files stay flat and never look like object names. */
   private lockPath(name: string): string {
-    return path.join(this.locksDir, `${createHash('sha256').update(name).digest('hex').slice(0, 32)}.lock`);
+    return path.join(this.locksDir, `${hash('sha256', name, 'hex').slice(0, 32)}.lock`);
   }
 
   // Joined by hand: checkName has ruled out every segment path.join would normalise, and join costs more than the read.
