@@ -53,18 +53,29 @@ export class JsonRecords<T extends object> {
 
   /** Applies `change` to the current value, retrying when another writer got there first; undefined if there is no record. */
   async update(id: string, change: (current: T) => Partial<T>): Promise<T | undefined> {
+    return (await this.amend(id, change))?.value;
+  }
+
+  /** update, giving the generation written too, for a writer that may later `replace` it. */
+  async amend(id: string, change: (current: T) => Partial<T>): Promise<Versioned<T> | undefined> {
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = await this.read(id);
       if (!current) return undefined;
-      const next = { ...current.value, ...change(current.value), updatedAt: new Date().toISOString() };
-      try {
-        await this.write(id, next, current.generation);
-        return next;
-      } catch (e) {
-        if (!(e instanceof PreconditionFailedError)) throw e;
-      }
+      const next = await this.replace(id, current, change(current.value));
+      if (next) return next;
     }
     throw new Error(`${this.name(id)}: too many concurrent updates`);
+  }
+
+  /** `change` over `known`, written only if the record is still at `known`'s generation; undefined if another writer got there first. */
+  async replace(id: string, known: Versioned<T>, change: Partial<T>): Promise<Versioned<T> | undefined> {
+    const value = { ...known.value, ...change, updatedAt: new Date().toISOString() };
+    try {
+      return { value, generation: await writeJson(this.store, this.name(id), value, known.generation) };
+    } catch (e) {
+      if (e instanceof PreconditionFailedError) return undefined;
+      throw e;
+    }
   }
 
   private async write(id: string, value: T, ifGenerationMatch: string): Promise<void> {

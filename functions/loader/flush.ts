@@ -138,7 +138,7 @@ async function settle(deps: FlushDeps, files: PendingFile[], outcomes: LoadOutco
     const loaded = outcome?.status === 'loaded';
     if (loaded) report.loaded += 1;
     else report.duplicates += 1;
-    const record = file.uploadId ? await markLoaded(deps.store, deps.ledger, file.uploadId, file.generation, outcome?.rows) : undefined;
+    const record = file.uploadId ? await markLoaded(deps.ledger, file.uploadId, file.generation, outcome?.rows) : undefined;
     await pending.remove(file);
     // Freshness counts a file once, when its rows first became queryable, not again for a repeated notification.
     const fromUploadSeconds = loaded && record ? (Date.now() - Date.parse(record.createdAt)) / 1000 : undefined;

@@ -37,7 +37,7 @@ export function loaderHandler(rt: Runtime) {
       if (await pending.add(file)) {
         rt.log.info({ uploadId, object: name, generation }, 'file pending load');
         // A late copy of a loaded file's notification adds a marker the flush settles as a duplicate; the upload stays loaded.
-        if (uploadId) await markLoading(rt.store, rt.ledger, uploadId, generation);
+        if (uploadId) await markLoading(rt.ledger, uploadId, generation);
       }
     } catch (e) {
       // Thrown on: Pub/Sub redelivers, then dead-letters after its max delivery attempts. One line per delivery, naming the file.

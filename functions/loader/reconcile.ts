@@ -126,7 +126,7 @@ export async function reconcileIncoming(deps: ReconcileDeps, prefixes: string[],
       if (!(await pending.add({ object: info.name, generation: info.generation, ...(uploadId ? { uploadId } : {}) }))) continue;
       announced++;
       deps.log.warn({ object: info.name, generation: info.generation, uploadId }, 'incoming object not loaded; marked pending by the reconciler');
-      if (uploadId) await markLoading(deps.store, deps.ledger, uploadId, info.generation);
+      if (uploadId) await markLoading(deps.ledger, uploadId, info.generation);
     }
   }
   return announced;

@@ -4,11 +4,10 @@
  * flush of the same runtime: markLoaded writes over that generation without reading the record again.
  * It is a compare-and-swap all the same: a record anyone changed since (another instance, a dead
  * letter, a failed attempt's reason) fails its precondition, and is then read and updated as
- * JsonRecords.update does. In the cloud the handler and the flush are separate instances: nothing is
+ * JsonRecords.update does (JsonRecords.replace, amend). In the cloud the handler and the flush are separate instances: nothing is
  * kept, and every update reads.
  */
-import { PreconditionFailedError, type ObjectStore } from '../core/ports.js';
-import { readJson, writeJson, type Versioned } from '../core/records.js';
+import type { Versioned } from '../core/records.js';
 import type { UploadLedger, UploadRecord } from '../core/uploads.js';
 
 /** Records kept per ledger at most, oldest dropped first: a file another instance settles leaves its record here. */
@@ -30,17 +29,6 @@ function take(ledger: UploadLedger, uploadId: string): Versioned<UploadRecord> |
   return record;
 }
 
-/** `change` over `known`, written only if the record is still at `known`'s generation; undefined if it is not. */
-async function writeOver(store: ObjectStore, ledger: UploadLedger, uploadId: string, known: Versioned<UploadRecord>, change: Partial<UploadRecord>): Promise<Versioned<UploadRecord> | undefined> {
-  const value = { ...known.value, ...change, updatedAt: new Date().toISOString() };
-  try {
-    return { value, generation: await writeJson(store, ledger.name(uploadId), value, known.generation) };
-  } catch (e) {
-    if (e instanceof PreconditionFailedError) return undefined;
-    throw e;
-  }
-}
-
 /** A flush may have loaded the file (and removed its marker) since it was marked pending: a `loaded` of this generation is kept. */
 const loading =
   (generation: string) =>
@@ -48,19 +36,15 @@ const loading =
     r.status === 'loaded' && r.generation === generation ? {} : { status: 'loading', generation };
 
 /** Records that an upload's file is pending load, after its marker was added. */
-export async function markLoading(store: ObjectStore, ledger: UploadLedger, uploadId: string, generation: string): Promise<void> {
-  const change = loading(generation);
-  const current = await readJson<UploadRecord>(store, ledger.name(uploadId));
-  if (!current) return;
-  const next = await writeOver(store, ledger, uploadId, current, change(current.value));
+export async function markLoading(ledger: UploadLedger, uploadId: string, generation: string): Promise<void> {
+  const next = await ledger.amend(uploadId, loading(generation));
   if (next) keep(ledger, uploadId, next);
-  else await ledger.update(uploadId, change);
 }
 
 /** Records an upload's rows loaded (`rows`, undefined for a file loaded before); the record as written, undefined if there is none. */
-export async function markLoaded(store: ObjectStore, ledger: UploadLedger, uploadId: string, generation: string, rows: number | undefined): Promise<UploadRecord | undefined> {
+export async function markLoaded(ledger: UploadLedger, uploadId: string, generation: string, rows: number | undefined): Promise<UploadRecord | undefined> {
   const change: Partial<UploadRecord> = { status: 'loaded', generation, loadedRows: rows, reason: undefined };
   const known = take(ledger, uploadId);
-  const next = known && (await writeOver(store, ledger, uploadId, known, change));
+  const next = known && (await ledger.replace(uploadId, known, change));
   return next ? next.value : ledger.update(uploadId, () => change);
 }

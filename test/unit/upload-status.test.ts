@@ -29,30 +29,30 @@ afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
 describe('the loader’s upload status', () => {
   it('goes stored → loading → loaded, reading the record once: `loaded` is written over the `loading` it wrote', async () => {
-    await markLoading(store, ledger, 'u1', '7');
+    await markLoading(ledger, 'u1', '7');
     expect(await ledger.get('u1')).toMatchObject({ status: 'loading', generation: '7' });
     reads.length = 0;
-    const loaded = await markLoaded(store, ledger, 'u1', '7', 100);
+    const loaded = await markLoaded(ledger, 'u1', '7', 100);
     expect(reads).toEqual([]);
     expect(loaded).toMatchObject({ status: 'loaded', generation: '7', loadedRows: 100 });
     expect(await ledger.get('u1')).toEqual(loaded);
   });
 
   it('keeps a change someone else made in between: the write over the old generation fails, and the record is read and updated', async () => {
-    await markLoading(store, ledger, 'u1', '7');
+    await markLoading(ledger, 'u1', '7');
     await ledger.update('u1', () => ({ reason: 'attempt 1 failed: boom', fileName: 'kept.csv' }));
-    await markLoaded(store, ledger, 'u1', '7', 100);
+    await markLoaded(ledger, 'u1', '7', 100);
     const after = await ledger.get('u1');
     expect(after).toMatchObject({ status: 'loaded', generation: '7', loadedRows: 100, fileName: 'kept.csv' });
     expect(after?.reason).toBeUndefined();
   });
 
   it('keeps a `loaded` of the same generation when a late notification marks it loading, and loads a file it never marked', async () => {
-    await markLoaded(store, ledger, 'u1', '7', 100);
-    await markLoading(store, ledger, 'u1', '7');
+    await markLoaded(ledger, 'u1', '7', 100);
+    await markLoading(ledger, 'u1', '7');
     expect(await ledger.get('u1')).toMatchObject({ status: 'loaded', generation: '7', loadedRows: 100 });
     await ledger.create('u2', record('u2'));
-    expect(await markLoaded(store, ledger, 'u2', '8', 5)).toMatchObject({ status: 'loaded', generation: '8', loadedRows: 5 });
-    expect(await markLoaded(store, ledger, 'missing', '9', 5)).toBeUndefined();
+    expect(await markLoaded(ledger, 'u2', '8', 5)).toMatchObject({ status: 'loaded', generation: '8', loadedRows: 5 });
+    expect(await markLoaded(ledger, 'missing', '9', 5)).toBeUndefined();
   });
 });

@@ -115,15 +115,6 @@ export class FsObjectStore implements ObjectStore {
   private readonly queue = new KeyedQueue();
   private readonly listeners: FinalizeListener[] = [];
   /**
-   * The entry the last `stat` read: a record is read as a stat for its generation and then a read
-   * of that generation (core/records.ts), and an inline object's stat has already read its bytes.
-   * It is dropped when this store replaces or deletes the object; another process sharing the
-   * directory may have replaced it since, but a generation's bytes never change, so handing them
-   * out is a read that happened at the stat (a compare-and-swap on that generation then fails).
-   */
-  private lastStat?: { name: string; entry: Entry };
-
-  /**
    * `crossProcess`: other processes write to the same directory, so preconditions take a file lock too.
    * `signer`: makes signed URLs that the local gateway serves (functions/local/storage-routes.ts).
    */
@@ -190,12 +181,6 @@ export class FsObjectStore implements ObjectStore {
     let fd: number;
     let size: number;
     try {
-      const statted = this.lastStat;
-      this.lastStat = undefined;
-      if (options.generation && statted?.name === name && statted.entry.inline && statted.entry.info.generation === options.generation) {
-        stream.end(statted.entry.inline);
-        return stream;
-      }
       const entry = this.entry(name);
       const generation = options.generation ?? entry?.info.generation;
       if (!generation) throw missing();
@@ -226,9 +211,7 @@ export class FsObjectStore implements ObjectStore {
   async stat(name: string): Promise<ObjectInfo | undefined> {
     checkName(name);
     await yieldToEventLoop();
-    const entry = this.entry(name);
-    this.lastStat = entry && { name, entry };
-    return entry?.info;
+    return this.entry(name)?.info;
   }
 
   async readSmall(name: string): Promise<{ info: ObjectInfo; bytes: Buffer } | undefined> {
@@ -294,7 +277,6 @@ export class FsObjectStore implements ObjectStore {
       const current = this.entry(name);
       if (!current) throw new ObjectNotFoundError(`No such object: ${this.bucket}/${name}`);
       this.checkPrecondition(name, current.info, options);
-      this.forget(name);
       fss.unlinkSync(this.metaPath(name));
       this.removeContent(name, current);
     });
@@ -390,7 +372,6 @@ export class FsObjectStore implements ObjectStore {
         if ('tmp' in content) fss.rmSync(content.tmp, { force: true });
         throw e;
       }
-      this.forget(name);
       const now = new Date().toISOString();
       const { ifGenerationMatch: _ignored, ...rest } = fields;
       const next: ObjectInfo = { bucket: this.bucket, name, generation: nextGeneration(current?.generation), metageneration: '1', timeCreated: now, updated: now, ...rest };
@@ -423,10 +404,6 @@ export class FsObjectStore implements ObjectStore {
     // An inline object has a file of its own only once uri() has written one: most never do, and unlinking a
     // missing file costs an ENOENT error with its stack, where the existence check throws nothing.
     if (!entry.inline || fss.existsSync(file)) removeIfExists(file);
-  }
-
-  private forget(name: string): void {
-    if (this.lastStat?.name === name) this.lastStat = undefined;
   }
 
   /**
